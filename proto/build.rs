@@ -1,0 +1,20 @@
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // A fresh machine has no protoc: use the vendored one unless the caller chose another.
+    let protoc = match std::env::var_os("PROTOC") {
+        Some(path) => PathBuf::from(path),
+        None => protoc_bin_vendored::protoc_bin_path()?,
+    };
+    let descriptor = PathBuf::from(std::env::var("OUT_DIR")?).join("genie_descriptor.bin");
+    let protos = ["genie/auth/v1/auth.proto"];
+    let mut config = tonic_prost_build::Config::new();
+    config.protoc_executable(protoc);
+    tonic_prost_build::configure()
+        .file_descriptor_set_path(&descriptor)
+        .compile_with_config(config, &protos, &["."])?;
+    for proto in protos {
+        println!("cargo:rerun-if-changed={proto}");
+    }
+    Ok(())
+}

@@ -1,0 +1,10 @@
+//! The gRPC contracts of the Genie services, generated at build time from `genie/**/*.proto`.
+
+/// Encoded `FileDescriptorSet` of every service, for gRPC server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("genie_descriptor");
+
+pub mod auth {
+    pub mod v1 {
+        tonic::include_proto!("genie.auth.v1");
+    }
+}
