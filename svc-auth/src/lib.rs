@@ -1,1 +1,92 @@
-//! placeholder
+//! svc-auth: identity for the Genie platform. Directus-compatible access and refresh tokens,
+//! users and roles, invite-gated registration, the onboarding state machine, the RBAC sync
+//! webhook, audited impersonation and user profiles. Owns the `auth` schema.
+
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod grpc;
+pub mod password;
+pub mod service;
+pub mod store;
+pub mod tokens;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use proto::auth::v1::auth_server::{AuthServer, SERVICE_NAME};
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+use tonic::service::interceptor::InterceptedService;
+
+use common::grpc::InternalAuth;
+pub use config::Config;
+pub use service::AuthService;
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+pub const SCHEMA: &str = "auth";
+
+/// Applies svc-auth's migrations (idempotent; safe with several replicas starting at once).
+pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
+    common::db::migrate(database_url, SCHEMA, embedded::migrations::runner()).await?;
+    Ok(())
+}
+
+/// Migrates, prepares the service (first administrator, pool) and returns it.
+pub async fn prepare(config: &Config) -> anyhow::Result<Arc<AuthService>> {
+    migrate(&config.database_url).await?;
+    let pool = common::db::pool(&config.database_url, config.database_pool_size)?;
+    let service = Arc::new(AuthService::new(config, pool));
+    if let Some((email, password)) = &config.admin {
+        service
+            .ensure_admin(email, password.expose())
+            .await
+            .map_err(|err| {
+                anyhow::anyhow!(
+                    "cannot create the first administrator from ADMIN_EMAIL/ADMIN_PASSWORD: {err}"
+                )
+            })?;
+    }
+    Ok(service)
+}
+
+/// Runs the gRPC server on `listener` until `shutdown` resolves.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let service = prepare(&config).await?;
+    tokio::spawn(expire_sessions(Arc::clone(&service)));
+    let auth = AuthServer::new(grpc::AuthGrpc::new(service));
+    let routes = Routes::new(InterceptedService::new(
+        auth,
+        InternalAuth::new(config.internal_token.clone()),
+    ));
+    tracing::info!(addr = %listener.local_addr()?, "svc-auth listening");
+    common::grpc::serve(listener, routes, &[SERVICE_NAME], shutdown).await?;
+    Ok(())
+}
+
+/// Binds the configured address and runs until SIGTERM or Ctrl-C.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(config.grpc_addr).await?;
+    run(config, listener, common::shutdown::signal()).await
+}
+
+/// Expired refresh sessions are useless; sweep them hourly so the table stays small.
+async fn expire_sessions(service: Arc<AuthService>) {
+    let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        every_hour.tick().await;
+        match service.delete_expired_sessions().await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "expired refresh sessions removed"),
+            Err(err) => tracing::warn!(error = %err, "cannot remove expired refresh sessions"),
+        }
+    }
+}

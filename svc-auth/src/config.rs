@@ -1,0 +1,110 @@
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::config::{self, ConfigError};
+use common::secret::Secret;
+
+/// Where identity comes from (DESIGN §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// svc-auth is the identity provider and serves the Directus-compatible endpoints.
+    Embedded,
+    /// An existing Directus issues tokens.
+    Directus,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub mode: Mode,
+    pub grpc_addr: SocketAddr,
+    pub database_url: String,
+    pub database_pool_size: usize,
+    pub internal_token: Secret,
+    /// Directus' `SECRET`: the HS256 key of access tokens.
+    pub directus_secret: Secret,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub impersonation_ttl: Duration,
+    /// No login answers sooner than this, right or wrong.
+    pub login_floor: Duration,
+    pub avatar_max_bytes: usize,
+    /// First administrator, created on start when no user has this email.
+    pub admin: Option<(String, Secret)>,
+}
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/genie";
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let mode = match config::var("AUTH_MODE", "embedded".to_owned())?.as_str() {
+            "embedded" => Mode::Embedded,
+            "directus" => {
+                return Err(ConfigError::new(
+                    "AUTH_MODE",
+                    "directus mode (mirroring users from a running Directus) is not available in this \
+                     release; use embedded",
+                ));
+            }
+            _ => {
+                return Err(ConfigError::new(
+                    "AUTH_MODE",
+                    "must be embedded or directus",
+                ));
+            }
+        };
+        let admin = match (
+            config::optional::<String>("ADMIN_EMAIL")?,
+            config::optional::<Secret>("ADMIN_PASSWORD")?,
+        ) {
+            (Some(email), Some(password)) => Some((email, password)),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    "ADMIN_PASSWORD",
+                    "is required with ADMIN_EMAIL",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    "ADMIN_EMAIL",
+                    "is required with ADMIN_PASSWORD",
+                ));
+            }
+        };
+        Ok(Self {
+            mode,
+            grpc_addr: config::var("AUTH_GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], 50051)))?,
+            database_url: config::var("AUTH_DATABASE_URL", DEFAULT_DATABASE_URL.to_owned())?,
+            database_pool_size: config::var("AUTH_DATABASE_POOL_SIZE", 16)?,
+            internal_token: config::secret("INTERNAL_TOKEN", 32)?,
+            directus_secret: config::secret("DIRECTUS_SECRET", 32)?,
+            access_token_ttl: Duration::from_secs(config::var("ACCESS_TOKEN_TTL_SECS", 900)?),
+            refresh_token_ttl: Duration::from_secs(config::var("REFRESH_TOKEN_TTL_SECS", 604_800)?),
+            impersonation_ttl: Duration::from_secs(config::var(
+                "IMPERSONATION_TOKEN_TTL_SECS",
+                600,
+            )?),
+            login_floor: config::millis("LOGIN_FLOOR_MS", 500)?,
+            avatar_max_bytes: config::var("AVATAR_MAX_BYTES", 2 * 1024 * 1024)?,
+            admin,
+        })
+    }
+
+    /// Local defaults for tests and `genie up`, with the given secrets and database.
+    pub fn local(database_url: String, internal_token: Secret, directus_secret: Secret) -> Self {
+        Self {
+            mode: Mode::Embedded,
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            database_url,
+            database_pool_size: 16,
+            internal_token,
+            directus_secret,
+            access_token_ttl: Duration::from_secs(900),
+            refresh_token_ttl: Duration::from_secs(604_800),
+            impersonation_ttl: Duration::from_secs(600),
+            login_floor: Duration::from_millis(500),
+            avatar_max_bytes: 2 * 1024 * 1024,
+            admin: None,
+        }
+    }
+}

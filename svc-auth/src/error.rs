@@ -1,0 +1,100 @@
+use common::{ApiError, Kind};
+
+use crate::domain::OnboardingState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("{0} is required")]
+    Missing(String),
+    #[error("{message}")]
+    Invalid { field: String, message: String },
+    /// Wrong email or password, unknown or reused refresh token: never says which.
+    #[error("Invalid user credentials.")]
+    InvalidCredentials,
+    #[error("invite code is invalid, expired or already used")]
+    InvalidInvite,
+    #[error("an account with this email already exists")]
+    EmailTaken,
+    #[error("onboarding cannot move back from {from} to {to}")]
+    OnboardingBackward {
+        from: OnboardingState,
+        to: OnboardingState,
+    },
+    #[error("avatar is larger than {max_bytes} bytes")]
+    AvatarTooLarge { max_bytes: usize },
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error(transparent)]
+    Db(#[from] common::db::DbError),
+    #[error("token signing failed: {0}")]
+    Token(#[from] jsonwebtoken::errors::Error),
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+}
+
+impl AuthError {
+    pub fn missing(field: &str) -> Self {
+        Self::Missing(field.to_owned())
+    }
+
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for AuthError {
+    fn from(err: tokio_postgres::Error) -> Self {
+        Self::Db(err.into())
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for AuthError {
+    fn from(err: deadpool_postgres::PoolError) -> Self {
+        Self::Db(err.into())
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(err: AuthError) -> Self {
+        let message = err.to_string();
+        match err {
+            AuthError::Missing(field) => ApiError::missing_field(&field),
+            AuthError::Invalid { field, message } => ApiError::invalid_field(&field, message),
+            AuthError::InvalidCredentials => {
+                ApiError::unauthenticated("invalid_credentials", message)
+            }
+            AuthError::InvalidInvite => {
+                ApiError::new(Kind::PermissionDenied, "invalid_invite", message)
+            }
+            AuthError::EmailTaken => ApiError::conflict("email_taken", message).with_field("email"),
+            AuthError::OnboardingBackward { .. } => {
+                ApiError::new(Kind::PermissionDenied, "onboarding_backward", message)
+            }
+            AuthError::AvatarTooLarge { .. } => {
+                ApiError::new(Kind::PayloadTooLarge, "payload_too_large", message)
+                    .with_field("avatar")
+            }
+            AuthError::NotFound(what) => ApiError::not_found(what),
+            AuthError::Forbidden(why) => ApiError::forbidden(why),
+            AuthError::Api(err) => err,
+            AuthError::Db(err) => err.into(),
+            AuthError::Token(_) | AuthError::Hash(_) => {
+                tracing::error!(error = %message, "svc-auth internal failure");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+impl From<AuthError> for tonic::Status {
+    fn from(err: AuthError) -> Self {
+        ApiError::from(err).into()
+    }
+}

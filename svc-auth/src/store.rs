@@ -1,0 +1,378 @@
+//! Every SQL statement of svc-auth. Nothing outside this module writes SQL.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use crate::error::AuthError;
+
+const USER_COLUMNS: &str = "u.id, u.email, u.first_name, u.last_name, r.name, u.role_id, \
+     coalesce(r.admin_access, false), coalesce(r.app_access, false), u.status, u.onboarding_state, \
+     u.onboarding_updated_at, u.pricing_tier, a.content_type, u.created_at, u.last_access";
+const USER_FROM: &str = "auth.users u LEFT JOIN auth.roles r ON r.id = u.role_id \
+     LEFT JOIN auth.avatars a ON a.user_id = u.id";
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: Uuid,
+    pub email: String,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub role: Option<String>,
+    pub role_id: Option<Uuid>,
+    pub admin_access: bool,
+    pub app_access: bool,
+    pub status: String,
+    pub onboarding_state: String,
+    pub onboarding_updated_at: DateTime<Utc>,
+    pub pricing_tier: String,
+    pub avatar_content_type: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub last_access: Option<DateTime<Utc>>,
+}
+
+impl From<&Row> for User {
+    fn from(row: &Row) -> Self {
+        Self {
+            id: row.get(0),
+            email: row.get(1),
+            first_name: row.get(2),
+            last_name: row.get(3),
+            role: row.get(4),
+            role_id: row.get(5),
+            admin_access: row.get(6),
+            app_access: row.get(7),
+            status: row.get(8),
+            onboarding_state: row.get(9),
+            onboarding_updated_at: row.get(10),
+            pricing_tier: row.get(11),
+            avatar_content_type: row.get(12),
+            created_at: row.get(13),
+            last_access: row.get(14),
+        }
+    }
+}
+
+pub async fn user_by_id(db: &impl GenericClient, id: Uuid) -> Result<Option<User>, AuthError> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM {USER_FROM} WHERE u.id = $1");
+    Ok(db.query_opt(&sql, &[&id]).await?.as_ref().map(User::from))
+}
+
+/// The user with this email (any case) and their password hash.
+pub async fn user_by_email(
+    db: &impl GenericClient,
+    email: &str,
+) -> Result<Option<(User, Option<String>)>, AuthError> {
+    let sql = format!(
+        "SELECT {USER_COLUMNS}, u.password_hash FROM {USER_FROM} WHERE lower(u.email) = lower($1)"
+    );
+    Ok(db
+        .query_opt(&sql, &[&email])
+        .await?
+        .map(|row| (User::from(&row), row.get(15))))
+}
+
+/// What the gateway needs per request: the cheapest lookup of the lot.
+pub async fn resolve(db: &impl GenericClient, id: Uuid) -> Result<Option<Resolved>, AuthError> {
+    let row = db
+        .query_opt(
+            "SELECT coalesce(r.name, ''), u.pricing_tier, u.status, u.onboarding_state \
+             FROM auth.users u LEFT JOIN auth.roles r ON r.id = u.role_id WHERE u.id = $1",
+            &[&id],
+        )
+        .await?;
+    Ok(row.map(|row| Resolved {
+        role: row.get(0),
+        pricing_tier: row.get(1),
+        status: row.get(2),
+        onboarding_state: row.get(3),
+    }))
+}
+
+pub struct Resolved {
+    pub role: String,
+    pub pricing_tier: String,
+    pub status: String,
+    pub onboarding_state: String,
+}
+
+pub async fn role_id(db: &impl GenericClient, name_or_id: &str) -> Result<Option<Uuid>, AuthError> {
+    let by_id = Uuid::parse_str(name_or_id).ok();
+    let row = db
+        .query_opt(
+            "SELECT id FROM auth.roles WHERE name = $1 OR id = $2",
+            &[&name_or_id, &by_id],
+        )
+        .await?;
+    Ok(row.map(|row| row.get(0)))
+}
+
+pub struct NewUser<'a> {
+    pub email: &'a str,
+    pub password_hash: &'a str,
+    pub first_name: Option<&'a str>,
+    pub last_name: Option<&'a str>,
+    pub role: &'a str,
+    pub onboarding_state: &'a str,
+    pub pricing_tier: &'a str,
+}
+
+/// Inserts the user unless the email is taken (then `None`).
+pub async fn insert_user(
+    db: &impl GenericClient,
+    user: &NewUser<'_>,
+) -> Result<Option<Uuid>, AuthError> {
+    let row = db
+        .query_opt(
+            "INSERT INTO auth.users (email, password_hash, first_name, last_name, role_id, onboarding_state, pricing_tier) \
+             SELECT $1, $2, $3, $4, r.id, $6, $7 FROM auth.roles r WHERE r.name = $5 \
+             ON CONFLICT ((lower(email))) DO NOTHING RETURNING id",
+            &[
+                &user.email,
+                &user.password_hash,
+                &user.first_name,
+                &user.last_name,
+                &user.role,
+                &user.onboarding_state,
+                &user.pricing_tier,
+            ],
+        )
+        .await?;
+    Ok(row.map(|row| row.get(0)))
+}
+
+pub async fn touch_last_access(db: &impl GenericClient, user_id: Uuid) -> Result<(), AuthError> {
+    db.execute(
+        "UPDATE auth.users SET last_access = now() WHERE id = $1",
+        &[&user_id],
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn insert_refresh_session(
+    db: &impl GenericClient,
+    token_hash: &[u8],
+    user_id: Uuid,
+    expires_at: DateTime<Utc>,
+) -> Result<(), AuthError> {
+    db.execute(
+        "INSERT INTO auth.refresh_sessions (token_hash, user_id, expires_at) VALUES ($1, $2, $3)",
+        &[&token_hash, &user_id, &expires_at],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Removes the session and returns its user if it was still valid. Deleting is what makes a
+/// refresh token single-use: of two concurrent refreshes, only one gets the row.
+pub async fn take_refresh_session(
+    db: &impl GenericClient,
+    token_hash: &[u8],
+) -> Result<Option<Uuid>, AuthError> {
+    let row = db
+        .query_opt(
+            "DELETE FROM auth.refresh_sessions WHERE token_hash = $1 RETURNING user_id, expires_at > now()",
+            &[&token_hash],
+        )
+        .await?;
+    Ok(row
+        .filter(|row| row.get::<_, bool>(1))
+        .map(|row| row.get(0)))
+}
+
+pub async fn delete_expired_sessions(db: &impl GenericClient) -> Result<u64, AuthError> {
+    Ok(db
+        .execute(
+            "DELETE FROM auth.refresh_sessions WHERE expires_at <= now()",
+            &[],
+        )
+        .await?)
+}
+
+pub async fn insert_invite(
+    db: &impl GenericClient,
+    code_hash: &[u8],
+    email: Option<&str>,
+    created_by: Uuid,
+    hours: u32,
+) -> Result<DateTime<Utc>, AuthError> {
+    let hours = i32::try_from(hours).unwrap_or(i32::MAX);
+    let row = db
+        .query_one(
+            "INSERT INTO auth.invites (code_hash, email, created_by, expires_at) \
+             VALUES ($1, $2, $3, now() + make_interval(hours => $4)) RETURNING expires_at",
+            &[&code_hash, &email, &created_by, &hours],
+        )
+        .await?;
+    Ok(row.get(0))
+}
+
+/// Marks the invite used, if it is unused, unexpired and meant for this email (or for anyone).
+pub async fn redeem_invite(
+    db: &impl GenericClient,
+    code_hash: &[u8],
+    email: &str,
+) -> Result<Option<Uuid>, AuthError> {
+    let row = db
+        .query_opt(
+            "UPDATE auth.invites SET used_at = now() \
+             WHERE code_hash = $1 AND used_at IS NULL AND expires_at > now() \
+               AND (email IS NULL OR lower(email) = lower($2)) \
+             RETURNING id",
+            &[&code_hash, &email],
+        )
+        .await?;
+    Ok(row.map(|row| row.get(0)))
+}
+
+pub async fn set_invite_user(
+    db: &impl GenericClient,
+    invite_id: Uuid,
+    user_id: Uuid,
+) -> Result<(), AuthError> {
+    db.execute(
+        "UPDATE auth.invites SET used_by = $2 WHERE id = $1",
+        &[&invite_id, &user_id],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The user's onboarding state, locked until the transaction ends.
+pub async fn lock_onboarding(
+    db: &impl GenericClient,
+    user_id: Uuid,
+) -> Result<Option<String>, AuthError> {
+    let row = db
+        .query_opt(
+            "SELECT onboarding_state FROM auth.users WHERE id = $1 FOR UPDATE",
+            &[&user_id],
+        )
+        .await?;
+    Ok(row.map(|row| row.get(0)))
+}
+
+pub async fn set_onboarding(
+    db: &impl GenericClient,
+    user_id: Uuid,
+    state: &str,
+) -> Result<(), AuthError> {
+    db.execute(
+        "UPDATE auth.users SET onboarding_state = $2, onboarding_updated_at = now(), updated_at = now() \
+         WHERE id = $1 AND onboarding_state <> $2",
+        &[&user_id, &state],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Applies the fields that are set; returns whether the user exists.
+pub async fn sync_user(
+    db: &impl GenericClient,
+    user_id: Uuid,
+    role_id: Option<Uuid>,
+    status: Option<&str>,
+    pricing_tier: Option<&str>,
+) -> Result<bool, AuthError> {
+    let updated = db
+        .execute(
+            "UPDATE auth.users SET role_id = coalesce($2, role_id), status = coalesce($3, status), \
+             pricing_tier = coalesce($4, pricing_tier), updated_at = now() WHERE id = $1",
+            &[&user_id, &role_id, &status, &pricing_tier],
+        )
+        .await?;
+    Ok(updated == 1)
+}
+
+pub async fn update_names(
+    db: &impl GenericClient,
+    user_id: Uuid,
+    first_name: Option<&str>,
+    last_name: Option<&str>,
+) -> Result<(), AuthError> {
+    db.execute(
+        "UPDATE auth.users SET first_name = coalesce($2, first_name), last_name = coalesce($3, last_name), \
+         updated_at = now() WHERE id = $1",
+        &[&user_id, &first_name, &last_name],
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn insert_impersonation(
+    db: &impl GenericClient,
+    admin_id: Uuid,
+    target_id: Uuid,
+    request_id: &str,
+    expires_at: DateTime<Utc>,
+) -> Result<(), AuthError> {
+    db.execute(
+        "INSERT INTO auth.impersonation_audit (admin_id, target_id, request_id, expires_at) VALUES ($1, $2, $3, $4)",
+        &[&admin_id, &target_id, &request_id, &expires_at],
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn upsert_avatar(
+    db: &impl GenericClient,
+    user_id: Uuid,
+    content_type: &str,
+    image: &[u8],
+) -> Result<(), AuthError> {
+    db.execute(
+        "INSERT INTO auth.avatars (user_id, content_type, image) VALUES ($1, $2, $3) \
+         ON CONFLICT (user_id) DO UPDATE SET content_type = excluded.content_type, image = excluded.image, updated_at = now()",
+        &[&user_id, &content_type, &image],
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn avatar(
+    db: &impl GenericClient,
+    user_id: Uuid,
+) -> Result<Option<(String, Vec<u8>)>, AuthError> {
+    let row = db
+        .query_opt(
+            "SELECT content_type, image FROM auth.avatars WHERE user_id = $1",
+            &[&user_id],
+        )
+        .await?;
+    Ok(row.map(|row| (row.get(0), row.get(1))))
+}
+
+/// Creates the first administrator unless a user with that email exists. Safe when several
+/// replicas start at once.
+pub async fn ensure_admin(
+    db: &impl GenericClient,
+    email: &str,
+    password_hash: &str,
+) -> Result<bool, AuthError> {
+    let created = insert_user(
+        db,
+        &NewUser {
+            email,
+            password_hash,
+            first_name: Some("Admin"),
+            last_name: None,
+            role: crate::domain::ADMIN_ROLE,
+            onboarding_state: "COMPLETE",
+            pricing_tier: "studio",
+        },
+    )
+    .await?;
+    Ok(created.is_some())
+}
+
+pub async fn admin_exists(db: &impl GenericClient, email: &str) -> Result<bool, AuthError> {
+    Ok(db
+        .query_opt(
+            "SELECT 1 FROM auth.users WHERE lower(email) = lower($1)",
+            &[&email],
+        )
+        .await?
+        .is_some())
+}

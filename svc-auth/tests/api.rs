@@ -1,0 +1,710 @@
+//! svc-auth over real gRPC on a random port, against a fresh PostgreSQL database per test.
+
+use std::time::{Duration, Instant};
+
+use common::identity::{Identity, UserIdentity};
+use common::secret::Secret;
+use common::testing::{fresh_database, random_listener};
+use proto::auth::v1 as pb;
+use proto::auth::v1::auth_client::AuthClient;
+use svc_auth::Config;
+use tokio_postgres::NoTls;
+use tonic::Code;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+const ADMIN_EMAIL: &str = "admin@genie.test";
+const ADMIN_PASSWORD: &str = "admin password 1";
+
+struct TestAuth {
+    client: AuthClient<Channel>,
+    token: Secret,
+    database_url: String,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for TestAuth {
+    fn drop(&mut self) {
+        if let Some(stop) = self.shutdown.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+async fn spawn_auth_with(login_floor: Duration) -> TestAuth {
+    let database = fresh_database().await;
+    let token = Secret::new("internal token for the svc-auth tests 0123456789");
+    let mut config = Config::local(
+        database.url.clone(),
+        token.clone(),
+        Secret::new("directus secret for the svc-auth tests 0123456789"),
+    );
+    config.login_floor = login_floor;
+    config.admin = Some((ADMIN_EMAIL.into(), Secret::new(ADMIN_PASSWORD)));
+    let (listener, addr) = random_listener().await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(svc_auth::run(config, listener, async {
+        let _ = stopped.await;
+    }));
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy();
+    TestAuth {
+        client: AuthClient::new(channel),
+        token,
+        database_url: database.url,
+        shutdown: Some(stop),
+    }
+}
+
+async fn spawn_auth() -> TestAuth {
+    spawn_auth_with(Duration::from_millis(10)).await
+}
+
+fn anonymous() -> Identity {
+    Identity::anonymous("test")
+}
+
+fn as_user(user: &pb::User) -> Identity {
+    Identity::user(
+        UserIdentity {
+            id: user.id.parse().unwrap(),
+            role: user.role.clone(),
+            tier: user.pricing_tier.clone(),
+            impersonated_by: None,
+        },
+        "test",
+    )
+}
+
+fn reason(status: &tonic::Status) -> &str {
+    status
+        .metadata()
+        .get(common::error::REASON_METADATA)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+}
+
+impl TestAuth {
+    fn call<T>(&self, message: T, identity: &Identity) -> tonic::Request<T> {
+        common::grpc::outgoing(message, identity, &self.token, Duration::from_secs(20))
+    }
+
+    async fn sql(&self) -> tokio_postgres::Client {
+        let (client, connection) = tokio_postgres::connect(&self.database_url, NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+    }
+
+    async fn login(&mut self, email: &str, password: &str) -> Result<pb::TokenPair, tonic::Status> {
+        let request = self.call(
+            pb::LoginRequest {
+                email: email.into(),
+                password: password.into(),
+            },
+            &anonymous(),
+        );
+        self.client
+            .login(request)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    async fn me(&mut self, identity: &Identity) -> pb::User {
+        let request = self.call(pb::MeRequest {}, identity);
+        self.client.me(request).await.unwrap().into_inner()
+    }
+
+    async fn admin(&mut self) -> pb::User {
+        let tokens = self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.unwrap();
+        let claims = unverified_claims(&tokens.access_token);
+        let id: Uuid = claims["id"].as_str().unwrap().parse().unwrap();
+        let identity = Identity::user(
+            UserIdentity {
+                id,
+                role: "administrator".into(),
+                tier: "studio".into(),
+                impersonated_by: None,
+            },
+            "test",
+        );
+        self.me(&identity).await
+    }
+
+    async fn invite(&mut self, admin: &pb::User, email: Option<&str>) -> String {
+        let request = self.call(
+            pb::CreateInviteRequest {
+                email: email.map(Into::into),
+                expires_in_hours: None,
+            },
+            &as_user(admin),
+        );
+        self.client
+            .create_invite(request)
+            .await
+            .unwrap()
+            .into_inner()
+            .code
+    }
+
+    async fn register(&mut self, email: &str, code: &str) -> Result<pb::User, tonic::Status> {
+        let request = self.call(
+            pb::RegisterRequest {
+                email: email.into(),
+                password: "creator password".into(),
+                invite_code: code.into(),
+                first_name: Some("Ada".into()),
+                last_name: None,
+            },
+            &anonymous(),
+        );
+        self.client
+            .register(request)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    async fn new_creator(&mut self, email: &str) -> pb::User {
+        let admin = self.admin().await;
+        let code = self.invite(&admin, None).await;
+        self.register(email, &code).await.unwrap()
+    }
+}
+
+fn unverified_claims(token: &str) -> serde_json::Value {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[tokio::test]
+async fn calls_without_the_internal_token_are_unauthenticated() {
+    let mut auth = spawn_auth().await;
+    let bare = tonic::Request::new(pb::ResolveRequest {
+        user_id: Uuid::new_v4().to_string(),
+    });
+    let status = auth.client.resolve(bare).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+
+    let forged = common::grpc::outgoing(
+        pb::ResolveRequest {
+            user_id: Uuid::new_v4().to_string(),
+        },
+        &anonymous(),
+        &Secret::new("not the internal token at all, but long enough"),
+        Duration::from_secs(5),
+    );
+    assert_eq!(
+        auth.client.resolve(forged).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+}
+
+#[tokio::test]
+async fn login_waits_out_the_floor_and_never_tells_which_part_was_wrong() {
+    let mut auth = spawn_auth_with(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    let tokens = auth.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    assert_eq!(tokens.expires_ms, 900_000);
+    assert_eq!(tokens.refresh_token.len(), 64);
+
+    let started = Instant::now();
+    let wrong_password = auth.login(ADMIN_EMAIL, "wrong password").await.unwrap_err();
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    let started = Instant::now();
+    let unknown_email = auth
+        .login("nobody@genie.test", "wrong password")
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    for status in [&wrong_password, &unknown_email] {
+        assert_eq!(status.code(), Code::Unauthenticated);
+        assert_eq!(reason(status), "invalid_credentials");
+    }
+    assert_eq!(wrong_password.message(), unknown_email.message());
+
+    let missing = auth.login("", "x").await.unwrap_err();
+    assert_eq!(missing.code(), Code::InvalidArgument);
+    assert_eq!(reason(&missing), "missing_field");
+}
+
+#[tokio::test]
+async fn access_tokens_carry_the_users_role_uuid() {
+    let mut auth = spawn_auth().await;
+    let tokens = auth.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.unwrap();
+    let claims = unverified_claims(&tokens.access_token);
+    let admin = auth.admin().await;
+    assert_eq!(claims["role"].as_str().unwrap(), admin.role_id);
+    assert_eq!(claims["iss"], "directus");
+    assert_eq!(claims["admin_access"], true);
+    assert_eq!(claims["app_access"], true);
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        900
+    );
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_a_spent_token_is_rejected_even_under_a_race() {
+    let mut auth = spawn_auth().await;
+    let first = auth.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.unwrap();
+    let refresh = |token: &str| pb::RefreshRequest {
+        refresh_token: token.into(),
+    };
+
+    let second = auth
+        .client
+        .refresh(auth.call(refresh(&first.refresh_token), &anonymous()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_ne!(second.refresh_token, first.refresh_token);
+    let reused = auth
+        .client
+        .refresh(auth.call(refresh(&first.refresh_token), &anonymous()))
+        .await
+        .unwrap_err();
+    assert_eq!(reused.code(), Code::Unauthenticated);
+
+    let racers: Vec<_> = (0..8)
+        .map(|_| {
+            let mut client = auth.client.clone();
+            let request = auth.call(refresh(&second.refresh_token), &anonymous());
+            tokio::spawn(async move { client.refresh(request).await.is_ok() })
+        })
+        .collect();
+    let mut winners = 0;
+    for racer in racers {
+        winners += usize::from(racer.await.unwrap());
+    }
+    assert_eq!(winners, 1, "a refresh token is spent exactly once");
+}
+
+#[tokio::test]
+async fn logout_ends_the_session() {
+    let mut auth = spawn_auth().await;
+    let tokens = auth.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.unwrap();
+    let logout = auth.call(
+        pb::LogoutRequest {
+            refresh_token: tokens.refresh_token.clone(),
+        },
+        &anonymous(),
+    );
+    auth.client.logout(logout).await.unwrap();
+    let refresh = auth.call(
+        pb::RefreshRequest {
+            refresh_token: tokens.refresh_token,
+        },
+        &anonymous(),
+    );
+    assert_eq!(
+        auth.client.refresh(refresh).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+}
+
+#[tokio::test]
+async fn register_redeems_an_invite_once_and_makes_a_starter_creator() {
+    let mut auth = spawn_auth().await;
+    let admin = auth.admin().await;
+    let code = auth.invite(&admin, None).await;
+    let user = auth.register("Creator@Genie.test", &code).await.unwrap();
+    assert_eq!(user.role, "creator");
+    assert_eq!(user.status, "active");
+    assert_eq!(user.onboarding_state, "EXTENSION_INSTALL");
+    assert_eq!(user.pricing_tier, "starter");
+    assert_eq!(user.first_name, "Ada");
+
+    let again = auth.register("other@genie.test", &code).await.unwrap_err();
+    assert_eq!(again.code(), Code::PermissionDenied);
+    assert_eq!(reason(&again), "invalid_invite");
+
+    let code = auth.invite(&admin, None).await;
+    let taken = auth
+        .register("creator@genie.test", &code)
+        .await
+        .unwrap_err();
+    assert_eq!(taken.code(), Code::AlreadyExists);
+    assert_eq!(reason(&taken), "email_taken");
+    assert!(
+        auth.register("fresh@genie.test", &code).await.is_ok(),
+        "a failed registration leaves the invite unused"
+    );
+
+    let tokens = auth
+        .login("creator@genie.test", "creator password")
+        .await
+        .unwrap();
+    assert_eq!(tokens.refresh_token.len(), 64);
+}
+
+#[tokio::test]
+async fn invites_bound_to_an_email_expire_and_need_an_administrator() {
+    let mut auth = spawn_auth().await;
+    let admin = auth.admin().await;
+    let code = auth.invite(&admin, Some("only@genie.test")).await;
+    assert_eq!(
+        reason(&auth.register("else@genie.test", &code).await.unwrap_err()),
+        "invalid_invite"
+    );
+    auth.register("only@genie.test", &code).await.unwrap();
+
+    let code = auth.invite(&admin, None).await;
+    auth.sql()
+        .await
+        .execute(
+            "UPDATE auth.invites SET expires_at = now() - interval '1 second'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        reason(&auth.register("late@genie.test", &code).await.unwrap_err()),
+        "invalid_invite"
+    );
+    assert_eq!(
+        reason(
+            &auth
+                .register("late@genie.test", "made-up")
+                .await
+                .unwrap_err()
+        ),
+        "invalid_invite"
+    );
+
+    let creator = auth.new_creator("creator@genie.test").await;
+    let request = auth.call(pb::CreateInviteRequest::default(), &as_user(&creator));
+    assert_eq!(
+        auth.client.create_invite(request).await.unwrap_err().code(),
+        Code::PermissionDenied
+    );
+    let request = auth.call(
+        pb::CreateInviteRequest {
+            email: None,
+            expires_in_hours: Some(0),
+        },
+        &as_user(&admin),
+    );
+    let status = auth.client.create_invite(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(
+        status
+            .metadata()
+            .get(common::error::FIELD_METADATA)
+            .unwrap(),
+        "expires_in_hours"
+    );
+}
+
+#[tokio::test]
+async fn register_rejects_bad_fields_naming_them() {
+    let mut auth = spawn_auth().await;
+    let admin = auth.admin().await;
+    let code = auth.invite(&admin, None).await;
+    let cases = [
+        ("not-an-email", "long enough pw", "email"),
+        ("a@genie.test", "short", "password"),
+        ("a@genie.test", "", "password"),
+        ("", "long enough pw", "email"),
+    ];
+    for (email, password, field) in cases {
+        let request = auth.call(
+            pb::RegisterRequest {
+                email: email.into(),
+                password: password.into(),
+                invite_code: code.clone(),
+                ..Default::default()
+            },
+            &anonymous(),
+        );
+        let status = auth.client.register(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{email} {password}");
+        assert_eq!(
+            status
+                .metadata()
+                .get(common::error::FIELD_METADATA)
+                .unwrap(),
+            field
+        );
+    }
+}
+
+#[tokio::test]
+async fn onboarding_moves_forward_for_creators_and_anywhere_for_administrators() {
+    let mut auth = spawn_auth().await;
+    let creator = auth.new_creator("creator@genie.test").await;
+    let admin = auth.admin().await;
+    let set = |state: &str, user_id: Option<&str>| pb::SetOnboardingRequest {
+        state: state.into(),
+        user_id: user_id.map(Into::into),
+    };
+
+    let moved = auth
+        .client
+        .set_onboarding(auth.call(set("PROCESSING", None), &as_user(&creator)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(moved.state, "PROCESSING");
+    let back = auth
+        .client
+        .set_onboarding(auth.call(set("DATA_COLLECTION", None), &as_user(&creator)))
+        .await
+        .unwrap_err();
+    assert_eq!(back.code(), Code::PermissionDenied);
+    assert_eq!(reason(&back), "onboarding_backward");
+    let bad = auth
+        .client
+        .set_onboarding(auth.call(set("DONE", None), &as_user(&creator)))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+
+    let reset = auth
+        .client
+        .set_onboarding(auth.call(
+            set("EXTENSION_INSTALL", Some(&creator.id)),
+            &as_user(&admin),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reset.state, "EXTENSION_INSTALL");
+    assert_eq!(reset.user_id, creator.id);
+
+    let other = auth
+        .client
+        .set_onboarding(auth.call(set("COMPLETE", Some(&admin.id)), &as_user(&creator)))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        other.code(),
+        Code::NotFound,
+        "another user's onboarding is not even visible"
+    );
+    let state = auth
+        .client
+        .get_onboarding(auth.call(pb::GetOnboardingRequest {}, &as_user(&creator)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(state.state, "EXTENSION_INSTALL");
+}
+
+#[tokio::test]
+async fn rbac_sync_is_for_the_system_principal_only() {
+    let mut auth = spawn_auth().await;
+    let creator = auth.new_creator("creator@genie.test").await;
+    let sync = |role: Option<&str>, status: Option<&str>| pb::RbacSyncRequest {
+        user_id: creator.id.clone(),
+        role: role.map(Into::into),
+        status: status.map(Into::into),
+        pricing_tier: Some("pro".into()),
+    };
+    let denied = auth
+        .client
+        .rbac_sync(auth.call(sync(Some("administrator"), None), &as_user(&creator)))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+
+    let system = Identity::system("test");
+    let user = auth
+        .client
+        .rbac_sync(auth.call(sync(Some("viewer"), Some("suspended")), &system))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (
+            user.role.as_str(),
+            user.status.as_str(),
+            user.pricing_tier.as_str()
+        ),
+        ("viewer", "suspended", "pro")
+    );
+    let resolved = auth
+        .client
+        .resolve(auth.call(
+            pb::ResolveRequest {
+                user_id: creator.id.clone(),
+            },
+            &anonymous(),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(resolved.status, "suspended");
+    assert!(
+        auth.login("creator@genie.test", "creator password")
+            .await
+            .is_err(),
+        "suspended users cannot log in"
+    );
+
+    let bad_role = auth
+        .client
+        .rbac_sync(auth.call(sync(Some("emperor"), None), &system))
+        .await
+        .unwrap_err();
+    assert_eq!(bad_role.code(), Code::InvalidArgument);
+    let mut unknown = sync(Some("viewer"), None);
+    unknown.user_id = Uuid::new_v4().to_string();
+    assert_eq!(
+        auth.client
+            .rbac_sync(auth.call(unknown, &system))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+}
+
+#[tokio::test]
+async fn impersonation_is_audited_and_for_administrators_only() {
+    let mut auth = spawn_auth().await;
+    let creator = auth.new_creator("creator@genie.test").await;
+    let admin = auth.admin().await;
+    let target = |id: &str| pb::ImpersonateRequest { user_id: id.into() };
+
+    let denied = auth
+        .client
+        .impersonate(auth.call(target(&admin.id), &as_user(&creator)))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+
+    let granted = auth
+        .client
+        .impersonate(auth.call(target(&creator.id), &as_user(&admin)))
+        .await
+        .unwrap()
+        .into_inner();
+    let claims = unverified_claims(&granted.access_token);
+    assert_eq!(claims["id"], creator.id.as_str());
+    assert_eq!(claims["impersonated_by"], admin.id.as_str());
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        600
+    );
+    let audited: i64 = auth
+        .sql()
+        .await
+        .query_one(
+            "SELECT count(*) FROM auth.impersonation_audit WHERE admin_id = $1 AND target_id = $2",
+            &[
+                &admin.id.parse::<Uuid>().unwrap(),
+                &creator.id.parse::<Uuid>().unwrap(),
+            ],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(audited, 1);
+
+    let missing = auth
+        .client
+        .impersonate(auth.call(target(&Uuid::new_v4().to_string()), &as_user(&admin)))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn profiles_and_avatars() {
+    let mut auth = spawn_auth().await;
+    let creator = auth.new_creator("creator@genie.test").await;
+    let me = as_user(&creator);
+    let updated = auth
+        .client
+        .update_profile(auth.call(
+            pb::UpdateProfileRequest {
+                first_name: Some("Grace".into()),
+                last_name: Some("Hopper".into()),
+            },
+            &me,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (updated.first_name.as_str(), updated.last_name.as_str()),
+        ("Grace", "Hopper")
+    );
+
+    let missing = auth
+        .client
+        .get_avatar(auth.call(pb::GetAvatarRequest {}, &me))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    let png = b"\x89PNG\r\n\x1a\nnot really drawn but a PNG by its header".to_vec();
+    let with_avatar = auth
+        .client
+        .set_avatar(auth.call(
+            pb::SetAvatarRequest {
+                content_type: "image/png".into(),
+                image: png.clone(),
+            },
+            &me,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(with_avatar.avatar_content_type, "image/png");
+    let avatar = auth
+        .client
+        .get_avatar(auth.call(pb::GetAvatarRequest {}, &me))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(avatar.image, png);
+
+    let html = auth
+        .client
+        .set_avatar(auth.call(
+            pb::SetAvatarRequest {
+                content_type: "image/png".into(),
+                image: b"<html>".to_vec(),
+            },
+            &me,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(html.code(), Code::InvalidArgument);
+    let mut huge = png.clone();
+    huge.resize(2 * 1024 * 1024 + 1, 0);
+    let too_large = auth
+        .client
+        .set_avatar(auth.call(
+            pb::SetAvatarRequest {
+                content_type: "image/png".into(),
+                image: huge,
+            },
+            &me,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&too_large), "payload_too_large");
+}
+
+#[tokio::test]
+async fn migrations_survive_replicas_starting_together() {
+    let database = fresh_database().await;
+    let url = database.url.as_str();
+    let outcomes = tokio::join!(
+        svc_auth::migrate(url),
+        svc_auth::migrate(url),
+        svc_auth::migrate(url),
+        svc_auth::migrate(url),
+    );
+    for outcome in [outcomes.0, outcomes.1, outcomes.2, outcomes.3] {
+        outcome.unwrap();
+    }
+}
