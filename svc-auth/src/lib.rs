@@ -90,3 +90,21 @@ async fn expire_sessions(service: Arc<AuthService>) {
         }
     }
 }
+
+/// Creates an invite on behalf of the administrator with `admin_email`, for the operator's CLI.
+pub async fn create_invite(
+    config: &Config,
+    admin_email: &str,
+    email: Option<String>,
+    hours: Option<u32>,
+) -> anyhow::Result<service::InviteCreated> {
+    migrate(&config.database_url).await?;
+    let pool = common::db::pool(&config.database_url, 1)?;
+    let service = AuthService::new(config, pool);
+    let admin = service.admin_id(admin_email).await?;
+    let email = email
+        .map(|email| domain::normalize_email("--email", &email))
+        .transpose()?;
+    let hours = domain::check_invite_hours(hours)?;
+    Ok(service.insert_invite(admin, email, hours).await?)
+}
