@@ -1,0 +1,281 @@
+//! Request bodies, read by hand rather than through actix's `Json`, so that every failure answers
+//! in our format (or Directus'), names the offending field, and never echoes a value back (it may
+//! be a password).
+//!
+//! Body structs have only `Option` fields: absence is then not a parse error, and the handler
+//! requires what it needs with [`required`], which names the field.
+
+use actix_web::dev::{Decompress, Payload};
+use actix_web::http::header::CONTENT_LENGTH;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use common::{ApiError, Kind};
+use futures_util::StreamExt as _;
+use futures_util::future::LocalBoxFuture;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::config::DEFAULT_BODY_LIMIT;
+use crate::directus::DirectusError;
+use crate::state::AppState;
+
+pub fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        Kind::PayloadTooLarge,
+        "payload_too_large",
+        format!("the body is larger than the limit of {limit} bytes"),
+    )
+}
+
+fn invalid_body(message: &str) -> ApiError {
+    ApiError::new(Kind::InvalidArgument, "invalid_body", message)
+}
+
+/// Refuses a body announced bigger than `limit` before reading any of it.
+pub fn check_announced_length(req: &HttpRequest, limit: usize) -> Result<(), ApiError> {
+    let announced = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    match announced {
+        Some(length) if length > limit as u64 => Err(too_large(limit)),
+        _ => Ok(()),
+    }
+}
+
+/// Reads the whole body, decompressed, refusing it as soon as it grows past `limit`.
+pub async fn read_limited(
+    req: &HttpRequest,
+    payload: Payload,
+    limit: usize,
+) -> Result<web::BytesMut, ApiError> {
+    check_announced_length(req, limit)?;
+    let mut stream = Decompress::from_headers(payload, req.headers());
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| invalid_body("the body could not be read"))?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn is_json(req: &HttpRequest) -> bool {
+    let mime = req.content_type().to_ascii_lowercase();
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+/// Reads a JSON object into `T`. An empty body is `{}`: every field absent.
+pub async fn read_json<T: DeserializeOwned>(
+    req: &HttpRequest,
+    payload: Payload,
+    limit: usize,
+) -> Result<T, ApiError> {
+    let body = read_limited(req, payload, limit).await?;
+    if body.is_empty() {
+        return parse_object(Map::new());
+    }
+    // Only JSON bodies: a form post from another site (no CORS preflight) must not pass as one.
+    if !is_json(req) {
+        return Err(invalid_body(
+            "the body must be JSON, sent with Content-Type: application/json",
+        ));
+    }
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(object)) => parse_object(object),
+        Ok(_) => Err(invalid_body("the body must be a JSON object")),
+        Err(_) => Err(invalid_body("the body is not valid JSON")),
+    }
+}
+
+/// Deserialises `object` into `T`; on a failure, finds the field at fault by trying each field
+/// alone (every field of `T` is optional, so the others' absence is no error).
+pub fn parse_object<T: DeserializeOwned>(object: Map<String, Value>) -> Result<T, ApiError> {
+    let object = Value::Object(object);
+    match T::deserialize(&object) {
+        Ok(value) => Ok(value),
+        Err(_) => {
+            let Value::Object(fields) = object else {
+                return Err(invalid_body("the body must be a JSON object"));
+            };
+            for (name, value) in fields {
+                let alone = Value::Object(Map::from_iter([(name.clone(), value)]));
+                if let Err(err) = T::deserialize(&alone) {
+                    return Err(ApiError::invalid_field(&name, wrong_type(&name, &err)));
+                }
+            }
+            Err(invalid_body("the body does not have the expected shape"))
+        }
+    }
+}
+
+/// serde says `invalid type: <the value>, expected <type>`: only the part after the last
+/// "expected" comes from our code, the rest may be the client's secret.
+fn wrong_type(field: &str, err: &serde_json::Error) -> String {
+    let message = err.to_string();
+    match message.rsplit_once(", expected ") {
+        Some((_, expected)) => format!("{field} must be {expected}"),
+        None => format!("{field} is not valid"),
+    }
+}
+
+/// A field the handler cannot do without; blank strings count as missing.
+pub fn required<T: Blank>(value: Option<T>, field: &str) -> Result<T, ApiError> {
+    value
+        .filter(|value| !value.is_blank())
+        .ok_or_else(|| ApiError::missing_field(field))
+}
+
+pub trait Blank {
+    fn is_blank(&self) -> bool;
+}
+
+impl Blank for String {
+    fn is_blank(&self) -> bool {
+        self.trim().is_empty()
+    }
+}
+
+impl Blank for uuid::Uuid {
+    fn is_blank(&self) -> bool {
+        false
+    }
+}
+
+fn body_limit(req: &HttpRequest) -> usize {
+    req.app_data::<web::Data<AppState>>()
+        .map_or(DEFAULT_BODY_LIMIT, |state| state.config.body_limit_bytes)
+}
+
+/// A JSON body for `/api/*` handlers; failures answer in our format.
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let payload = payload.take();
+        Box::pin(async move { read_json(&req, payload, body_limit(&req)).await.map(Json) })
+    }
+}
+
+/// A JSON body for the Directus-compatible routes; failures answer in Directus' format.
+pub struct DirectusJson<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for DirectusJson<T> {
+    type Error = DirectusError;
+    type Future = LocalBoxFuture<'static, Result<Self, DirectusError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let payload = payload.take();
+        Box::pin(async move {
+            read_json(&req, payload, body_limit(&req))
+                .await
+                .map(DirectusJson)
+                .map_err(DirectusError::from)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    struct Register {
+        email: Option<String>,
+        password: Option<String>,
+        hours: Option<u32>,
+        user_id: Option<uuid::Uuid>,
+    }
+
+    fn parse(body: Value) -> Result<Register, ApiError> {
+        match body {
+            Value::Object(object) => parse_object(object),
+            _ => unreachable!("tests pass objects"),
+        }
+    }
+
+    #[test]
+    fn a_field_of_the_wrong_type_is_named_without_its_value() {
+        let cases = [
+            (serde_json::json!({"email": 42, "password": "x"}), "email"),
+            (
+                serde_json::json!({"email": "a@b.c", "password": 1234567}),
+                "password",
+            ),
+            (serde_json::json!({"hours": -1}), "hours"),
+            (serde_json::json!({"user_id": "hunter2-hunter2"}), "user_id"),
+        ];
+        for (body, field) in cases {
+            let err = parse(body.clone()).unwrap_err();
+            assert_eq!(err.kind, Kind::InvalidArgument);
+            assert_eq!(err.field.as_deref(), Some(field), "{body}");
+            assert!(!err.message.contains("1234567"), "{}", err.message);
+            assert!(!err.message.contains("hunter2"), "{}", err.message);
+        }
+        let err = parse(serde_json::json!({"password": "hunter2"})).unwrap();
+        assert_eq!(err.password.as_deref(), Some("hunter2"));
+        let message = parse(serde_json::json!({"email": 42})).unwrap_err().message;
+        assert_eq!(message, "email must be a string");
+    }
+
+    #[test]
+    fn absent_null_and_blank_fields_are_missing() {
+        let body = parse(serde_json::json!({"email": "  ", "password": null})).unwrap();
+        let err = required(body.email, "email").unwrap_err();
+        assert_eq!(err.reason, "missing_field");
+        assert_eq!(err.field.as_deref(), Some("email"));
+        assert!(required(body.password, "password").is_err());
+        assert!(body.hours.is_none() && body.user_id.is_none());
+    }
+
+    #[actix_web::test]
+    async fn bodies_are_checked_for_size_type_and_syntax() {
+        let (req, payload) = TestRequest::post()
+            .insert_header(("content-type", "application/json"))
+            .set_payload(r#"{"email":"a@b.c"}"#)
+            .to_http_parts();
+        let body: Register = read_json(&req, payload, 100).await.unwrap();
+        assert_eq!(body.email.as_deref(), Some("a@b.c"));
+
+        let (req, payload) = TestRequest::post()
+            .insert_header(("content-type", "application/json"))
+            .set_payload(vec![b' '; 101])
+            .to_http_parts();
+        let err = read_json::<Register>(&req, payload, 100).await.unwrap_err();
+        assert_eq!(err.kind, Kind::PayloadTooLarge);
+        assert_eq!(err.reason, "payload_too_large");
+
+        let (req, payload) = TestRequest::post()
+            .insert_header(("content-type", "application/json"))
+            .set_payload(r#"{"email":"#)
+            .to_http_parts();
+        let err = read_json::<Register>(&req, payload, 100).await.unwrap_err();
+        assert_eq!(err.reason, "invalid_body");
+
+        let (req, payload) = TestRequest::post()
+            .insert_header(("content-type", "text/plain"))
+            .set_payload(r#"{"email":"a@b.c"}"#)
+            .to_http_parts();
+        let err = read_json::<Register>(&req, payload, 100).await.unwrap_err();
+        assert_eq!(err.reason, "invalid_body");
+
+        let (req, payload) = TestRequest::post()
+            .insert_header(("content-type", "application/json"))
+            .set_payload("[1]")
+            .to_http_parts();
+        assert!(read_json::<Register>(&req, payload, 100).await.is_err());
+
+        let (req, payload) = TestRequest::post().to_http_parts();
+        let empty: Register = read_json(&req, payload, 100).await.unwrap();
+        assert!(empty.email.is_none());
+    }
+}

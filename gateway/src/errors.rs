@@ -1,0 +1,53 @@
+//! Answers for requests no handler takes, in the error format of DESIGN §4.
+
+use actix_web::HttpResponse;
+use actix_web::http::header::ALLOW;
+use common::error::ErrorBody;
+use common::{ApiError, Kind};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+// Written by `common::ApiError`; this type only describes it in the OpenAPI document.
+/// The error body of every `/api` route.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorResponse {
+    #[schema(example = false)]
+    pub ok: bool,
+    #[schema(example = false)]
+    pub success: bool,
+    /// For people; `tier_limit_reached` when a quota is used up.
+    #[schema(example = "email is required")]
+    pub error: String,
+    /// Stable machine code: `invalid_body`, `missing_field`, `token_missing`, `token_expired`,
+    /// `token_invalid`, `user_suspended`, `forbidden`, `not_found`, `payload_too_large`,
+    /// `rate_limited`, `service_unavailable`, `internal`, …
+    #[schema(example = "missing_field")]
+    pub reason: String,
+    /// The request field at fault, when there is one.
+    #[schema(example = "email")]
+    pub field: Option<String>,
+    /// With `tier_limit_reached`: what to do about it.
+    pub message: Option<String>,
+}
+
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        Kind::NotFound,
+        "not_found",
+        "no such endpoint",
+    ))
+}
+
+/// A known path with a method it does not serve. `allow` lists the methods it does.
+pub fn method_not_allowed(allow: &'static str) -> HttpResponse {
+    HttpResponse::MethodNotAllowed()
+        .insert_header((ALLOW, allow))
+        .json(ErrorBody {
+            ok: false,
+            success: false,
+            error: "method not allowed",
+            reason: "method_not_allowed",
+            field: None,
+            message: None,
+        })
+}

@@ -1,0 +1,214 @@
+//! The OpenAPI 3.1 document of every route, assembled from the annotations beside the handlers,
+//! and a page to read it that needs nothing from the network.
+
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, ContentType, HeaderValue};
+use actix_web::{HttpResponse, web};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::directus::DirectusErrors;
+use crate::errors::ErrorResponse;
+use crate::{health, svc_auth};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Genie gateway",
+        description = "The HTTP edge of the Genie platform. `/api/*` errors are \
+            `{ok:false, success:false, error, reason, field?}`; the Directus-compatible routes \
+            (`/auth/*`, `/users/me`) answer errors as Directus does: \
+            `{errors:[{message, extensions:{code}}]}`. Every response carries `X-Request-Id`."
+    ),
+    paths(
+        health::health,
+        health::health_live,
+        health::health_ready,
+        health::health_detailed,
+        openapi_json,
+        docs,
+        svc_auth::directus_compat::login,
+        svc_auth::directus_compat::refresh,
+        svc_auth::directus_compat::logout,
+        svc_auth::directus_compat::me,
+        svc_auth::api::create_invite,
+        svc_auth::api::register,
+        svc_auth::api::get_onboarding,
+        svc_auth::api::patch_onboarding,
+        svc_auth::api::get_onboarding_state,
+        svc_auth::api::patch_onboarding_state,
+        svc_auth::api::rbac_sync,
+        svc_auth::api::impersonate,
+        svc_auth::profile::get_profile,
+        svc_auth::profile::patch_profile,
+        svc_auth::profile::get_avatar,
+    ),
+    components(schemas(ErrorResponse, DirectusErrors)),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "health", description = "Liveness and readiness"),
+        (name = "docs", description = "This document"),
+        (name = "directus", description = "Directus-compatible authentication (svc-auth); errors in Directus' format"),
+        (name = "auth", description = "Invites, registration, onboarding, RBAC sync, impersonation, profile (svc-auth)"),
+    )
+)]
+pub struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("A Directus access token (HS256), from /auth/login"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "access_token",
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+                "access_token",
+                "The access token as a query parameter (not together with the header)",
+            ))),
+        );
+        components.add_security_scheme(
+            "session_cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                crate::auth::SESSION_COOKIE,
+                "The access token in Directus' session cookie",
+            ))),
+        );
+        components.add_security_scheme(
+            "rbac_sync_secret",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-RBAC-SYNC-SECRET",
+                "The shared secret of the RBAC sync webhook",
+            ))),
+        );
+    }
+}
+
+/// The serialised document, made once at start-up.
+pub struct Document(pub String);
+
+impl Document {
+    pub fn build() -> Result<Self, serde_json::Error> {
+        ApiDoc::openapi().to_json().map(Document)
+    }
+}
+
+/// This OpenAPI 3.1 document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "docs",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json"))
+)]
+pub async fn openapi_json(document: web::Data<Document>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(ContentType::json())
+        .body(document.0.clone())
+}
+
+const DOCS_PAGE: &str = include_str!("docs.html");
+
+/// A page that renders this document (self-contained: it loads nothing from elsewhere).
+#[utoipa::path(
+    get,
+    path = "/docs",
+    tag = "docs",
+    responses((status = 200, description = "HTML", content_type = "text/html"))
+)]
+pub async fn docs() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(ContentType::html())
+        .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-cache")))
+        // The page's own inline script and style, and requests to this origin; nothing else.
+        .insert_header((
+            CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+                 connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+            ),
+        ))
+        .body(DOCS_PAGE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_document_is_openapi_3_1_and_lists_every_route() {
+        let document: serde_json::Value =
+            serde_json::from_str(&Document::build().unwrap().0).unwrap();
+        assert!(document["openapi"].as_str().unwrap().starts_with("3.1"));
+        let paths = document["paths"].as_object().unwrap();
+        let expected = [
+            ("/health", "get"),
+            ("/health/live", "get"),
+            ("/health/ready", "get"),
+            ("/health/detailed", "get"),
+            ("/openapi.json", "get"),
+            ("/docs", "get"),
+            ("/auth/login", "post"),
+            ("/auth/refresh", "post"),
+            ("/auth/logout", "post"),
+            ("/users/me", "get"),
+            ("/api/invites", "post"),
+            ("/api/register", "post"),
+            ("/api/onboarding", "get"),
+            ("/api/onboarding", "patch"),
+            ("/api/onboarding/state", "get"),
+            ("/api/onboarding/state", "patch"),
+            ("/api/rbac-sync", "post"),
+            ("/api/impersonate", "post"),
+            ("/api/user-proxy", "get"),
+            ("/api/user-proxy", "patch"),
+            ("/api/user-proxy/avatar", "get"),
+        ];
+        for (path, method) in expected {
+            let operation = &paths[path][method];
+            assert!(operation.is_object(), "{method} {path} is documented");
+            assert!(
+                operation["summary"].is_string(),
+                "{method} {path} has a summary"
+            );
+            assert!(
+                operation["responses"]["200"].is_object()
+                    || operation["responses"]["204"].is_object()
+            );
+        }
+        assert_eq!(paths.len(), 18, "no undocumented or stray paths");
+        let schemas = document["components"]["schemas"].as_object().unwrap();
+        for schema in [
+            "ErrorResponse",
+            "DirectusErrors",
+            "RegisterBody",
+            "UserView",
+            "TokenResponse",
+        ] {
+            assert!(schemas.contains_key(schema), "{schema}");
+        }
+        let register = &schemas["RegisterBody"];
+        let required: Vec<&str> = register["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        assert_eq!(required, ["email", "password", "invite_code"]);
+    }
+
+    #[test]
+    fn the_docs_page_is_self_contained() {
+        assert!(DOCS_PAGE.contains("/openapi.json"));
+        for external in ["http://", "https://", "//cdn", "<link", "src="] {
+            assert!(!DOCS_PAGE.contains(external), "{external}");
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! `/api/user-proxy`: the signed-in user's profile and avatar.
+
+use actix_multipart::Multipart;
+use actix_web::dev::Payload;
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, ContentType, HeaderValue};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use common::identity::Identity;
+use common::{ApiError, Kind};
+use futures_util::StreamExt as _;
+use proto::auth::v1 as pb;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::UserResponse;
+use crate::body::{check_announced_length, read_json, too_large};
+use crate::errors::ErrorResponse;
+use crate::session::AuthenticatedUser;
+use crate::state::AppState;
+
+/// Names are short; a bigger text part is not a name.
+const MAX_TEXT_PART: usize = 4096;
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct ProfileBody {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+}
+
+/// The multipart form of `PATCH /api/user-proxy`.
+#[derive(ToSchema)]
+#[allow(dead_code)] // only its schema is used
+pub struct AvatarForm {
+    /// The image: PNG, JPEG, GIF or WebP, with its content type on the part.
+    #[schema(value_type = String, format = Binary, content_media_type = "application/octet-stream")]
+    avatar: Vec<u8>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+}
+
+/// The signed-in user's profile.
+#[utoipa::path(
+    get,
+    path = "/api/user-proxy",
+    tag = "auth",
+    security(("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
+    responses(
+        (status = 200, description = "The profile", body = UserResponse),
+        (status = 401, description = "`token_missing`, `token_expired`, `token_invalid`, `user_suspended`", body = ErrorResponse),
+        (status = 503, description = "`service_unavailable`", body = ErrorResponse),
+    )
+)]
+pub async fn get_profile(
+    AuthenticatedUser(identity): AuthenticatedUser,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let user = state
+        .auth
+        .call(
+            &identity,
+            pb::GetProfileRequest {},
+            |mut client, request| async move { client.get_profile(request).await },
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(UserResponse::new(user)))
+}
+
+/// Updates the profile: JSON names, or a multipart form with an `avatar` image part (and
+/// optional `first_name` / `last_name` text parts).
+#[utoipa::path(
+    patch,
+    path = "/api/user-proxy",
+    tag = "auth",
+    security(("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
+    request_body(content(
+        (ProfileBody = "application/json"),
+        (AvatarForm = "multipart/form-data"),
+    )),
+    responses(
+        (status = 200, description = "The profile after the change", body = UserResponse),
+        (status = 400, description = "`invalid_body` with the `field` (name too long, not an image, malformed form); `missing_field`", body = ErrorResponse),
+        (status = 401, description = "`token_missing`, `token_expired`, `token_invalid`, `user_suspended`", body = ErrorResponse),
+        (status = 413, description = "`payload_too_large`: over the body or upload limit, or an avatar over svc-auth's limit", body = ErrorResponse),
+        (status = 503, description = "`service_unavailable`", body = ErrorResponse),
+    )
+)]
+pub async fn patch_profile(
+    AuthenticatedUser(identity): AuthenticatedUser,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let payload = payload.into_inner();
+    let (names, avatar) = if req
+        .content_type()
+        .eq_ignore_ascii_case("multipart/form-data")
+    {
+        read_form(&req, payload, state.config.upload_limit_bytes).await?
+    } else {
+        let names: ProfileBody = read_json(&req, payload, state.config.body_limit_bytes).await?;
+        (names, None)
+    };
+    let has_names = names.first_name.is_some() || names.last_name.is_some();
+    if !has_names && avatar.is_none() {
+        return Err(ApiError::new(
+            Kind::InvalidArgument,
+            "missing_field",
+            "nothing to change: send first_name, last_name or an avatar",
+        ));
+    }
+
+    let mut user = None;
+    if has_names {
+        let request = pb::UpdateProfileRequest {
+            first_name: names.first_name,
+            last_name: names.last_name,
+        };
+        user = Some(update_profile(&state, &identity, request).await?);
+    }
+    if let Some(avatar) = avatar {
+        user = Some(
+            state
+                .auth
+                .call(&identity, avatar, |mut client, request| async move {
+                    client.set_avatar(request).await
+                })
+                .await?,
+        );
+    }
+    let user = user.ok_or_else(ApiError::internal)?;
+    Ok(HttpResponse::Ok().json(UserResponse::new(user)))
+}
+
+async fn update_profile(
+    state: &AppState,
+    identity: &Identity,
+    request: pb::UpdateProfileRequest,
+) -> Result<pb::User, ApiError> {
+    state
+        .auth
+        .call(identity, request, |mut client, request| async move {
+            client.update_profile(request).await
+        })
+        .await
+}
+
+fn malformed_form() -> ApiError {
+    ApiError::new(
+        Kind::InvalidArgument,
+        "invalid_body",
+        "the multipart form is malformed",
+    )
+}
+
+/// Reads the form's names and avatar, counting every byte against the upload limit; parts of
+/// other names are read and dropped.
+async fn read_form(
+    req: &HttpRequest,
+    payload: Payload,
+    limit: usize,
+) -> Result<(ProfileBody, Option<pb::SetAvatarRequest>), ApiError> {
+    check_announced_length(req, limit)?;
+    let mut form = Multipart::new(req.headers(), payload);
+    let mut names = ProfileBody::default();
+    let mut avatar: Option<pb::SetAvatarRequest> = None;
+    let mut total = 0usize;
+    while let Some(field) = form.next().await {
+        let mut field = field.map_err(|_| malformed_form())?;
+        let name = field.name().unwrap_or_default().to_owned();
+        let content_type = field
+            .content_type()
+            .map(|mime| mime.essence_str().to_owned());
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field.next().await {
+            let chunk = chunk.map_err(|_| malformed_form())?;
+            total += chunk.len();
+            if total > limit {
+                return Err(too_large(limit));
+            }
+            if matches!(name.as_str(), "first_name" | "last_name")
+                && bytes.len() + chunk.len() > MAX_TEXT_PART
+            {
+                return Err(ApiError::invalid_field(
+                    &name,
+                    format!("{name} is too long"),
+                ));
+            }
+            if matches!(name.as_str(), "avatar" | "first_name" | "last_name") {
+                bytes.extend_from_slice(&chunk);
+            }
+        }
+        match name.as_str() {
+            "avatar" if avatar.is_some() => {
+                return Err(ApiError::invalid_field("avatar", "send one avatar only"));
+            }
+            "avatar" => {
+                avatar = Some(pb::SetAvatarRequest {
+                    // svc-auth checks the type against the bytes themselves.
+                    content_type: content_type
+                        .unwrap_or_else(|| "application/octet-stream".to_owned()),
+                    image: bytes,
+                });
+            }
+            "first_name" | "last_name" => {
+                let text = String::from_utf8(bytes)
+                    .map_err(|_| ApiError::invalid_field(&name, format!("{name} is not text")))?;
+                if name == "first_name" {
+                    names.first_name = Some(text);
+                } else {
+                    names.last_name = Some(text);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok((names, avatar))
+}
+
+/// The signed-in user's avatar image.
+#[utoipa::path(
+    get,
+    path = "/api/user-proxy/avatar",
+    tag = "auth",
+    security(("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
+    responses(
+        (status = 200, description = "The image, with its content type", content(
+            ("image/png"), ("image/jpeg"), ("image/gif"), ("image/webp"),
+        )),
+        (status = 401, description = "`token_missing`, `token_expired`, `token_invalid`, `user_suspended`", body = ErrorResponse),
+        (status = 404, description = "`not_found`: no avatar", body = ErrorResponse),
+        (status = 503, description = "`service_unavailable`", body = ErrorResponse),
+    )
+)]
+pub async fn get_avatar(
+    AuthenticatedUser(identity): AuthenticatedUser,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let avatar = state
+        .auth
+        .call(
+            &identity,
+            pb::GetAvatarRequest {},
+            |mut client, request| async move { client.get_avatar(request).await },
+        )
+        .await?;
+    if avatar.image.is_empty() {
+        return Err(ApiError::not_found("avatar"));
+    }
+    let content_type = avatar
+        .content_type
+        .parse()
+        .map(ContentType)
+        .unwrap_or_else(|_| ContentType::octet_stream());
+    Ok(HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header((CACHE_CONTROL, HeaderValue::from_static("private, no-cache")))
+        // An image is never a document: nothing in it may run if opened directly.
+        .insert_header((
+            CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; sandbox"),
+        ))
+        .body(avatar.image))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    fn form(boundary: &str, parts: &[(&str, Option<&str>, &[u8])]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (name, content_type, bytes) in parts {
+            body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+            body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"f\"\r\n")
+                    .as_bytes(),
+            );
+            if let Some(content_type) = content_type {
+                body.extend_from_slice(format!("Content-Type: {content_type}\r\n").as_bytes());
+            }
+            body.extend_from_slice(b"\r\n");
+            body.extend_from_slice(bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        body
+    }
+
+    async fn read(
+        body: Vec<u8>,
+        limit: usize,
+    ) -> Result<(ProfileBody, Option<pb::SetAvatarRequest>), ApiError> {
+        let (req, payload) = TestRequest::patch()
+            .insert_header(("content-type", "multipart/form-data; boundary=XyZ"))
+            .set_payload(body)
+            .to_http_parts();
+        read_form(&req, payload, limit).await
+    }
+
+    #[actix_web::test]
+    async fn a_form_yields_the_avatar_and_names() {
+        let body = form(
+            "XyZ",
+            &[
+                ("first_name", None, b"Grace"),
+                ("avatar", Some("image/png"), b"\x89PNG\r\n\x1a\n pixels"),
+                ("ignored", Some("text/plain"), b"whatever"),
+            ],
+        );
+        let (names, avatar) = read(body, 10_000).await.unwrap();
+        assert_eq!(names.first_name.as_deref(), Some("Grace"));
+        assert_eq!(names.last_name, None);
+        let avatar = avatar.unwrap();
+        assert_eq!(avatar.content_type, "image/png");
+        assert_eq!(avatar.image, b"\x89PNG\r\n\x1a\n pixels");
+    }
+
+    #[actix_web::test]
+    async fn a_form_over_the_limit_is_refused() {
+        let image = vec![7u8; 2048];
+        let body = form("XyZ", &[("avatar", Some("image/png"), &image)]);
+        let err = read(body, 1024).await.unwrap_err();
+        assert_eq!(err.reason, "payload_too_large");
+    }
+
+    #[actix_web::test]
+    async fn two_avatars_or_a_broken_form_are_refused() {
+        let body = form(
+            "XyZ",
+            &[
+                ("avatar", Some("image/png"), b"a"),
+                ("avatar", Some("image/png"), b"b"),
+            ],
+        );
+        assert_eq!(
+            read(body, 10_000).await.unwrap_err().field.as_deref(),
+            Some("avatar")
+        );
+        let err = read(b"--XyZ\r\ngarbage".to_vec(), 10_000)
+            .await
+            .unwrap_err();
+        assert_eq!(err.reason, "invalid_body");
+    }
+}
