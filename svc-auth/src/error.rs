@@ -31,7 +31,7 @@ pub enum AuthError {
     #[error(transparent)]
     Db(#[from] common::db::DbError),
     #[error("token signing failed: {0}")]
-    Token(#[from] jsonwebtoken::errors::Error),
+    Token(String),
     #[error("password hashing failed: {0}")]
     Hash(String),
 }
