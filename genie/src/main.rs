@@ -1,1 +1,122 @@
-fn main() {}
+//! `genie`: the operator's command line. Every subcommand calls the owning service's library.
+
+use std::net::TcpListener as StdTcpListener;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(name = "genie", version, about = "Run and operate the Genie platform")]
+struct Cli {
+    /// Worker threads of the async runtime; set it to the container's CPU limit
+    /// (default: the number of cores the machine has).
+    #[arg(long, env = "GENIE_WORKER_THREADS", global = true)]
+    worker_threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Every service and the gateway in one process (local runs and small installs).
+    Up,
+    /// One service alone, as a Kubernetes Deployment runs it.
+    Serve {
+        #[arg(value_enum)]
+        service: Service,
+    },
+    /// Applies every service's database migrations, then exits.
+    Migrate,
+    /// Creates a registration invite and prints its code.
+    Invite {
+        /// Only this email may redeem the invite.
+        #[arg(long)]
+        email: Option<String>,
+        /// Hours until the invite expires (1 to 720).
+        #[arg(long, default_value_t = 72)]
+        hours: u32,
+        /// The administrator the invite is created for.
+        #[arg(long, env = "ADMIN_EMAIL")]
+        admin_email: String,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Service {
+    Gateway,
+    Auth,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if let Some(threads) = cli.worker_threads {
+        anyhow::ensure!(threads > 0, "GENIE_WORKER_THREADS must be at least 1");
+        runtime.worker_threads(threads);
+    }
+    runtime.build()?.block_on(run(cli.command))
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Up => {
+            let _telemetry = common::telemetry::init("genie")?;
+            let auth = svc_auth::Config::from_env()?;
+            let gateway = gateway::Config::from_env()?;
+            let auth_listener = tokio::net::TcpListener::bind(auth.grpc_addr)
+                .await
+                .with_context(|| format!("cannot bind svc-auth to {}", auth.grpc_addr))?;
+            let http = bind_http(&gateway)?;
+            tracing::info!(gateway = %http.local_addr()?, "genie is up");
+            let gateway_server = gateway::build(gateway, http)?;
+            tokio::try_join!(
+                svc_auth::run(auth, auth_listener, common::shutdown::signal()),
+                async { gateway_server.await.context("gateway") },
+            )?;
+            Ok(())
+        }
+        Command::Serve {
+            service: Service::Auth,
+        } => {
+            let _telemetry = common::telemetry::init("svc-auth")?;
+            svc_auth::serve(svc_auth::Config::from_env()?).await
+        }
+        Command::Serve {
+            service: Service::Gateway,
+        } => {
+            let _telemetry = common::telemetry::init("gateway")?;
+            let config = gateway::Config::from_env()?;
+            let listener = bind_http(&config)?;
+            gateway::build(config, listener)?.await.context("gateway")
+        }
+        Command::Migrate => {
+            let auth = svc_auth::Config::from_env()?;
+            svc_auth::migrate(&auth.database_url).await?;
+            println!("migrations applied: svc-auth");
+            Ok(())
+        }
+        Command::Invite {
+            email,
+            hours,
+            admin_email,
+        } => {
+            let auth = svc_auth::Config::from_env()?;
+            let invite = svc_auth::create_invite(&auth, &admin_email, email, Some(hours)).await?;
+            println!("invite code: {}", invite.code);
+            println!(
+                "expires at:  {}",
+                svc_auth::tokens::rfc3339(invite.expires_at)
+            );
+            if let Some(email) = invite.email {
+                println!("only for:    {email}");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn bind_http(config: &gateway::Config) -> anyhow::Result<StdTcpListener> {
+    StdTcpListener::bind(config.addr)
+        .with_context(|| format!("cannot bind the gateway to {}", config.addr))
+}
