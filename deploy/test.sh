@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace against the real PostgreSQL and RabbitMQ, starting them first
-# where they are not running.
+# where they are not running, and ends with one line totalling every test binary's results.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./deploy/services.sh
-cargo test --workspace --locked "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --locked "$@" 2>&1 | tee "$log"
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' "$log"

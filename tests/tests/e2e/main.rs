@@ -1,1 +1,8 @@
+//! End-to-end tests: svc-auth and the gateway on random ports, in this process, against a fresh
+//! PostgreSQL database per test, driven over HTTP as a client would.
 
+mod helpers;
+
+mod auth_flow;
+mod resilience;
+mod tokens;

@@ -1,0 +1,210 @@
+use std::time::Duration;
+
+use common::secret::Secret;
+use common::testing::{fresh_database, random_listener};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+pub const ADMIN_EMAIL: &str = "admin@genie.test";
+pub const ADMIN_PASSWORD: &str = "admin password 1";
+pub const DIRECTUS_SECRET: &str = "directus secret shared by the e2e tests 0123456789";
+pub const INTERNAL_TOKEN: &str = "internal token shared by the e2e tests 0123456789";
+pub const RBAC_SECRET: &str = "rbac sync secret of the e2e tests";
+
+/// The whole stack of this issue, started for one test.
+pub struct TestApp {
+    pub address: String,
+    /// svc-auth's gRPC endpoint, for calls that bypass the gateway.
+    pub auth_url: String,
+    pub client: reqwest::Client,
+    auth_stop: Option<tokio::sync::oneshot::Sender<()>>,
+    auth_task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    gateway: actix_web::dev::ServerHandle,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.auth_stop.take() {
+            let _ = stop.send(());
+        }
+        drop(self.gateway.stop(false));
+    }
+}
+
+/// The stack with the gateway resolving users afresh on every request, so that role and status
+/// changes show at once (production caches for up to 30 s).
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with_resolve_cache(Duration::ZERO).await
+}
+
+pub async fn spawn_app_with_resolve_cache(resolve_cache_ttl: Duration) -> TestApp {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let database = fresh_database().await;
+    let mut auth = svc_auth::Config::local(
+        database.url,
+        Secret::new(INTERNAL_TOKEN),
+        Secret::new(DIRECTUS_SECRET),
+    );
+    auth.admin = Some((ADMIN_EMAIL.into(), Secret::new(ADMIN_PASSWORD)));
+    let (auth_listener, auth_addr) = random_listener().await;
+    let (auth_stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let auth_task = tokio::spawn(svc_auth::run(auth, auth_listener, async {
+        let _ = stopped.await;
+    }));
+
+    let mut config = gateway::Config::local(
+        format!("http://{auth_addr}"),
+        Secret::new(DIRECTUS_SECRET),
+        Secret::new(INTERNAL_TOKEN),
+        Secret::new(RBAC_SECRET),
+    );
+    config.resolve_cache_ttl = resolve_cache_ttl;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = gateway::build(config, listener).unwrap();
+    let handle = server.handle();
+    tokio::spawn(server);
+
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        auth_url: format!("http://{auth_addr}"),
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap(),
+        auth_stop: Some(auth_stop),
+        auth_task: Some(auth_task),
+        gateway: handle,
+    }
+}
+
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Response {
+        let response = request.send().await.expect("the gateway answers");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.unwrap();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Response {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: Value, token: Option<&str>) -> Response {
+        let mut request = self.client.post(self.url(path)).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        self.send(request).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value, token: &str) -> Response {
+        self.send(
+            self.client
+                .patch(self.url(path))
+                .json(&body)
+                .bearer_auth(token),
+        )
+        .await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        let mut request = self.client.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        self.send(request).await
+    }
+
+    /// Logs in through the Directus-compatible endpoint; returns `data`.
+    pub async fn login(&self, email: &str, password: &str) -> Value {
+        let response = self
+            .post(
+                "/auth/login",
+                json!({"email": email, "password": password}),
+                None,
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
+        response.body["data"].clone()
+    }
+
+    pub async fn admin_token(&self) -> String {
+        token_of(&self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await)
+    }
+
+    /// Invites, registers and logs in a new creator; returns (user, access token).
+    pub async fn new_creator(&self, email: &str) -> (Value, String) {
+        let admin = self.admin_token().await;
+        let invite = self.post("/api/invites", json!({}), Some(&admin)).await;
+        assert_eq!(invite.status, StatusCode::OK, "{:?}", invite.body);
+        let registered = self
+            .post(
+                "/api/register",
+                json!({"email": email, "password": "creator password", "invite_code": invite.body["code"]}),
+                None,
+            )
+            .await;
+        assert_eq!(registered.status, StatusCode::OK, "{:?}", registered.body);
+        let token = token_of(&self.login(email, "creator password").await);
+        (registered.body["user"].clone(), token)
+    }
+
+    /// Stops svc-auth and waits until it has let go of its port.
+    pub async fn stop_auth(&mut self) {
+        if let Some(stop) = self.auth_stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.auth_task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
+pub fn token_of(data: &Value) -> String {
+    data["access_token"]
+        .as_str()
+        .expect("an access token")
+        .to_owned()
+}
+
+/// Asserts the error body of DESIGN §4 and returns its reason.
+pub fn assert_error(response: &Response, status: StatusCode) -> String {
+    assert_eq!(response.status, status, "{:?}", response.body);
+    assert_eq!(response.body["ok"], false, "{:?}", response.body);
+    assert_eq!(response.body["success"], false, "{:?}", response.body);
+    assert!(response.body["error"].is_string(), "{:?}", response.body);
+    response.body["reason"]
+        .as_str()
+        .expect("a reason")
+        .to_owned()
+}
+
+/// Asserts a Directus-format error and returns its code.
+pub fn assert_directus_error(response: &Response, status: StatusCode) -> String {
+    assert_eq!(response.status, status, "{:?}", response.body);
+    let error = &response.body["errors"][0];
+    assert!(error["message"].is_string(), "{:?}", response.body);
+    error["extensions"]["code"]
+        .as_str()
+        .expect("a Directus error code")
+        .to_owned()
+}
