@@ -7,13 +7,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use actix_web::dev::Payload;
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::{FromRequest, HttpRequest};
 use common::{ApiError, Kind};
 use futures_util::future::{Ready, ready};
 use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-
-use crate::state::AppState;
 
 /// Every this many checks, keys whose allowance has fully refilled are dropped, so that the map
 /// holds only clients seen within about one window.
@@ -76,9 +74,9 @@ impl FromRequest for RegisterAttempt {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let Some(state) = req.app_data::<web::Data<AppState>>() else {
-            tracing::error!("the application state is not registered");
-            return ready(Err(ApiError::internal()));
+        let state = match crate::state::of_request(req) {
+            Ok(state) => state,
+            Err(err) => return ready(Err(err)),
         };
         let client = crate::client_ip::of_request(req, &state.config.trusted_proxies);
         ready(

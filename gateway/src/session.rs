@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::{FromRequest, HttpRequest};
 use common::identity::{Identity, UserIdentity};
 use common::{ApiError, Kind};
 use futures_util::future::{LocalBoxFuture, Ready, ready};
@@ -17,7 +17,6 @@ use uuid::Uuid;
 use crate::auth::{self, TokenError, TokenVerifier};
 use crate::directus::DirectusError;
 use crate::middleware::request_id;
-use crate::state::AppState;
 use crate::upstream::AuthService;
 
 /// The status of a user who may use the platform (Directus' own word for it).
@@ -181,12 +180,8 @@ pub fn verify_request(
 
 /// Verifies the request's token, then resolves its user.
 pub async fn authenticate(req: &HttpRequest) -> Result<Identity, AuthFailure> {
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .ok_or_else(|| {
-            tracing::error!("the application state is not registered");
-            AuthFailure::Upstream(ApiError::internal())
-        })?
+    let state = crate::state::of_request(req)
+        .map_err(AuthFailure::Upstream)?
         .clone();
     let claims = verify_request(req, &state.verifier).map_err(AuthFailure::Token)?;
     let request_id = request_id(req);
@@ -256,9 +251,9 @@ impl FromRequest for SystemCaller {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let Some(state) = req.app_data::<web::Data<AppState>>() else {
-            tracing::error!("the application state is not registered");
-            return ready(Err(ApiError::internal()));
+        let state = match crate::state::of_request(req) {
+            Ok(state) => state,
+            Err(err) => return ready(Err(err)),
         };
         let presented = req
             .headers()

@@ -94,3 +94,14 @@ impl AppState {
         }
     }
 }
+
+/// The state an extractor needs; its absence is a wiring bug of `build`, answered as a 500.
+pub fn of_request(
+    req: &actix_web::HttpRequest,
+) -> Result<&actix_web::web::Data<AppState>, common::ApiError> {
+    req.app_data::<actix_web::web::Data<AppState>>()
+        .ok_or_else(|| {
+            tracing::error!("the application state is not registered");
+            common::ApiError::internal()
+        })
+}
