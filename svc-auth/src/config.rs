@@ -5,12 +5,23 @@ use common::config::{self, ConfigError};
 use common::secret::Secret;
 
 /// Where identity comes from (DESIGN §3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Mode {
     /// svc-auth is the identity provider and serves the Directus-compatible endpoints.
     Embedded,
-    /// An existing Directus issues tokens.
-    Directus,
+    /// An existing Directus issues tokens and owns the users; svc-auth forwards logins to it and
+    /// mirrors the users it sees, so that tier, onboarding state and status live here.
+    Directus(DirectusConfig),
+}
+
+#[derive(Debug, Clone)]
+pub struct DirectusConfig {
+    pub url: String,
+    /// A static token of a Directus administrator, to read and create users.
+    pub admin_token: Secret,
+    /// A mirrored user older than this is read again from Directus.
+    pub mirror_ttl: Duration,
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -26,6 +26,10 @@ pub enum AuthError {
     NotFound(&'static str),
     #[error("{0}")]
     Forbidden(&'static str),
+    /// Directus (in directus mode) failed or answered what we cannot use. The detail is logged;
+    /// clients hear only that the identity provider failed.
+    #[error("{0}")]
+    Directus(String),
     #[error(transparent)]
     Api(#[from] ApiError),
     #[error(transparent)]
@@ -83,6 +87,14 @@ impl From<AuthError> for ApiError {
             }
             AuthError::NotFound(what) => ApiError::not_found(what),
             AuthError::Forbidden(why) => ApiError::forbidden(why),
+            AuthError::Directus(detail) => {
+                tracing::warn!(error = %detail, "Directus failed");
+                ApiError::new(
+                    Kind::Upstream,
+                    "upstream_error",
+                    "the identity provider (Directus) failed",
+                )
+            }
             AuthError::Api(err) => err,
             AuthError::Db(err) => err.into(),
             AuthError::Token(_) | AuthError::Hash(_) => {

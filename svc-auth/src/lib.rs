@@ -3,6 +3,7 @@
 //! webhook, audited impersonation and user profiles. Owns the `auth` schema.
 
 pub mod config;
+pub mod directus;
 pub mod domain;
 pub mod error;
 pub mod grpc;
@@ -40,16 +41,22 @@ pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
 pub async fn prepare(config: &Config) -> anyhow::Result<Arc<AuthService>> {
     migrate(&config.database_url).await?;
     let pool = common::db::pool(&config.database_url, config.database_pool_size)?;
-    let service = Arc::new(AuthService::new(config, pool));
-    if let Some((email, password)) = &config.admin {
-        service
+    let service = Arc::new(AuthService::new(config, pool)?);
+    match &config.admin {
+        Some(_) if service.is_directus_mode() => {
+            tracing::info!(
+                "directus mode: administrators live in Directus; ADMIN_EMAIL is not created here"
+            );
+        }
+        Some((email, password)) => service
             .ensure_admin(email, password.expose())
             .await
             .map_err(|err| {
                 anyhow::anyhow!(
                     "cannot create the first administrator from ADMIN_EMAIL/ADMIN_PASSWORD: {err}"
                 )
-            })?;
+            })?,
+        None => {}
     }
     Ok(service)
 }
@@ -100,7 +107,7 @@ pub async fn create_invite(
 ) -> anyhow::Result<service::InviteCreated> {
     migrate(&config.database_url).await?;
     let pool = common::db::pool(&config.database_url, 1)?;
-    let service = AuthService::new(config, pool);
+    let service = AuthService::new(config, pool)?;
     let admin = service.admin_id(admin_email).await?;
     let email = email
         .map(|email| domain::normalize_email("--email", &email))

@@ -2,11 +2,20 @@
 
 use std::sync::LazyLock;
 
-use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
+use ring::rand::{SecureRandom, SystemRandom};
 
 use crate::error::AuthError;
+
+/// A fresh 16-byte salt from the operating system's random source.
+fn salt() -> Result<SaltString, AuthError> {
+    let mut bytes = [0u8; 16];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| AuthError::Hash("no randomness for a salt".into()))?;
+    SaltString::encode_b64(&bytes).map_err(|err| AuthError::Hash(err.to_string()))
+}
 
 fn argon2() -> Argon2<'static> {
     // m = 64 MiB, t = 3, p = 4: what Directus uses.
@@ -16,9 +25,8 @@ fn argon2() -> Argon2<'static> {
 
 pub async fn hash(password: String) -> Result<String, AuthError> {
     tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
         argon2()
-            .hash_password(password.as_bytes(), &salt)
+            .hash_password(password.as_bytes(), &salt()?)
             .map(|hash| hash.to_string())
             .map_err(|err| AuthError::Hash(err.to_string()))
     })
@@ -29,9 +37,11 @@ pub async fn hash(password: String) -> Result<String, AuthError> {
 /// A hash of a password nobody has, verified when the email is unknown so that an unknown email
 /// costs the same work as a wrong password.
 static DECOY_HASH: LazyLock<String> = LazyLock::new(|| {
-    let salt = SaltString::generate(&mut OsRng);
     argon2()
-        .hash_password(b"decoy password for unknown emails", &salt)
+        .hash_password(
+            b"decoy password for unknown emails",
+            &salt().expect("the OS random source works"),
+        )
         .map(|hash| hash.to_string())
         .expect("hashing a constant password succeeds")
 });

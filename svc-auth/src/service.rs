@@ -8,7 +8,8 @@ use common::identity::{Identity, Principal};
 use deadpool_postgres::Pool;
 use uuid::Uuid;
 
-use crate::config::Config;
+use crate::config::{Config, Mode};
+use crate::directus::DirectusClient;
 use crate::domain::{self, OnboardingState};
 use crate::error::AuthError;
 use crate::password;
@@ -39,8 +40,15 @@ pub struct Impersonation {
     pub user: User,
 }
 
+struct Directus {
+    client: DirectusClient,
+    mirror_ttl: Duration,
+}
+
 pub struct AuthService {
     pool: Pool,
+    /// Set in directus mode: Directus issues tokens and owns the users.
+    directus: Option<Directus>,
     signer: Signer,
     access_ttl: Duration,
     refresh_ttl: Duration,
@@ -58,15 +66,54 @@ fn parse_user_id(field: &str, value: &str) -> Result<Uuid, AuthError> {
 }
 
 impl AuthService {
-    pub fn new(config: &Config, pool: Pool) -> Self {
-        Self {
+    pub fn new(config: &Config, pool: Pool) -> Result<Self, AuthError> {
+        let directus = match &config.mode {
+            Mode::Embedded => None,
+            Mode::Directus(directus) => Some(Directus {
+                client: DirectusClient::new(
+                    &directus.url,
+                    directus.admin_token.clone(),
+                    directus.timeout,
+                )?,
+                mirror_ttl: directus.mirror_ttl,
+            }),
+        };
+        Ok(Self {
             pool,
+            directus,
             signer: Signer::new(config.directus_secret.expose()),
             access_ttl: config.access_token_ttl,
             refresh_ttl: config.refresh_token_ttl,
             impersonation_ttl: config.impersonation_ttl,
             login_floor: config.login_floor,
             avatar_max_bytes: config.avatar_max_bytes,
+        })
+    }
+
+    pub fn is_directus_mode(&self) -> bool {
+        self.directus.is_some()
+    }
+
+    /// In directus mode, brings the local mirror of the user up to date when it is older than the
+    /// mirror TTL. If Directus cannot be reached, a stale mirror is used rather than locking
+    /// everyone out; without one the call fails.
+    async fn mirror(&self, id: Uuid) -> Result<(), AuthError> {
+        let Some(directus) = &self.directus else {
+            return Ok(());
+        };
+        let db = self.pool.get().await?;
+        if store::mirror_is_fresh(&db, id, directus.mirror_ttl).await? {
+            return Ok(());
+        }
+        match directus.client.user(id).await {
+            Ok(Some(user)) => store::upsert_mirror(&db, &user).await,
+            Ok(None) if store::user_exists(&db, id).await? => store::archive_mirror(&db, id).await,
+            Ok(None) => Ok(()),
+            Err(err) if store::user_exists(&db, id).await? => {
+                tracing::warn!(user = %id, error = %err, "using a stale mirror: Directus unreachable");
+                Ok(())
+            }
+            Err(err) => Err(err),
         }
     }
 
@@ -119,7 +166,10 @@ impl AuthService {
             return Err(AuthError::missing("password"));
         }
         let deadline = tokio::time::Instant::now() + self.login_floor;
-        let outcome = self.check_credentials(email.trim(), password).await;
+        let outcome = match &self.directus {
+            Some(directus) => directus.client.login(email.trim(), password).await,
+            None => self.check_credentials(email.trim(), password).await,
+        };
         tokio::time::sleep_until(deadline).await;
         outcome
     }
@@ -149,6 +199,9 @@ impl AuthService {
         if refresh_token.is_empty() {
             return Err(AuthError::missing("refresh_token"));
         }
+        if let Some(directus) = &self.directus {
+            return directus.client.refresh(refresh_token).await;
+        }
         let mut db = self.pool.get().await?;
         let tx = db.transaction().await?;
         let user_id = store::take_refresh_session(&tx, &tokens::digest(refresh_token))
@@ -168,12 +221,16 @@ impl AuthService {
         if refresh_token.is_empty() {
             return Err(AuthError::missing("refresh_token"));
         }
+        if let Some(directus) = &self.directus {
+            return directus.client.logout(refresh_token).await;
+        }
         let db = self.pool.get().await?;
         store::take_refresh_session(&db, &tokens::digest(refresh_token)).await?;
         Ok(())
     }
 
     pub async fn user(&self, id: Uuid) -> Result<User, AuthError> {
+        self.mirror(id).await?;
         let db = self.pool.get().await?;
         store::user_by_id(&db, id)
             .await?
@@ -182,6 +239,7 @@ impl AuthService {
 
     pub async fn resolve(&self, user_id: &str) -> Result<store::Resolved, AuthError> {
         let id = parse_user_id("user_id", user_id)?;
+        self.mirror(id).await?;
         let db = self.pool.get().await?;
         store::resolve(&db, id)
             .await?
@@ -242,6 +300,18 @@ impl AuthService {
         }
         let first_name = domain::normalize_name("first_name", first_name)?;
         let last_name = domain::normalize_name("last_name", last_name)?;
+        if let Some(directus) = &self.directus {
+            return self
+                .register_in_directus(
+                    directus,
+                    &email,
+                    password,
+                    invite_code,
+                    first_name.as_deref(),
+                    last_name.as_deref(),
+                )
+                .await;
+        }
         let password_hash = password::hash(password.to_owned()).await?;
 
         let mut db = self.pool.get().await?;
@@ -264,6 +334,45 @@ impl AuthService {
             .ok_or(AuthError::EmailTaken)?;
         store::set_invite_user(&tx, invite, user_id).await?;
         let user = store::user_by_id(&tx, user_id)
+            .await?
+            .ok_or(AuthError::NotFound("user"))?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    /// The user is created in Directus, then mirrored here, while the invite stays locked in
+    /// this transaction: if Directus refuses, the invite is left unused.
+    async fn register_in_directus(
+        &self,
+        directus: &Directus,
+        email: &str,
+        password: &str,
+        invite_code: &str,
+        first_name: Option<&str>,
+        last_name: Option<&str>,
+    ) -> Result<User, AuthError> {
+        let mut db = self.pool.get().await?;
+        let tx = db.transaction().await?;
+        let invite = store::redeem_invite(&tx, &tokens::digest(invite_code.trim()), email)
+            .await?
+            .ok_or(AuthError::InvalidInvite)?;
+        let role = directus
+            .client
+            .role_named(domain::NEW_USER_ROLE)
+            .await?
+            .ok_or_else(|| {
+                AuthError::Directus(format!(
+                    "Directus has no role named {}",
+                    domain::NEW_USER_ROLE
+                ))
+            })?;
+        let created = directus
+            .client
+            .create_user(email, password, role.id, first_name, last_name)
+            .await?;
+        store::upsert_mirror(&tx, &created).await?;
+        store::set_invite_user(&tx, invite, created.id).await?;
+        let user = store::user_by_id(&tx, created.id)
             .await?
             .ok_or(AuthError::NotFound("user"))?;
         tx.commit().await?;

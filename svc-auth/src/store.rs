@@ -376,3 +376,72 @@ pub async fn admin_exists(db: &impl GenericClient, email: &str) -> Result<bool, 
         .await?
         .is_some())
 }
+
+/// Whether the user was mirrored from Directus less than `ttl` ago.
+pub async fn mirror_is_fresh(
+    db: &impl GenericClient,
+    id: Uuid,
+    ttl: std::time::Duration,
+) -> Result<bool, AuthError> {
+    let ttl_secs = ttl.as_secs_f64();
+    let row = db
+        .query_opt(
+            "SELECT 1 FROM auth.users WHERE id = $1 AND mirrored_at > now() - make_interval(secs => $2)",
+            &[&id, &ttl_secs],
+        )
+        .await?;
+    Ok(row.is_some())
+}
+
+pub async fn user_exists(db: &impl GenericClient, id: Uuid) -> Result<bool, AuthError> {
+    Ok(db
+        .query_opt("SELECT 1 FROM auth.users WHERE id = $1", &[&id])
+        .await?
+        .is_some())
+}
+
+/// Writes what Directus says of a user over the mirror, keeping what lives only here (tier,
+/// onboarding state, avatar). When the user's Directus role has the name of one of our roles,
+/// that role takes Directus' uuid, so that tokens and `/users/me` name the same role.
+pub async fn upsert_mirror(
+    db: &impl GenericClient,
+    user: &crate::directus::DirectusUser,
+) -> Result<(), AuthError> {
+    if let Some(role) = &user.role {
+        db.execute(
+            "UPDATE auth.roles SET id = $1 WHERE name = lower($2) AND id <> $1",
+            &[&role.id, &role.name],
+        )
+        .await?;
+    }
+    let role_id = user.role.as_ref().map(|role| role.id);
+    // Directus allows users without an email (service accounts); ours are unique and required.
+    let email = user.email.clone().unwrap_or_else(|| user.id.to_string());
+    db.execute(
+        "INSERT INTO auth.users (id, email, first_name, last_name, role_id, status, mirrored_at) \
+         VALUES ($1, $2, $3, $4, (SELECT id FROM auth.roles WHERE id = $5), $6, now()) \
+         ON CONFLICT (id) DO UPDATE SET email = excluded.email, first_name = excluded.first_name, \
+           last_name = excluded.last_name, role_id = excluded.role_id, status = excluded.status, \
+           mirrored_at = now(), updated_at = now()",
+        &[
+            &user.id,
+            &email,
+            &user.first_name,
+            &user.last_name,
+            &role_id,
+            &user.status,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// A mirrored user that Directus no longer has: archived here, so its tokens stop working.
+pub async fn archive_mirror(db: &impl GenericClient, id: Uuid) -> Result<(), AuthError> {
+    db.execute(
+        "UPDATE auth.users SET status = 'archived', mirrored_at = now(), updated_at = now() WHERE id = $1",
+        &[&id],
+    )
+    .await?;
+    Ok(())
+}
