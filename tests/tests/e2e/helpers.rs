@@ -38,7 +38,29 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with_resolve_cache(resolve_cache_ttl: Duration) -> TestApp {
+    spawn(resolve_cache_ttl, |_| {}).await
+}
+
+/// The stack with svc-auth's configuration adjusted by `configure`.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut svc_auth::Config)) -> TestApp {
+    spawn(Duration::ZERO, configure).await
+}
+
+/// An HTTP client for tests. reqwest is built without a TLS crypto provider of its own, so this
+/// installs ring's first (a second install is a harmless no-op).
+pub fn http_client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("build the test HTTP client")
+}
+
+async fn spawn(
+    resolve_cache_ttl: Duration,
+    configure: impl FnOnce(&mut svc_auth::Config),
+) -> TestApp {
     let database = fresh_database().await;
     let mut auth = svc_auth::Config::local(
         database.url,
@@ -46,6 +68,7 @@ pub async fn spawn_app_with_resolve_cache(resolve_cache_ttl: Duration) -> TestAp
         Secret::new(DIRECTUS_SECRET),
     );
     auth.admin = Some((ADMIN_EMAIL.into(), Secret::new(ADMIN_PASSWORD)));
+    configure(&mut auth);
     let (auth_listener, auth_addr) = random_listener().await;
     let (auth_stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let auth_task = tokio::spawn(svc_auth::run(auth, auth_listener, async {
@@ -68,11 +91,7 @@ pub async fn spawn_app_with_resolve_cache(resolve_cache_ttl: Duration) -> TestAp
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         auth_url: format!("http://{auth_addr}"),
-        client: reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap(),
+        client: http_client(),
         auth_stop: Some(auth_stop),
         auth_task: Some(auth_task),
         gateway: handle,

@@ -4,5 +4,6 @@
 mod helpers;
 
 mod auth_flow;
+mod directus_mode;
 mod resilience;
 mod tokens;
