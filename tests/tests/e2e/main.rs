@@ -5,5 +5,6 @@ mod helpers;
 
 mod auth_flow;
 mod directus_mode;
+mod observability;
 mod resilience;
 mod tokens;
