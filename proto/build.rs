@@ -7,7 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => protoc_bin_vendored::protoc_bin_path()?,
     };
     let descriptor = PathBuf::from(std::env::var("OUT_DIR")?).join("genie_descriptor.bin");
-    let protos = ["genie/auth/v1/auth.proto"];
+    let protos = ["genie/auth/v1/auth.proto", "genie/usage/v1/usage.proto"];
     let mut config = tonic_prost_build::Config::new();
     config.protoc_executable(protoc);
     tonic_prost_build::configure()

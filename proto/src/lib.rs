@@ -8,3 +8,9 @@ pub mod auth {
         tonic::include_proto!("genie.auth.v1");
     }
 }
+
+pub mod usage {
+    pub mod v1 {
+        tonic::include_proto!("genie.usage.v1");
+    }
+}

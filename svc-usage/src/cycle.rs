@@ -1,0 +1,105 @@
+//! Billing cycles: the calendar month in UTC, or monthly from a per-user anchor. The clock is
+//! injected so that tests can cross a cycle boundary.
+
+use chrono::{DateTime, Datelike, Months, TimeZone, Utc};
+
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cycle {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+/// The cycle that contains `now`. With an anchor, cycle k starts at `anchor + k months` (a
+/// 31st clamps to the month's last day, and the next month returns to the 31st).
+pub fn cycle_at(anchor: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Cycle {
+    let Some(anchor) = anchor else {
+        let start = Utc
+            .with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0)
+            .single()
+            .expect("the first of a month at midnight UTC exists");
+        return Cycle {
+            start,
+            end: start + Months::new(1),
+        };
+    };
+    let shift = |months: i64| -> DateTime<Utc> {
+        let magnitude = Months::new(u32::try_from(months.unsigned_abs()).unwrap_or(u32::MAX));
+        if months >= 0 {
+            anchor
+                .checked_add_months(magnitude)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC)
+        } else {
+            anchor
+                .checked_sub_months(magnitude)
+                .unwrap_or(DateTime::<Utc>::MIN_UTC)
+        }
+    };
+    let mut months = i64::from(now.year() - anchor.year()) * 12 + i64::from(now.month())
+        - i64::from(anchor.month());
+    while shift(months) > now {
+        months -= 1;
+    }
+    while shift(months + 1) <= now {
+        months += 1;
+    }
+    Cycle {
+        start: shift(months),
+        end: shift(months + 1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, m, d, h, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn calendar_months_in_utc() {
+        let cycle = cycle_at(None, at(2026, 11, 23, 10));
+        assert_eq!(
+            (cycle.start, cycle.end),
+            (at(2026, 11, 1, 0), at(2026, 12, 1, 0))
+        );
+        let december = cycle_at(None, at(2026, 12, 31, 23));
+        assert_eq!(december.end, at(2027, 1, 1, 0));
+    }
+
+    #[test]
+    fn anchored_cycles_keep_the_anchor_day_and_time() {
+        let anchor = Some(at(2026, 1, 15, 12));
+        let cycle = cycle_at(anchor, at(2026, 3, 20, 0));
+        assert_eq!(
+            (cycle.start, cycle.end),
+            (at(2026, 3, 15, 12), at(2026, 4, 15, 12))
+        );
+        let before_the_hour = cycle_at(anchor, at(2026, 3, 15, 11));
+        assert_eq!(before_the_hour.start, at(2026, 2, 15, 12));
+        let before_the_anchor = cycle_at(anchor, at(2025, 12, 20, 0));
+        assert_eq!(before_the_anchor.start, at(2025, 12, 15, 12));
+    }
+
+    #[test]
+    fn an_anchor_on_the_31st_clamps_and_returns() {
+        let anchor = Some(at(2026, 1, 31, 0));
+        let february = cycle_at(anchor, at(2026, 3, 1, 0));
+        assert_eq!(
+            (february.start, february.end),
+            (at(2026, 2, 28, 0), at(2026, 3, 31, 0))
+        );
+    }
+}

@@ -1,0 +1,87 @@
+//! svc-usage: the quota ledger. Tier limits per billing cycle, consumed atomically (one
+//! conditional upsert, never over the limit), idempotently (a retry with the same key gets the
+//! first answer), refunded exactly once, with an append-only ledger. Owns the `usage` schema.
+
+pub mod config;
+pub mod cycle;
+pub mod error;
+pub mod grpc;
+pub mod service;
+pub mod store;
+pub mod tiers;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use proto::usage::v1::usage_server::{SERVICE_NAME, UsageServer};
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+use tonic::service::interceptor::InterceptedService;
+
+use common::grpc::InternalAuth;
+pub use config::Config;
+pub use cycle::{Clock, SystemClock};
+pub use service::UsageService;
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+pub const SCHEMA: &str = "usage";
+
+pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
+    common::db::migrate(database_url, SCHEMA, embedded::migrations::runner()).await?;
+    Ok(())
+}
+
+/// Runs the gRPC server on `listener` until `shutdown` resolves, reading time from `clock`.
+pub async fn run_with_clock(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<()> {
+    migrate(&config.database_url).await?;
+    let pool = common::db::pool(&config.database_url, config.database_pool_size)?;
+    let service = Arc::new(UsageService::new(pool, config.tiers.clone(), clock));
+    tokio::spawn(forget_old_keys(
+        Arc::clone(&service),
+        config.idempotency_ttl,
+    ));
+    let usage = UsageServer::new(grpc::UsageGrpc::new(service));
+    let routes = Routes::new(InterceptedService::new(
+        usage,
+        InternalAuth::new(config.internal_token.clone()),
+    ));
+    tracing::info!(addr = %listener.local_addr()?, "svc-usage listening");
+    common::grpc::serve(listener, routes, &[SERVICE_NAME], shutdown).await?;
+    Ok(())
+}
+
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    run_with_clock(config, listener, shutdown, Arc::new(SystemClock)).await
+}
+
+/// Binds the configured address and runs until SIGTERM or Ctrl-C.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(config.grpc_addr).await?;
+    run(config, listener, common::shutdown::signal()).await
+}
+
+/// Idempotency keys past their time are only weight; sweep them hourly.
+async fn forget_old_keys(service: Arc<UsageService>, ttl: Duration) {
+    let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        every_hour.tick().await;
+        match service.delete_old_keys(ttl).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "old idempotency keys removed"),
+            Err(err) => tracing::warn!(error = %err, "cannot remove old idempotency keys"),
+        }
+    }
+}

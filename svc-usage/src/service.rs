@@ -1,0 +1,325 @@
+//! What svc-usage does, as plain async methods over the database; the gRPC layer only
+//! translates. These methods are the authority on every quota rule.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use common::identity::{Identity, Principal};
+use deadpool_postgres::{GenericClient, Pool};
+use uuid::Uuid;
+
+use crate::cycle::{Clock, Cycle, cycle_at};
+use crate::error::UsageError;
+use crate::store::{self, StoredAnswer};
+use crate::tiers::{Tiers, remaining};
+
+/// The most one request may consume: a guard against a typo becoming a month of quota.
+pub const MAX_AMOUNT: i64 = 1000;
+const MAX_KEY_LEN: usize = 255;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub granted: bool,
+    pub operation: String,
+    pub used: i64,
+    pub limit: i64,
+    pub remaining: i64,
+    pub cycle: Cycle,
+    pub replayed: bool,
+}
+
+pub struct Report {
+    pub tier: String,
+    pub cycle: Cycle,
+    /// (operation, used, limit, remaining), in the tier file's order.
+    pub operations: Vec<(String, i64, i64, i64)>,
+}
+
+pub struct Refund {
+    pub refunded: bool,
+    pub operation: String,
+    pub amount: i64,
+}
+
+pub struct UsageService {
+    pool: Pool,
+    tiers: Tiers,
+    clock: Arc<dyn Clock>,
+}
+
+fn parse_user(user_id: &str) -> Result<Uuid, UsageError> {
+    if user_id.trim().is_empty() {
+        return Err(UsageError::missing("user_id"));
+    }
+    Uuid::parse_str(user_id.trim())
+        .map_err(|_| UsageError::invalid("user_id", "user_id must be a uuid"))
+}
+
+fn check_amount(amount: i64) -> Result<i64, UsageError> {
+    if (1..=MAX_AMOUNT).contains(&amount) {
+        Ok(amount)
+    } else {
+        Err(UsageError::invalid(
+            "amount",
+            format!("amount must be between 1 and {MAX_AMOUNT}"),
+        ))
+    }
+}
+
+fn check_key(key: &str) -> Result<Option<&str>, UsageError> {
+    let key = key.trim();
+    if key.is_empty() {
+        return Ok(None);
+    }
+    if key.len() > MAX_KEY_LEN || key.chars().any(char::is_control) {
+        return Err(UsageError::invalid(
+            "idempotency_key",
+            format!("idempotency_key must be at most {MAX_KEY_LEN} printable characters"),
+        ));
+    }
+    Ok(Some(key))
+}
+
+/// A user may act on their own quota; administrators and the system principal on anyone's.
+/// A user asking about someone else learns nothing, not even that they exist.
+fn authorize(identity: &Identity, user_id: Uuid) -> Result<(), UsageError> {
+    match &identity.principal {
+        Principal::System => Ok(()),
+        Principal::User(user) if user.id == user_id || user.is_admin() => Ok(()),
+        Principal::User(_) => Err(UsageError::NotFound("user")),
+        Principal::Anonymous => Err(UsageError::Forbidden(
+            "quota calls need a user or the system",
+        )),
+    }
+}
+
+impl UsageService {
+    pub fn new(pool: Pool, tiers: Tiers, clock: Arc<dyn Clock>) -> Self {
+        Self { pool, tiers, clock }
+    }
+
+    async fn cycle(&self, db: &impl GenericClient, user_id: Uuid) -> Result<Cycle, UsageError> {
+        Ok(cycle_at(
+            store::anchor(db, user_id).await?,
+            self.clock.now(),
+        ))
+    }
+
+    pub async fn check(
+        &self,
+        identity: &Identity,
+        user_id: &str,
+        tier: &str,
+        operation: &str,
+        amount: i64,
+    ) -> Result<Answer, UsageError> {
+        let user_id = parse_user(user_id)?;
+        authorize(identity, user_id)?;
+        let amount = check_amount(amount)?;
+        let limit = self.tiers.limit(tier, operation)?;
+        let db = self.pool.get().await?;
+        let cycle = self.cycle(&db, user_id).await?;
+        let used = store::used(&db, user_id, operation, cycle.start).await?;
+        Ok(Answer {
+            granted: limit == crate::tiers::UNLIMITED || used + amount <= limit,
+            operation: operation.to_owned(),
+            used,
+            limit,
+            remaining: remaining(limit, used),
+            cycle,
+            replayed: false,
+        })
+    }
+
+    /// Consumes `amount` if it fits. With a key, the whole decision and its answer are stored in
+    /// the same transaction, so a retry gets the first answer and nothing is counted twice.
+    pub async fn consume(
+        &self,
+        identity: &Identity,
+        user_id: &str,
+        tier: &str,
+        operation: &str,
+        amount: i64,
+        idempotency_key: &str,
+    ) -> Result<Answer, UsageError> {
+        let user_id = parse_user(user_id)?;
+        authorize(identity, user_id)?;
+        let amount = check_amount(amount)?;
+        let limit = self.tiers.limit(tier, operation)?;
+        let key = check_key(idempotency_key)?;
+
+        let mut db = self.pool.get().await?;
+        let tx = db.transaction().await?;
+        if let Some(key) = key
+            && !store::claim_key(&tx, user_id, key, operation, amount).await?
+        {
+            let stored = store::stored_answer(&tx, user_id, key)
+                .await?
+                .ok_or(UsageError::KeyReused)?;
+            if stored.operation != operation || stored.amount != amount {
+                return Err(UsageError::KeyReused);
+            }
+            return Ok(Answer {
+                granted: stored.granted,
+                operation: stored.operation,
+                used: stored.used,
+                limit: stored.limit,
+                remaining: remaining(stored.limit, stored.used),
+                cycle: Cycle {
+                    start: stored.cycle_start,
+                    end: stored.cycle_end,
+                },
+                replayed: true,
+            });
+        }
+        let cycle = self.cycle(&tx, user_id).await?;
+        let consumed = store::consume(&tx, user_id, operation, cycle.start, amount, limit).await?;
+        let used = match consumed {
+            Some(total) => {
+                store::append_ledger(&tx, user_id, operation, cycle.start, "consume", amount, key)
+                    .await?;
+                total
+            }
+            None => store::used(&tx, user_id, operation, cycle.start).await?,
+        };
+        if let Some(key) = key {
+            let answer = StoredAnswer {
+                operation: operation.to_owned(),
+                amount,
+                granted: consumed.is_some(),
+                used,
+                limit,
+                cycle_start: cycle.start,
+                cycle_end: cycle.end,
+            };
+            store::store_answer(&tx, user_id, key, &answer).await?;
+        }
+        tx.commit().await?;
+        Ok(Answer {
+            granted: consumed.is_some(),
+            operation: operation.to_owned(),
+            used,
+            limit,
+            remaining: remaining(limit, used),
+            cycle,
+            replayed: false,
+        })
+    }
+
+    /// Gives back what the consumption with this key took, once: the key's row is marked in the
+    /// same transaction that lowers the counter and writes the ledger.
+    pub async fn refund(
+        &self,
+        identity: &Identity,
+        user_id: &str,
+        idempotency_key: &str,
+    ) -> Result<Refund, UsageError> {
+        let user_id = parse_user(user_id)?;
+        authorize(identity, user_id)?;
+        let key =
+            check_key(idempotency_key)?.ok_or_else(|| UsageError::missing("idempotency_key"))?;
+        let mut db = self.pool.get().await?;
+        let tx = db.transaction().await?;
+        let Some((operation, amount, cycle_start)) =
+            store::mark_refunded(&tx, user_id, key).await?
+        else {
+            return if store::key_exists(&tx, user_id, key).await? {
+                Ok(Refund {
+                    refunded: false,
+                    operation: String::new(),
+                    amount: 0,
+                })
+            } else {
+                Err(UsageError::NotFound(
+                    "consumption with this idempotency key",
+                ))
+            };
+        };
+        store::give_back(&tx, user_id, &operation, cycle_start, amount).await?;
+        store::append_ledger(
+            &tx,
+            user_id,
+            &operation,
+            cycle_start,
+            "refund",
+            amount,
+            Some(key),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Refund {
+            refunded: true,
+            operation,
+            amount,
+        })
+    }
+
+    pub async fn report(
+        &self,
+        identity: &Identity,
+        user_id: &str,
+        tier: &str,
+    ) -> Result<Report, UsageError> {
+        let user_id = parse_user(user_id)?;
+        authorize(identity, user_id)?;
+        let limits = &self.tiers.tier(tier)?.limits;
+        let db = self.pool.get().await?;
+        let cycle = self.cycle(&db, user_id).await?;
+        let used = store::used_by_operation(&db, user_id, cycle.start).await?;
+        let operations = self
+            .tiers
+            .operations
+            .iter()
+            .map(|operation| {
+                let used = used
+                    .iter()
+                    .find(|(op, _)| op == operation)
+                    .map_or(0, |(_, used)| *used);
+                let limit = limits[operation];
+                (operation.clone(), used, limit, remaining(limit, used))
+            })
+            .collect();
+        Ok(Report {
+            tier: tier.to_owned(),
+            cycle,
+            operations,
+        })
+    }
+
+    pub async fn set_cycle_anchor(
+        &self,
+        identity: &Identity,
+        user_id: &str,
+        anchor: &str,
+    ) -> Result<(Option<DateTime<Utc>>, Cycle), UsageError> {
+        let user_id = parse_user(user_id)?;
+        let allowed = match &identity.principal {
+            Principal::System => true,
+            Principal::User(user) => user.is_admin(),
+            Principal::Anonymous => false,
+        };
+        if !allowed {
+            return Err(UsageError::Forbidden(
+                "only administrators set billing cycles",
+            ));
+        }
+        let anchor = match anchor.trim() {
+            "" => None,
+            text => Some(
+                DateTime::parse_from_rfc3339(text)
+                    .map_err(|_| {
+                        UsageError::invalid("anchor", "anchor must be an RFC 3339 date-time")
+                    })?
+                    .with_timezone(&Utc),
+            ),
+        };
+        let db = self.pool.get().await?;
+        store::set_anchor(&db, user_id, anchor).await?;
+        Ok((anchor, cycle_at(anchor, self.clock.now())))
+    }
+
+    pub async fn delete_old_keys(&self, ttl: std::time::Duration) -> Result<u64, UsageError> {
+        let db = self.pool.get().await?;
+        store::delete_old_keys(&db, ttl).await
+    }
+}

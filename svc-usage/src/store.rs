@@ -1,0 +1,254 @@
+//! Every SQL statement of svc-usage.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use uuid::Uuid;
+
+use crate::error::UsageError;
+
+pub async fn anchor(
+    db: &impl GenericClient,
+    user_id: Uuid,
+) -> Result<Option<DateTime<Utc>>, UsageError> {
+    let row = db
+        .query_opt(
+            "SELECT anchor FROM usage.cycle_anchors WHERE user_id = $1",
+            &[&user_id],
+        )
+        .await?;
+    Ok(row.map(|row| row.get(0)))
+}
+
+pub async fn set_anchor(
+    db: &impl GenericClient,
+    user_id: Uuid,
+    anchor: Option<DateTime<Utc>>,
+) -> Result<(), UsageError> {
+    match anchor {
+        Some(anchor) => {
+            db.execute(
+                "INSERT INTO usage.cycle_anchors (user_id, anchor) VALUES ($1, $2) \
+                 ON CONFLICT (user_id) DO UPDATE SET anchor = excluded.anchor, updated_at = now()",
+                &[&user_id, &anchor],
+            )
+            .await?
+        }
+        None => {
+            db.execute(
+                "DELETE FROM usage.cycle_anchors WHERE user_id = $1",
+                &[&user_id],
+            )
+            .await?
+        }
+    };
+    Ok(())
+}
+
+pub async fn used(
+    db: &impl GenericClient,
+    user_id: Uuid,
+    operation: &str,
+    cycle_start: DateTime<Utc>,
+) -> Result<i64, UsageError> {
+    let row = db
+        .query_opt(
+            "SELECT used FROM usage.counters WHERE user_id = $1 AND operation = $2 AND cycle_start = $3",
+            &[&user_id, &operation, &cycle_start],
+        )
+        .await?;
+    Ok(row.map_or(0, |row| row.get(0)))
+}
+
+pub async fn used_by_operation(
+    db: &impl GenericClient,
+    user_id: Uuid,
+    cycle_start: DateTime<Utc>,
+) -> Result<Vec<(String, i64)>, UsageError> {
+    let rows = db
+        .query(
+            "SELECT operation, used FROM usage.counters WHERE user_id = $1 AND cycle_start = $2",
+            &[&user_id, &cycle_start],
+        )
+        .await?;
+    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+}
+
+/// Adds `amount` to the counter if the result stays within `limit` (`-1`: no limit), in one
+/// statement: the row lock taken by the upsert serialises concurrent consumers, and each sees the
+/// total the previous one left. Returns the new total, or `None` when it would not fit. (The casts
+/// type the parameters of `INSERT … SELECT`, which Postgres would otherwise read as text.)
+pub async fn consume(
+    db: &impl GenericClient,
+    user_id: Uuid,
+    operation: &str,
+    cycle_start: DateTime<Utc>,
+    amount: i64,
+    limit: i64,
+) -> Result<Option<i64>, UsageError> {
+    let row = db
+        .query_opt(
+            "INSERT INTO usage.counters AS c (user_id, operation, cycle_start, used) \
+             SELECT $1::uuid, $2::text, $3::timestamptz, $4::bigint WHERE $5::bigint = -1 OR $4 <= $5 \
+             ON CONFLICT (user_id, operation, cycle_start) \
+             DO UPDATE SET used = c.used + excluded.used, updated_at = now() \
+             WHERE $5 = -1 OR c.used + excluded.used <= $5 \
+             RETURNING used",
+            &[&user_id, &operation, &cycle_start, &amount, &limit],
+        )
+        .await?;
+    Ok(row.map(|row| row.get(0)))
+}
+
+pub async fn give_back(
+    db: &impl GenericClient,
+    user_id: Uuid,
+    operation: &str,
+    cycle_start: DateTime<Utc>,
+    amount: i64,
+) -> Result<(), UsageError> {
+    db.execute(
+        "UPDATE usage.counters SET used = greatest(used - $4, 0), updated_at = now() \
+         WHERE user_id = $1 AND operation = $2 AND cycle_start = $3",
+        &[&user_id, &operation, &cycle_start, &amount],
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn append_ledger(
+    db: &impl GenericClient,
+    user_id: Uuid,
+    operation: &str,
+    cycle_start: DateTime<Utc>,
+    kind: &str,
+    amount: i64,
+    idempotency_key: Option<&str>,
+) -> Result<(), UsageError> {
+    db.execute(
+        "INSERT INTO usage.ledger (user_id, operation, cycle_start, kind, amount, idempotency_key) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+        &[
+            &user_id,
+            &operation,
+            &cycle_start,
+            &kind,
+            &amount,
+            &idempotency_key,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Claims the key for this request. `false` when it was claimed before: a concurrent request
+/// with the same key waits here until the first one commits, then finds its answer.
+pub async fn claim_key(
+    db: &impl GenericClient,
+    user_id: Uuid,
+    key: &str,
+    operation: &str,
+    amount: i64,
+) -> Result<bool, UsageError> {
+    let inserted = db
+        .execute(
+            "INSERT INTO usage.idempotency_keys (user_id, key, operation, amount) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (user_id, key) DO NOTHING",
+            &[&user_id, &key, &operation, &amount],
+        )
+        .await?;
+    Ok(inserted == 1)
+}
+
+/// The answer stored for a key: (operation, amount, granted, used, limit, cycle start, cycle end).
+pub struct StoredAnswer {
+    pub operation: String,
+    pub amount: i64,
+    pub granted: bool,
+    pub used: i64,
+    pub limit: i64,
+    pub cycle_start: DateTime<Utc>,
+    pub cycle_end: DateTime<Utc>,
+}
+
+pub async fn stored_answer(
+    db: &impl GenericClient,
+    user_id: Uuid,
+    key: &str,
+) -> Result<Option<StoredAnswer>, UsageError> {
+    let row = db
+        .query_opt(
+            "SELECT operation, amount, granted, used, limit_value, cycle_start, cycle_end \
+             FROM usage.idempotency_keys WHERE user_id = $1 AND key = $2 AND granted IS NOT NULL",
+            &[&user_id, &key],
+        )
+        .await?;
+    Ok(row.map(|row| StoredAnswer {
+        operation: row.get(0),
+        amount: row.get(1),
+        granted: row.get(2),
+        used: row.get(3),
+        limit: row.get(4),
+        cycle_start: row.get(5),
+        cycle_end: row.get(6),
+    }))
+}
+
+pub async fn store_answer(
+    db: &impl GenericClient,
+    user_id: Uuid,
+    key: &str,
+    answer: &StoredAnswer,
+) -> Result<(), UsageError> {
+    db.execute(
+        "UPDATE usage.idempotency_keys SET granted = $3, used = $4, limit_value = $5, cycle_start = $6, cycle_end = $7 \
+         WHERE user_id = $1 AND key = $2",
+        &[&user_id, &key, &answer.granted, &answer.used, &answer.limit, &answer.cycle_start, &answer.cycle_end],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Marks the granted consumption of this key refunded; `None` when there is nothing to give back
+/// (never granted, or refunded before).
+pub async fn mark_refunded(
+    db: &impl GenericClient,
+    user_id: Uuid,
+    key: &str,
+) -> Result<Option<(String, i64, DateTime<Utc>)>, UsageError> {
+    let row = db
+        .query_opt(
+            "UPDATE usage.idempotency_keys SET refunded_at = now() \
+             WHERE user_id = $1 AND key = $2 AND granted AND refunded_at IS NULL \
+             RETURNING operation, amount, cycle_start",
+            &[&user_id, &key],
+        )
+        .await?;
+    Ok(row.map(|row| (row.get(0), row.get(1), row.get(2))))
+}
+
+pub async fn key_exists(
+    db: &impl GenericClient,
+    user_id: Uuid,
+    key: &str,
+) -> Result<bool, UsageError> {
+    Ok(db
+        .query_opt(
+            "SELECT 1 FROM usage.idempotency_keys WHERE user_id = $1 AND key = $2",
+            &[&user_id, &key],
+        )
+        .await?
+        .is_some())
+}
+
+pub async fn delete_old_keys(
+    db: &impl GenericClient,
+    ttl: std::time::Duration,
+) -> Result<u64, UsageError> {
+    let secs = ttl.as_secs_f64();
+    Ok(db
+        .execute(
+            "DELETE FROM usage.idempotency_keys WHERE created_at < now() - make_interval(secs => $1)",
+            &[&secs],
+        )
+        .await?)
+}

@@ -1,0 +1,150 @@
+//! Tier limits: one JSON file shipped with the crate (`tiers.json`), replaceable at start-up by
+//! `USAGE_TIERS_PATH`. `-1` means unlimited.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::error::UsageError;
+
+pub const SHIPPED: &str = include_str!("../tiers.json");
+pub const UNLIMITED: i64 = -1;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Tier {
+    pub price_usd: u32,
+    pub seats: u32,
+    pub limits: BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Tiers {
+    /// Every billable operation, in the order reports list them.
+    pub operations: Vec<String>,
+    pub tiers: BTreeMap<String, Tier>,
+}
+
+impl Tiers {
+    /// Parses and checks a tier file: every tier names a limit (≥ -1) for every operation.
+    pub fn parse(json: &str) -> Result<Self, String> {
+        let tiers: Self =
+            serde_json::from_str(json).map_err(|err| format!("not a valid tier file: {err}"))?;
+        if tiers.operations.is_empty() || tiers.tiers.is_empty() {
+            return Err("the tier file lists no operations or no tiers".into());
+        }
+        for (name, tier) in &tiers.tiers {
+            for operation in &tiers.operations {
+                match tier.limits.get(operation) {
+                    Some(limit) if *limit >= UNLIMITED => {}
+                    Some(_) => {
+                        return Err(format!("tier {name}: the limit of {operation} is below -1"));
+                    }
+                    None => return Err(format!("tier {name} has no limit for {operation}")),
+                }
+            }
+            if let Some(extra) = tier.limits.keys().find(|op| !tiers.operations.contains(op)) {
+                return Err(format!(
+                    "tier {name} limits {extra}, which is not a listed operation"
+                ));
+            }
+        }
+        Ok(tiers)
+    }
+
+    pub fn shipped() -> Self {
+        Self::parse(SHIPPED).expect("the tier file shipped with svc-usage is valid (tested)")
+    }
+
+    pub fn check_operation(&self, operation: &str) -> Result<(), UsageError> {
+        if self.operations.iter().any(|known| known == operation) {
+            Ok(())
+        } else {
+            Err(UsageError::invalid(
+                "operation",
+                format!("operation must be one of {}", self.operations.join(", ")),
+            ))
+        }
+    }
+
+    pub fn tier(&self, tier: &str) -> Result<&Tier, UsageError> {
+        self.tiers.get(tier).ok_or_else(|| {
+            let known: Vec<&str> = self.tiers.keys().map(String::as_str).collect();
+            UsageError::invalid("tier", format!("tier must be one of {}", known.join(", ")))
+        })
+    }
+
+    /// The limit of `operation` in `tier`; both must be known.
+    pub fn limit(&self, tier: &str, operation: &str) -> Result<i64, UsageError> {
+        self.check_operation(operation)?;
+        Ok(self.tier(tier)?.limits[operation])
+    }
+}
+
+/// What is left of `limit` after `used` (`-1` stays unlimited).
+pub fn remaining(limit: i64, used: i64) -> i64 {
+    if limit == UNLIMITED {
+        UNLIMITED
+    } else {
+        (limit - used).max(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_file_matches_the_design_table() {
+        let tiers = Tiers::shipped();
+        assert_eq!(tiers.limit("starter", "captions").unwrap(), 3);
+        assert_eq!(tiers.limit("creator", "captions").unwrap(), 50);
+        assert_eq!(tiers.limit("pro", "taxonomy_ai").unwrap(), 500);
+        assert_eq!(tiers.limit("starter", "ai_media_ops").unwrap(), 5);
+        assert_eq!(tiers.limit("studio", "captions").unwrap(), UNLIMITED);
+        assert_eq!(tiers.limit("studio", "platforms").unwrap(), 9);
+        assert_eq!(tiers.tiers["studio"].price_usd, 499);
+        assert_eq!(tiers.tiers["studio"].seats, 5);
+    }
+
+    #[test]
+    fn unknown_names_are_errors_naming_the_field() {
+        let tiers = Tiers::shipped();
+        assert!(
+            matches!(tiers.limit("gold", "captions"), Err(UsageError::Invalid { field, .. }) if field == "tier")
+        );
+        assert!(
+            matches!(tiers.limit("pro", "dance"), Err(UsageError::Invalid { field, .. }) if field == "operation")
+        );
+    }
+
+    #[test]
+    fn incomplete_or_wrong_files_are_refused() {
+        assert!(Tiers::parse("{").is_err());
+        assert!(
+            Tiers::parse(
+                r#"{"operations":["a"],"tiers":{"t":{"price_usd":0,"seats":1,"limits":{}}}}"#
+            )
+            .is_err()
+        );
+        assert!(
+            Tiers::parse(
+                r#"{"operations":["a"],"tiers":{"t":{"price_usd":0,"seats":1,"limits":{"a":-2}}}}"#
+            )
+            .is_err()
+        );
+        assert!(Tiers::parse(r#"{"operations":["a"],"tiers":{"t":{"price_usd":0,"seats":1,"limits":{"a":1,"b":2}}}}"#).is_err());
+        assert!(
+            Tiers::parse(
+                r#"{"operations":["a"],"tiers":{"t":{"price_usd":0,"seats":1,"limits":{"a":-1}}}}"#
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn remaining_never_goes_negative_and_unlimited_stays_unlimited() {
+        assert_eq!(remaining(5, 3), 2);
+        assert_eq!(remaining(5, 7), 0);
+        assert_eq!(remaining(UNLIMITED, 1_000), UNLIMITED);
+    }
+}

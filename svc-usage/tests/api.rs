@@ -1,0 +1,500 @@
+//! svc-usage over real gRPC on a random port, against a fresh PostgreSQL database per test, with
+//! a clock the tests move.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use common::identity::{Identity, UserIdentity};
+use common::secret::Secret;
+use common::testing::{fresh_database, random_listener};
+use proto::usage::v1 as pb;
+use proto::usage::v1::usage_client::UsageClient;
+use svc_usage::{Clock, Config};
+use tokio_postgres::NoTls;
+use tonic::Code;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+struct ManualClock(Mutex<DateTime<Utc>>);
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+impl ManualClock {
+    fn set(&self, at: DateTime<Utc>) {
+        *self.0.lock().unwrap() = at;
+    }
+}
+
+struct TestUsage {
+    client: UsageClient<Channel>,
+    token: Secret,
+    clock: Arc<ManualClock>,
+    database_url: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn spawn_usage() -> TestUsage {
+    let database = fresh_database().await;
+    let token = Secret::new("internal token for the svc-usage tests 0123456789");
+    let config = Config::local(database.url.clone(), token.clone());
+    let clock = Arc::new(ManualClock(Mutex::new(
+        Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap(),
+    )));
+    let (listener, addr) = random_listener().await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(svc_usage::run_with_clock(
+        config,
+        listener,
+        async {
+            let _ = stopped.await;
+        },
+        clock.clone(),
+    ));
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy();
+    TestUsage {
+        client: UsageClient::new(channel),
+        token,
+        clock,
+        database_url: database.url,
+        _stop: stop,
+    }
+}
+
+fn user(id: Uuid, role: &str) -> Identity {
+    Identity::user(
+        UserIdentity {
+            id,
+            role: role.into(),
+            tier: "starter".into(),
+            impersonated_by: None,
+        },
+        "test",
+    )
+}
+
+fn consume(
+    user_id: Uuid,
+    tier: &str,
+    operation: &str,
+    amount: i64,
+    key: &str,
+) -> pb::ConsumeRequest {
+    pb::ConsumeRequest {
+        user_id: user_id.to_string(),
+        tier: tier.into(),
+        operation: operation.into(),
+        amount,
+        idempotency_key: key.into(),
+    }
+}
+
+fn field(status: &tonic::Status) -> &str {
+    status
+        .metadata()
+        .get(common::error::FIELD_METADATA)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+}
+
+impl TestUsage {
+    fn call<T>(&self, message: T, identity: &Identity) -> tonic::Request<T> {
+        common::grpc::outgoing(message, identity, &self.token, Duration::from_secs(30))
+    }
+
+    async fn consume(
+        &self,
+        id: Uuid,
+        tier: &str,
+        operation: &str,
+        amount: i64,
+        key: &str,
+    ) -> Result<pb::QuotaAnswer, tonic::Status> {
+        let mut client = self.client.clone();
+        let request = self.call(
+            consume(id, tier, operation, amount, key),
+            &user(id, "creator"),
+        );
+        client
+            .consume(request)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    async fn refund(&self, id: Uuid, key: &str) -> Result<pb::RefundAnswer, tonic::Status> {
+        let mut client = self.client.clone();
+        let request = self.call(
+            pb::RefundRequest {
+                user_id: id.to_string(),
+                idempotency_key: key.into(),
+            },
+            &user(id, "creator"),
+        );
+        client
+            .refund(request)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    async fn sql(&self, query: &str, id: Uuid) -> i64 {
+        let (client, connection) = tokio_postgres::connect(&self.database_url, NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client.query_one(query, &[&id]).await.unwrap().get(0)
+    }
+}
+
+#[tokio::test]
+async fn two_hundred_concurrent_consumes_of_a_limit_of_fifty_grant_exactly_fifty() {
+    let usage = Arc::new(spawn_usage().await);
+    let id = Uuid::new_v4();
+    let racers: Vec<_> = (0..200)
+        .map(|_| {
+            let usage = Arc::clone(&usage);
+            tokio::spawn(async move {
+                usage
+                    .consume(id, "creator", "captions", 1, "")
+                    .await
+                    .unwrap()
+                    .granted
+            })
+        })
+        .collect();
+    let mut granted = 0;
+    for racer in racers {
+        granted += usize::from(racer.await.unwrap());
+    }
+    assert_eq!(granted, 50);
+    let counted = usage
+        .sql(
+            "SELECT used FROM usage.counters WHERE user_id = $1 AND operation = 'captions'",
+            id,
+        )
+        .await;
+    assert_eq!(counted, 50);
+    let ledger = usage
+        .sql(
+            "SELECT count(*) FROM usage.ledger WHERE user_id = $1 AND kind = 'consume'",
+            id,
+        )
+        .await;
+    assert_eq!(ledger, 50);
+}
+
+#[tokio::test]
+async fn a_replayed_key_gets_the_first_answer_and_counts_nothing() {
+    let usage = spawn_usage().await;
+    let id = Uuid::new_v4();
+    let first = usage
+        .consume(id, "starter", "captions", 2, "req-1")
+        .await
+        .unwrap();
+    assert!(first.granted);
+    assert!(!first.replayed);
+    assert_eq!((first.used, first.limit, first.remaining), (2, 3, 1));
+    let again = usage
+        .consume(id, "starter", "captions", 2, "req-1")
+        .await
+        .unwrap();
+    assert!(again.replayed);
+    assert_eq!((again.granted, again.used, again.remaining), (true, 2, 1));
+
+    let denied = usage
+        .consume(id, "starter", "captions", 2, "req-2")
+        .await
+        .unwrap();
+    assert!(!denied.granted, "2 + 2 exceeds 3");
+    assert_eq!(denied.used, 2);
+    let fits = usage
+        .consume(id, "starter", "captions", 1, "req-3")
+        .await
+        .unwrap();
+    assert!(fits.granted);
+    let denied_again = usage
+        .consume(id, "starter", "captions", 2, "req-2")
+        .await
+        .unwrap();
+    assert!(
+        !denied_again.granted && denied_again.replayed,
+        "the first answer, even a denial"
+    );
+
+    let reused = usage
+        .consume(id, "starter", "captions", 1, "req-1")
+        .await
+        .unwrap_err();
+    assert_eq!(reused.code(), Code::AlreadyExists);
+    assert_eq!(field(&reused), "idempotency_key");
+    let other_operation = usage
+        .consume(id, "starter", "taxonomy_ai", 2, "req-1")
+        .await
+        .unwrap_err();
+    assert_eq!(other_operation.code(), Code::AlreadyExists);
+    assert_eq!(
+        usage
+            .sql(
+                "SELECT used FROM usage.counters WHERE user_id = $1 AND operation = 'captions'",
+                id
+            )
+            .await,
+        3
+    );
+}
+
+#[tokio::test]
+async fn concurrent_retries_with_one_key_count_once() {
+    let usage = Arc::new(spawn_usage().await);
+    let id = Uuid::new_v4();
+    let racers: Vec<_> = (0..20)
+        .map(|_| {
+            let usage = Arc::clone(&usage);
+            tokio::spawn(async move {
+                usage
+                    .consume(id, "pro", "captions", 5, "same-key")
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for racer in racers {
+        let answer = racer.await.unwrap();
+        assert!(answer.granted);
+        assert_eq!(answer.used, 5);
+    }
+    assert_eq!(
+        usage
+            .sql("SELECT count(*) FROM usage.ledger WHERE user_id = $1", id)
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn refunds_restore_exactly_once() {
+    let usage = Arc::new(spawn_usage().await);
+    let id = Uuid::new_v4();
+    usage
+        .consume(id, "starter", "ai_media_ops", 4, "job-1")
+        .await
+        .unwrap();
+    let racers: Vec<_> = (0..10)
+        .map(|_| {
+            let usage = Arc::clone(&usage);
+            tokio::spawn(async move { usage.refund(id, "job-1").await.unwrap().refunded })
+        })
+        .collect();
+    let mut refunded = 0;
+    for racer in racers {
+        refunded += usize::from(racer.await.unwrap());
+    }
+    assert_eq!(refunded, 1);
+    let after = usage
+        .consume(id, "starter", "ai_media_ops", 5, "job-2")
+        .await
+        .unwrap();
+    assert!(after.granted, "the refunded 4 are available again");
+    assert_eq!(after.used, 5);
+    let ledger = usage
+        .sql(
+            "SELECT count(*) FROM usage.ledger WHERE user_id = $1 AND kind = 'refund'",
+            id,
+        )
+        .await;
+    assert_eq!(ledger, 1);
+
+    let denied = usage
+        .consume(id, "starter", "ai_media_ops", 1, "job-3")
+        .await
+        .unwrap();
+    assert!(!denied.granted);
+    assert!(
+        !usage.refund(id, "job-3").await.unwrap().refunded,
+        "a denial took nothing to give back"
+    );
+    let unknown = usage.refund(id, "never-used").await.unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn unlimited_tiers_never_deny() {
+    let usage = spawn_usage().await;
+    let id = Uuid::new_v4();
+    for _ in 0..20 {
+        let answer = usage
+            .consume(id, "studio", "captions", 1000, "")
+            .await
+            .unwrap();
+        assert!(answer.granted);
+        assert_eq!((answer.limit, answer.remaining), (-1, -1));
+    }
+    let platforms = usage
+        .consume(id, "studio", "platforms", 10, "")
+        .await
+        .unwrap();
+    assert!(!platforms.granted, "studio has 9 platforms, not unlimited");
+}
+
+#[tokio::test]
+async fn crossing_the_month_boundary_resets_and_anchors_move_the_cycle() {
+    let usage = spawn_usage().await;
+    let id = Uuid::new_v4();
+    usage
+        .clock
+        .set(Utc.with_ymd_and_hms(2027, 1, 31, 23, 59, 59).unwrap());
+    let full = usage
+        .consume(id, "starter", "captions", 3, "")
+        .await
+        .unwrap();
+    assert!(full.granted);
+    assert_eq!(full.cycle_start, "2027-01-01T00:00:00Z");
+    assert_eq!(full.cycle_end, "2027-02-01T00:00:00Z");
+    assert!(
+        !usage
+            .consume(id, "starter", "captions", 1, "")
+            .await
+            .unwrap()
+            .granted
+    );
+
+    usage
+        .clock
+        .set(Utc.with_ymd_and_hms(2027, 2, 1, 0, 0, 0).unwrap());
+    let fresh = usage
+        .consume(id, "starter", "captions", 1, "")
+        .await
+        .unwrap();
+    assert!(fresh.granted);
+    assert_eq!(fresh.used, 1);
+    assert_eq!(fresh.cycle_start, "2027-02-01T00:00:00Z");
+
+    let admin = user(Uuid::new_v4(), "administrator");
+    let mut client = usage.client.clone();
+    let anchor = pb::SetCycleAnchorRequest {
+        user_id: id.to_string(),
+        anchor: "2026-12-15T09:30:00Z".into(),
+    };
+    let denied = client
+        .set_cycle_anchor(usage.call(anchor.clone(), &user(id, "creator")))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let set = client
+        .set_cycle_anchor(usage.call(anchor, &admin))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (set.cycle_start.as_str(), set.cycle_end.as_str()),
+        ("2027-01-15T09:30:00Z", "2027-02-15T09:30:00Z")
+    );
+    let report = client
+        .report(usage.call(
+            pb::ReportRequest {
+                user_id: id.to_string(),
+                tier: "starter".into(),
+            },
+            &user(id, "creator"),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(report.cycle_start, "2027-01-15T09:30:00Z");
+    let captions = report
+        .operations
+        .iter()
+        .find(|op| op.operation == "captions")
+        .unwrap();
+    assert_eq!(
+        captions.used, 0,
+        "the anchored cycle started on the 15th; what was counted belongs to the calendar months"
+    );
+    assert_eq!(report.operations.len(), 6);
+}
+
+#[tokio::test]
+async fn bad_requests_name_their_field_and_users_cannot_touch_each_other() {
+    let usage = spawn_usage().await;
+    let id = Uuid::new_v4();
+    for (request, expected) in [
+        (consume(id, "starter", "dancing", 1, ""), "operation"),
+        (consume(id, "starter", "captions", 0, ""), "amount"),
+        (consume(id, "starter", "captions", 1001, ""), "amount"),
+        (consume(id, "gold", "captions", 1, ""), "tier"),
+        (
+            consume(id, "starter", "captions", 1, &"k".repeat(300)),
+            "idempotency_key",
+        ),
+    ] {
+        let mut client = usage.client.clone();
+        let status = client
+            .consume(usage.call(request, &user(id, "creator")))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(field(&status), expected);
+    }
+    let mut client = usage.client.clone();
+    let mut missing = consume(id, "starter", "captions", 1, "");
+    missing.user_id = String::new();
+    let status = client
+        .consume(usage.call(missing, &user(id, "creator")))
+        .await
+        .unwrap_err();
+    assert_eq!(field(&status), "user_id");
+
+    let someone_else = client
+        .consume(usage.call(
+            consume(Uuid::new_v4(), "starter", "captions", 1, ""),
+            &user(id, "creator"),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(someone_else.code(), Code::NotFound);
+    let anonymous = client
+        .consume(usage.call(
+            consume(id, "starter", "captions", 1, ""),
+            &Identity::anonymous("t"),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(anonymous.code(), Code::PermissionDenied);
+    let no_token = client
+        .consume(tonic::Request::new(consume(
+            id, "starter", "captions", 1, "",
+        )))
+        .await
+        .unwrap_err();
+    assert_eq!(no_token.code(), Code::Unauthenticated);
+}
+
+#[tokio::test]
+async fn the_ledger_is_append_only() {
+    let usage = spawn_usage().await;
+    let id = Uuid::new_v4();
+    usage
+        .consume(id, "starter", "captions", 1, "")
+        .await
+        .unwrap();
+    let (client, connection) = tokio_postgres::connect(&usage.database_url, NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let rewrite = client
+        .execute(
+            "UPDATE usage.ledger SET amount = 0 WHERE user_id = $1",
+            &[&id],
+        )
+        .await;
+    assert!(rewrite.is_err());
+    let erase = client
+        .execute("DELETE FROM usage.ledger WHERE user_id = $1", &[&id])
+        .await;
+    assert!(erase.is_err());
+}
