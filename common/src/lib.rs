@@ -6,6 +6,7 @@ pub mod db;
 pub mod error;
 pub mod grpc;
 pub mod identity;
+pub mod quota;
 pub mod secret;
 pub mod shutdown;
 pub mod telemetry;

@@ -31,6 +31,7 @@ impl ManualClock {
 }
 
 struct TestUsage {
+    channel: Channel,
     client: UsageClient<Channel>,
     token: Secret,
     clock: Arc<ManualClock>,
@@ -59,7 +60,8 @@ async fn spawn_usage() -> TestUsage {
         .unwrap()
         .connect_lazy();
     TestUsage {
-        client: UsageClient::new(channel),
+        client: UsageClient::new(channel.clone()),
+        channel,
         token,
         clock,
         database_url: database.url,
@@ -497,4 +499,126 @@ async fn the_ledger_is_append_only() {
         .execute("DELETE FROM usage.ledger WHERE user_id = $1", &[&id])
         .await;
     assert!(erase.is_err());
+}
+
+mod quota_client {
+    use super::*;
+    use common::quota::QuotaClient;
+    use common::{ApiError, Kind};
+    use std::time::Instant;
+
+    fn quota(usage: &TestUsage) -> QuotaClient {
+        QuotaClient::new(
+            usage.channel.clone(),
+            usage.token.clone(),
+            Duration::from_secs(2),
+        )
+    }
+
+    fn starter(id: Uuid) -> Identity {
+        user(id, "creator")
+    }
+
+    #[tokio::test]
+    async fn grants_then_refuses_with_the_upgrade_message() {
+        let usage = spawn_usage().await;
+        let client = quota(&usage);
+        let me = starter(Uuid::new_v4());
+        for used in 1..=3 {
+            let answer = client.consume(&me, "captions", 1, None).await.unwrap();
+            assert_eq!(answer.used, used);
+        }
+        let refused = client.consume(&me, "captions", 1, None).await.unwrap_err();
+        assert_eq!(refused.kind, Kind::QuotaExhausted);
+        assert_eq!(refused.reason, "limit_reached");
+        assert_eq!(refused.http_status().as_u16(), 403);
+        let bad = client.consume(&me, "dancing", 1, None).await.unwrap_err();
+        assert_eq!(
+            bad.kind,
+            Kind::InvalidArgument,
+            "the caller's mistake is not a quota failure"
+        );
+    }
+
+    #[tokio::test]
+    async fn work_that_fails_after_the_quota_was_taken_is_refunded() {
+        let usage = spawn_usage().await;
+        let client = quota(&usage);
+        let id = Uuid::new_v4();
+        let me = starter(id);
+        let failed: Result<(), ApiError> = client
+            .guarded(&me, "ai_media_ops", 5, None, || async {
+                Err(ApiError::internal())
+            })
+            .await;
+        assert!(failed.is_err());
+        let done = client
+            .guarded(&me, "ai_media_ops", 5, Some("job-7"), || async {
+                Ok("converted")
+            })
+            .await
+            .unwrap();
+        assert_eq!(done, "converted");
+        assert_eq!(
+            usage.sql("SELECT used FROM usage.counters WHERE user_id = $1 AND operation = 'ai_media_ops'", id).await,
+            5,
+            "the failed job's 5 were given back, so the second job's 5 fit"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_service_denies_quickly() {
+        let (listener, addr) = random_listener().await;
+        drop(listener);
+        let channel = common::grpc::lazy_channel(
+            "USAGE_GRPC_URL",
+            &format!("http://{addr}"),
+            Duration::from_millis(500),
+        )
+        .unwrap();
+        let client = QuotaClient::new(
+            channel,
+            Secret::new("whatever token, long enough to pass"),
+            Duration::from_secs(2),
+        );
+        let started = Instant::now();
+        let denied = client
+            .consume(&starter(Uuid::new_v4()), "captions", 1, None)
+            .await
+            .unwrap_err();
+        assert_eq!(denied.reason, "quota_check_failed");
+        assert_eq!(denied.http_status().as_u16(), 403);
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "took {:?}",
+            started.elapsed()
+        );
+        let work_ran = std::sync::atomic::AtomicBool::new(false);
+        let guarded: Result<(), ApiError> = client
+            .guarded(&starter(Uuid::new_v4()), "captions", 1, None, || async {
+                work_ran.store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok(())
+            })
+            .await;
+        assert_eq!(guarded.unwrap_err().reason, "quota_check_failed");
+        assert!(
+            !work_ran.load(std::sync::atomic::Ordering::SeqCst),
+            "fail-closed: the work never ran"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_wrong_internal_token_denies_too() {
+        let usage = spawn_usage().await;
+        let client = QuotaClient::new(
+            usage.channel.clone(),
+            Secret::new("not the internal token of this service at all"),
+            Duration::from_secs(2),
+        );
+        let denied = client
+            .consume(&starter(Uuid::new_v4()), "captions", 1, None)
+            .await
+            .unwrap_err();
+        assert_eq!(denied.reason, "quota_check_failed");
+    }
 }
