@@ -11,7 +11,10 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use common::{ApiError, Kind};
 use futures_util::StreamExt as _;
 use futures_util::future::LocalBoxFuture;
-use serde::de::DeserializeOwned;
+use std::fmt;
+
+use serde::de::{self, DeserializeOwned, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
 use crate::config::DEFAULT_BODY_LIMIT;
@@ -144,6 +147,37 @@ impl Blank for uuid::Uuid {
     }
 }
 
+/// A whole number in a body: `2` is one; `2.5`, `"2"`, `true` and numbers beyond `i64` are not,
+/// and the error says "must be an integer" rather than naming a Rust type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Integer(pub i64);
+
+impl<'de> Deserialize<'de> for Integer {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct IntegerVisitor;
+
+        impl Visitor<'_> for IntegerVisitor {
+            type Value = Integer;
+
+            fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+                formatter.write_str("an integer")
+            }
+
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<Integer, E> {
+                Ok(Integer(value))
+            }
+
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<Integer, E> {
+                i64::try_from(value)
+                    .map(Integer)
+                    .map_err(|_| E::invalid_value(de::Unexpected::Unsigned(value), &self))
+            }
+        }
+
+        deserializer.deserialize_i64(IntegerVisitor)
+    }
+}
+
 fn body_limit(req: &HttpRequest) -> usize {
     req.app_data::<web::Data<AppState>>()
         .map_or(DEFAULT_BODY_LIMIT, |state| state.config.body_limit_bytes)
@@ -186,7 +220,41 @@ impl<T: DeserializeOwned + 'static> FromRequest for DirectusJson<T> {
 mod tests {
     use super::*;
     use actix_web::test::TestRequest;
-    use serde::Deserialize;
+
+    #[test]
+    fn integers_are_whole_numbers_and_say_so() {
+        #[derive(Debug, Deserialize)]
+        struct Increment {
+            amount: Option<Integer>,
+        }
+        let parse = |body: Value| match body {
+            Value::Object(object) => parse_object::<Increment>(object),
+            _ => unreachable!("tests pass objects"),
+        };
+        let cases = [
+            (serde_json::json!({"amount": 3}), Some(Integer(3))),
+            (serde_json::json!({"amount": -2}), Some(Integer(-2))),
+            (serde_json::json!({"amount": null}), None),
+            (serde_json::json!({}), None),
+        ];
+        for (body, amount) in cases {
+            assert_eq!(parse(body.clone()).unwrap().amount, amount, "{body}");
+        }
+        let bad = [
+            serde_json::json!({"amount": 1.5}),
+            serde_json::json!({"amount": "2"}),
+            serde_json::json!({"amount": true}),
+            serde_json::json!({"amount": u64::MAX}),
+            serde_json::json!({"amount": 1e300}),
+            serde_json::json!({"amount": [1]}),
+        ];
+        for body in bad {
+            let err = parse(body.clone()).unwrap_err();
+            assert_eq!(err.reason, "invalid_body", "{body}");
+            assert_eq!(err.field.as_deref(), Some("amount"));
+            assert_eq!(err.message, "amount must be an integer");
+        }
+    }
 
     #[derive(Debug, Deserialize)]
     struct Register {

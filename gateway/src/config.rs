@@ -23,6 +23,8 @@ pub struct Config {
     /// The `X-RBAC-SYNC-SECRET` of the role-sync webhook.
     pub rbac_sync_secret: Secret,
     pub auth_grpc_url: String,
+    /// svc-usage's gRPC endpoint (`USAGE_GRPC_URL`).
+    pub usage_grpc_url: String,
     /// Origins allowed to call from a browser; `["*"]` allows any origin without credentials.
     pub cors_allowed_origins: Vec<String>,
     /// Peers whose `X-Forwarded-For` is believed.
@@ -32,6 +34,8 @@ pub struct Config {
     /// Deadline of each gRPC call.
     pub upstream_timeout: Duration,
     pub connect_timeout: Duration,
+    /// Deadline of a quota check (`Usage.Consume`); past it the check fails closed.
+    pub quota_timeout: Duration,
     /// How long a resolved user (role, tier, status) is reused; zero resolves on every request.
     pub resolve_cache_ttl: Duration,
     pub register_limit: u32,
@@ -42,10 +46,12 @@ pub struct Config {
 pub const DEFAULT_ADDR: SocketAddr =
     SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 3001);
 pub const DEFAULT_AUTH_GRPC_URL: &str = "http://127.0.0.1:50051";
+pub const DEFAULT_USAGE_GRPC_URL: &str = "http://127.0.0.1:50052";
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 pub const DEFAULT_UPLOAD_LIMIT: usize = 5 * 1024 * 1024;
 pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 1_000;
+pub const DEFAULT_QUOTA_TIMEOUT_MS: u64 = 2_000;
 pub const DEFAULT_RESOLVE_CACHE_SECS: u64 = 30;
 pub const DEFAULT_REGISTER_LIMIT: u32 = 10;
 pub const DEFAULT_REGISTER_WINDOW_SECS: u64 = 900;
@@ -71,6 +77,7 @@ impl Config {
             internal_token: config::secret("INTERNAL_TOKEN", 32)?,
             rbac_sync_secret: config::secret("RBAC_SYNC_WEBHOOK_SECRET", 16)?,
             auth_grpc_url: config::var("AUTH_GRPC_URL", DEFAULT_AUTH_GRPC_URL.to_owned())?,
+            usage_grpc_url: config::var("USAGE_GRPC_URL", DEFAULT_USAGE_GRPC_URL.to_owned())?,
             cors_allowed_origins: config::list("CORS_ALLOWED_ORIGINS")
                 .into_iter()
                 .map(|origin| origin.trim_end_matches('/').to_owned())
@@ -86,6 +93,7 @@ impl Config {
                 "GATEWAY_CONNECT_TIMEOUT_MS",
                 DEFAULT_CONNECT_TIMEOUT_MS,
             )?,
+            quota_timeout: config::millis("GATEWAY_QUOTA_TIMEOUT_MS", DEFAULT_QUOTA_TIMEOUT_MS)?,
             resolve_cache_ttl: Duration::from_secs(config::var(
                 "GATEWAY_RESOLVE_CACHE_SECS",
                 DEFAULT_RESOLVE_CACHE_SECS,
@@ -104,7 +112,8 @@ impl Config {
         Ok(config)
     }
 
-    /// Local defaults for everything but the upstream and the secrets; tests adjust the fields.
+    /// Local defaults for everything but svc-auth's URL and the secrets (svc-usage at its default
+    /// URL); tests adjust the fields.
     pub fn local(
         auth_grpc_url: String,
         directus_secret: Secret,
@@ -117,12 +126,14 @@ impl Config {
             internal_token,
             rbac_sync_secret,
             auth_grpc_url,
+            usage_grpc_url: DEFAULT_USAGE_GRPC_URL.to_owned(),
             cors_allowed_origins: Vec::new(),
             trusted_proxies: Vec::new(),
             body_limit_bytes: DEFAULT_BODY_LIMIT,
             upload_limit_bytes: DEFAULT_UPLOAD_LIMIT,
             upstream_timeout: Duration::from_millis(DEFAULT_UPSTREAM_TIMEOUT_MS),
             connect_timeout: Duration::from_millis(DEFAULT_CONNECT_TIMEOUT_MS),
+            quota_timeout: Duration::from_millis(DEFAULT_QUOTA_TIMEOUT_MS),
             resolve_cache_ttl: Duration::from_secs(DEFAULT_RESOLVE_CACHE_SECS),
             register_limit: DEFAULT_REGISTER_LIMIT,
             register_window: Duration::from_secs(DEFAULT_REGISTER_WINDOW_SECS),
@@ -178,6 +189,7 @@ impl Config {
                 self.upstream_timeout.is_zero(),
             ),
             ("GATEWAY_CONNECT_TIMEOUT_MS", self.connect_timeout.is_zero()),
+            ("GATEWAY_QUOTA_TIMEOUT_MS", self.quota_timeout.is_zero()),
         ];
         if let Some((variable, _)) = positive.iter().find(|(_, zero)| *zero) {
             return Err(ConfigError::new(variable, "must be greater than 0"));
@@ -339,6 +351,13 @@ mod tests {
         origin.validate().unwrap();
         origin.cors_allowed_origins = vec!["*".into(), "https://a.example".into()];
         assert!(origin.validate().is_err());
+
+        let mut quota = config();
+        quota.quota_timeout = Duration::ZERO;
+        assert_eq!(
+            quota.validate().unwrap_err().variable,
+            "GATEWAY_QUOTA_TIMEOUT_MS"
+        );
     }
 
     #[test]

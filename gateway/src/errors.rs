@@ -19,8 +19,9 @@ pub struct ErrorResponse {
     #[schema(example = "email is required")]
     pub error: String,
     /// Stable machine code: `invalid_body`, `missing_field`, `token_missing`, `token_expired`,
-    /// `token_invalid`, `user_suspended`, `forbidden`, `not_found`, `payload_too_large`,
-    /// `rate_limited`, `service_unavailable`, `internal`, …
+    /// `token_invalid`, `user_suspended`, `forbidden`, `limit_reached`, `quota_check_failed`,
+    /// `not_found`, `idempotency_key_reused`, `payload_too_large`, `rate_limited`,
+    /// `service_unavailable`, `internal`, …
     #[schema(example = "missing_field")]
     pub reason: String,
     /// The request field at fault, when there is one.

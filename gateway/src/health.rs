@@ -12,6 +12,7 @@ use tonic_health::pb::health_client::HealthClient;
 use utoipa::ToSchema;
 
 use crate::state::AppState;
+use crate::upstream::ServiceClient;
 
 /// A readiness probe must answer well within a kubelet's probe timeout (1 s by default).
 const CHECK_TIMEOUT: Duration = Duration::from_millis(800);
@@ -32,6 +33,11 @@ impl Upstream {
             service,
             channel,
         }
+    }
+
+    /// The service `C` is the client of, reached through `channel`.
+    pub fn of<C: ServiceClient>(channel: Channel) -> Self {
+        Self::new(C::NAME, C::HEALTH_SERVICE, channel)
     }
 
     async fn check(&self) -> UpstreamHealth {

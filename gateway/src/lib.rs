@@ -3,7 +3,7 @@
 //!
 //! Layout: one module per concern ([`auth`] tokens, [`session`] identity, [`body`] request
 //! bodies, [`rate_limit`], [`health`], [`openapi`]) and one module of thin handlers per upstream
-//! service ([`svc_auth`]).
+//! service ([`svc_auth`], [`svc_usage`]).
 
 pub mod auth;
 pub mod body;
@@ -18,6 +18,7 @@ pub mod rate_limit;
 pub mod session;
 pub mod state;
 pub mod svc_auth;
+pub mod svc_usage;
 pub mod upstream;
 
 use std::net::TcpListener;
@@ -104,6 +105,10 @@ fn routes(cfg: &mut web::ServiceConfig) {
         )
         .service(
             resource("/api/user-proxy/avatar", "GET").route(web::get().to(profile::get_avatar)),
+        )
+        .service(resource("/api/usage", "GET").route(web::get().to(svc_usage::get_usage)))
+        .service(
+            resource("/api/usage/increment", "POST").route(web::post().to(svc_usage::increment)),
         );
 }
 

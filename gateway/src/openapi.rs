@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::directus::DirectusErrors;
 use crate::errors::ErrorResponse;
-use crate::{health, svc_auth};
+use crate::{health, svc_auth, svc_usage};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -41,6 +41,8 @@ use crate::{health, svc_auth};
         svc_auth::profile::get_profile,
         svc_auth::profile::patch_profile,
         svc_auth::profile::get_avatar,
+        svc_usage::get_usage,
+        svc_usage::increment,
     ),
     components(schemas(ErrorResponse, DirectusErrors)),
     modifiers(&SecuritySchemes),
@@ -49,6 +51,7 @@ use crate::{health, svc_auth};
         (name = "docs", description = "This document"),
         (name = "directus", description = "Directus-compatible authentication (svc-auth); errors in Directus' format"),
         (name = "auth", description = "Invites, registration, onboarding, RBAC sync, impersonation, profile (svc-auth)"),
+        (name = "usage", description = "Subscription quotas: usage report and consumption (svc-usage)"),
     )
 )]
 pub struct ApiDoc;
@@ -170,6 +173,8 @@ mod tests {
             ("/api/user-proxy", "get"),
             ("/api/user-proxy", "patch"),
             ("/api/user-proxy/avatar", "get"),
+            ("/api/usage", "get"),
+            ("/api/usage/increment", "post"),
         ];
         for (path, method) in expected {
             let operation = &paths[path][method];
@@ -183,7 +188,7 @@ mod tests {
                     || operation["responses"]["204"].is_object()
             );
         }
-        assert_eq!(paths.len(), 18, "no undocumented or stray paths");
+        assert_eq!(paths.len(), 20, "no undocumented or stray paths");
         let schemas = document["components"]["schemas"].as_object().unwrap();
         for schema in [
             "ErrorResponse",
@@ -191,6 +196,10 @@ mod tests {
             "RegisterBody",
             "UserView",
             "TokenResponse",
+            "UsageResponse",
+            "OperationUsage",
+            "IncrementBody",
+            "IncrementResponse",
         ] {
             assert!(schemas.contains_key(schema), "{schema}");
         }
@@ -202,6 +211,32 @@ mod tests {
             .filter_map(|v| v.as_str())
             .collect();
         assert_eq!(required, ["email", "password", "invite_code"]);
+
+        let increment = &paths["/api/usage/increment"]["post"];
+        for status in ["400", "401", "403", "409", "413", "503"] {
+            assert!(
+                increment["responses"][status].is_object(),
+                "increment documents {status}"
+            );
+        }
+        assert_eq!(increment["parameters"][0]["name"], "Idempotency-Key");
+        assert_eq!(increment["parameters"][0]["in"], "header");
+        let usage = &paths["/api/usage"]["get"];
+        for status in ["401", "503"] {
+            assert!(
+                usage["responses"][status].is_object(),
+                "usage documents {status}"
+            );
+        }
+        assert_eq!(
+            schemas["IncrementBody"]["required"],
+            serde_json::json!(["operation"])
+        );
+        let by_operation = &schemas["UsageResponse"]["properties"]["usage"];
+        assert_eq!(
+            by_operation["additionalProperties"]["$ref"], "#/components/schemas/OperationUsage",
+            "{by_operation}"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use common::config::ConfigError;
+use common::quota::QuotaClient;
 use tonic::transport::Channel;
 
 use crate::auth::TokenVerifier;
@@ -12,7 +13,7 @@ use crate::config::Config;
 use crate::health::Upstream;
 use crate::rate_limit::RegisterLimiter;
 use crate::session::UserResolver;
-use crate::upstream::AuthService;
+use crate::upstream::{AuthClient, AuthService, UsageClient, UsageService};
 
 pub struct AppState {
     pub config: Arc<Config>,
@@ -20,23 +21,37 @@ pub struct AppState {
     pub resolver: Arc<UserResolver>,
     pub register_limiter: Arc<RegisterLimiter>,
     pub auth: AuthService,
+    /// svc-usage for reads (the usage report), with the ordinary upstream deadline.
+    pub usage: UsageService,
+    /// svc-usage for quota consumption: short deadline, fail-closed.
+    pub quota: QuotaClient,
     pub upstreams: Vec<Upstream>,
-    auth_channel: Channel,
+    channels: Channels,
 }
 
-fn auth_channel(config: &Config) -> Result<Channel, ConfigError> {
-    common::grpc::lazy_channel(
-        "AUTH_GRPC_URL",
-        &config.auth_grpc_url,
-        config.connect_timeout,
-    )
+/// One lazy channel per upstream service.
+#[derive(Clone)]
+struct Channels {
+    auth: Channel,
+    usage: Channel,
+}
+
+impl Channels {
+    fn new(config: &Config) -> Result<Self, ConfigError> {
+        let lazy =
+            |variable, url: &str| common::grpc::lazy_channel(variable, url, config.connect_timeout);
+        Ok(Self {
+            auth: lazy("AUTH_GRPC_URL", &config.auth_grpc_url)?,
+            usage: lazy("USAGE_GRPC_URL", &config.usage_grpc_url)?,
+        })
+    }
 }
 
 impl AppState {
     /// Checks the upstream URLs by making their channels. Needs a tokio runtime: a channel starts
     /// its background task where it is made.
     pub fn new(config: Config) -> Result<Self, ConfigError> {
-        let auth_channel = auth_channel(&config)?;
+        let channels = Channels::new(&config)?;
         Ok(Self::assemble(
             Arc::new(TokenVerifier::new(
                 &config.directus_secret,
@@ -48,7 +63,7 @@ impl AppState {
                 config.register_window,
             )),
             Arc::new(config),
-            auth_channel,
+            channels,
         ))
     }
 
@@ -56,15 +71,15 @@ impl AppState {
     /// connection then live on the thread that uses them: no hop to another thread per call,
     /// and one HTTP/2 connection per worker instead of one for all.
     pub fn for_worker(&self) -> Self {
-        // The URL was checked in `new`, so this fails only if it cannot fail; the shared channel
-        // still works then, with the extra hop.
-        let auth_channel = auth_channel(&self.config).unwrap_or_else(|_| self.auth_channel.clone());
+        // The URLs were checked in `new`, so this fails only if it cannot fail; the shared
+        // channels still work then, with the extra hop.
+        let channels = Channels::new(&self.config).unwrap_or_else(|_| self.channels.clone());
         Self::assemble(
             self.verifier.clone(),
             self.resolver.clone(),
             self.register_limiter.clone(),
             self.config.clone(),
-            auth_channel,
+            channels,
         )
     }
 
@@ -73,24 +88,30 @@ impl AppState {
         resolver: Arc<UserResolver>,
         register_limiter: Arc<RegisterLimiter>,
         config: Arc<Config>,
-        auth_channel: Channel,
+        channels: Channels,
     ) -> Self {
+        let token = &config.internal_token;
         Self {
             auth: AuthService::new(
-                auth_channel.clone(),
-                config.internal_token.clone(),
+                channels.auth.clone(),
+                token.clone(),
                 config.upstream_timeout,
             ),
-            upstreams: vec![Upstream::new(
-                "svc-auth",
-                proto::auth::v1::auth_server::SERVICE_NAME,
-                auth_channel.clone(),
-            )],
+            usage: UsageService::new(
+                channels.usage.clone(),
+                token.clone(),
+                config.upstream_timeout,
+            ),
+            quota: QuotaClient::new(channels.usage.clone(), token.clone(), config.quota_timeout),
+            upstreams: vec![
+                Upstream::of::<AuthClient>(channels.auth.clone()),
+                Upstream::of::<UsageClient>(channels.usage.clone()),
+            ],
             verifier,
             resolver,
             register_limiter,
             config,
-            auth_channel,
+            channels,
         }
     }
 }

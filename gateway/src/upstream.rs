@@ -1,6 +1,6 @@
-//! Calls to the services behind the gateway. Every call goes through [`AuthService::call`], so
-//! every call carries the internal token, the caller's identity, the trace context and a deadline,
-//! and every failure becomes an [`ApiError`] through the one mapping of DESIGN §4.
+//! Calls to the services behind the gateway. Every call goes through [`Service::call`], so every
+//! call carries the internal token, the caller's identity, the trace context and a deadline, and
+//! every failure becomes an [`ApiError`] through the one mapping of DESIGN §4.
 
 use std::future::Future;
 use std::time::Duration;
@@ -14,24 +14,57 @@ use tonic::transport::Channel;
 const INTERNAL_TOKEN_REFUSED: &str = "internal_token_invalid";
 
 pub type AuthClient = proto::auth::v1::auth_client::AuthClient<Channel>;
+pub type UsageClient = proto::usage::v1::usage_client::UsageClient<Channel>;
 
+/// The generated gRPC client of one of our services, with the names it goes by.
+pub trait ServiceClient: Clone {
+    /// The service's name in logs and in the health endpoints.
+    const NAME: &'static str;
+    /// The gRPC service whose `grpc.health.v1` status tells whether it is ready.
+    const HEALTH_SERVICE: &'static str;
+
+    fn on(channel: Channel) -> Self;
+}
+
+impl ServiceClient for AuthClient {
+    const NAME: &'static str = "svc-auth";
+    const HEALTH_SERVICE: &'static str = proto::auth::v1::auth_server::SERVICE_NAME;
+
+    fn on(channel: Channel) -> Self {
+        Self::new(channel)
+    }
+}
+
+impl ServiceClient for UsageClient {
+    const NAME: &'static str = "svc-usage";
+    const HEALTH_SERVICE: &'static str = proto::usage::v1::usage_server::SERVICE_NAME;
+
+    fn on(channel: Channel) -> Self {
+        Self::new(channel)
+    }
+}
+
+/// One service behind the gateway, called on behalf of the request's identity.
 #[derive(Clone)]
-pub struct AuthService {
-    client: AuthClient,
+pub struct Service<C> {
+    client: C,
     token: Secret,
     timeout: Duration,
 }
 
-impl AuthService {
+pub type AuthService = Service<AuthClient>;
+pub type UsageService = Service<UsageClient>;
+
+impl<C: ServiceClient> Service<C> {
     pub fn new(channel: Channel, token: Secret, timeout: Duration) -> Self {
         Self {
-            client: AuthClient::new(channel),
+            client: C::on(channel),
             token,
             timeout,
         }
     }
 
-    /// Calls one RPC of svc-auth on behalf of `identity`:
+    /// Calls one RPC on behalf of `identity`:
     /// `auth.call(&identity, pb::MeRequest {}, |mut c, r| async move { c.me(r).await })`.
     pub async fn call<Req, Resp, F, Fut>(
         &self,
@@ -40,11 +73,11 @@ impl AuthService {
         rpc: F,
     ) -> Result<Resp, ApiError>
     where
-        F: FnOnce(AuthClient, tonic::Request<Req>) -> Fut,
+        F: FnOnce(C, tonic::Request<Req>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
     {
         let request = common::grpc::outgoing(message, identity, &self.token, self.timeout);
-        with_deadline("svc-auth", self.timeout, rpc(self.client.clone(), request)).await
+        with_deadline(C::NAME, self.timeout, rpc(self.client.clone(), request)).await
     }
 }
 

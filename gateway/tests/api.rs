@@ -1,5 +1,5 @@
-//! The gateway over real HTTP with svc-auth down (its URL points at a closed port): everything
-//! the gateway decides on its own, and that an unreachable upstream is a quick 503.
+//! The gateway over real HTTP with svc-auth and svc-usage down (their URLs point at closed ports):
+//! everything the gateway decides on its own, and that an unreachable upstream is a quick 503.
 
 use std::time::{Duration, Instant};
 
@@ -40,6 +40,7 @@ async fn spawn_with(adjust: impl FnOnce(&mut gateway::Config)) -> Gateway {
         Secret::new(INTERNAL_TOKEN),
         Secret::new(RBAC_SECRET),
     );
+    config.usage_grpc_url = closed_port_url();
     adjust(&mut config);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -144,11 +145,80 @@ async fn health_is_up_and_readiness_reports_the_missing_upstream() {
     assert_eq!(ready.body["status"], "unavailable");
     assert_eq!(ready.body["upstreams"][0]["name"], "svc-auth");
     assert_ne!(ready.body["upstreams"][0]["status"], "serving");
+    assert_eq!(ready.body["upstreams"][1]["name"], "svc-usage");
+    assert_ne!(ready.body["upstreams"][1]["status"], "serving");
+    assert_eq!(ready.body["upstreams"].as_array().unwrap().len(), 2);
 
     let detailed = gateway.get("/health/detailed").await;
     assert_eq!(detailed.status, StatusCode::OK);
     assert_eq!(detailed.body["status"], "degraded");
     assert!(detailed.body["upstreams"][0]["latency_ms"].is_number());
+    assert_eq!(detailed.body["upstreams"][1]["name"], "svc-usage");
+    assert!(detailed.body["upstreams"][1]["latency_ms"].is_number());
+}
+
+#[tokio::test]
+async fn the_usage_routes_need_a_token_before_anything_else() {
+    let gateway = spawn().await;
+    let report = gateway.get("/api/usage").await;
+    assert_eq!(
+        error_reason(&report, StatusCode::UNAUTHORIZED),
+        "token_missing"
+    );
+    let increment = gateway
+        .send(
+            gateway
+                .client
+                .post(gateway.url("/api/usage/increment"))
+                .header("Idempotency-Key", "key-1")
+                .json(&json!({"operation": "captions", "amount": 1})),
+        )
+        .await;
+    assert_eq!(
+        error_reason(&increment, StatusCode::UNAUTHORIZED),
+        "token_missing"
+    );
+    // A bad token with a bad body is answered about the token.
+    let expired = gateway
+        .send(
+            gateway
+                .client
+                .post(gateway.url("/api/usage/increment"))
+                .bearer_auth(token(&directus_claims(-120)))
+                .json(&json!({"amount": "lots"})),
+        )
+        .await;
+    assert_eq!(
+        error_reason(&expired, StatusCode::UNAUTHORIZED),
+        "token_expired"
+    );
+
+    let wrong_method = gateway
+        .send(gateway.client.post(gateway.url("/api/usage")))
+        .await;
+    assert_eq!(
+        error_reason(&wrong_method, StatusCode::METHOD_NOT_ALLOWED),
+        "method_not_allowed"
+    );
+    assert_eq!(wrong_method.headers["allow"], "GET");
+    let wrong_method = gateway.get("/api/usage/increment").await;
+    assert_eq!(wrong_method.headers["allow"], "POST");
+
+    // Past the token, the user is resolved through svc-auth, which is down here.
+    let started = Instant::now();
+    let valid = gateway
+        .send(
+            gateway
+                .client
+                .get(gateway.url("/api/usage"))
+                .bearer_auth(token(&directus_claims(900))),
+        )
+        .await;
+    assert_eq!(
+        error_reason(&valid, StatusCode::SERVICE_UNAVAILABLE),
+        "service_unavailable"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3));
 }
 
 #[tokio::test]
@@ -569,6 +639,8 @@ async fn the_openapi_document_and_the_docs_page() {
             .starts_with("3.1")
     );
     assert!(document.body["paths"]["/api/register"]["post"].is_object());
+    assert!(document.body["paths"]["/api/usage"]["get"].is_object());
+    assert!(document.body["paths"]["/api/usage/increment"]["post"].is_object());
 
     let page = gateway
         .client
