@@ -45,6 +45,7 @@ enum Command {
 enum Service {
     Gateway,
     Auth,
+    Usage,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -63,15 +64,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Up => {
             let _telemetry = common::telemetry::init("genie")?;
             let auth = svc_auth::Config::from_env()?;
+            let usage = svc_usage::Config::from_env()?;
             let gateway = gateway::Config::from_env()?;
-            let auth_listener = tokio::net::TcpListener::bind(auth.grpc_addr)
-                .await
-                .with_context(|| format!("cannot bind svc-auth to {}", auth.grpc_addr))?;
+            let auth_listener = bind_grpc("svc-auth", auth.grpc_addr).await?;
+            let usage_listener = bind_grpc("svc-usage", usage.grpc_addr).await?;
             let http = bind_http(&gateway)?;
             tracing::info!(gateway = %http.local_addr()?, "genie is up");
             let gateway_server = gateway::build(gateway, http)?;
             tokio::try_join!(
                 svc_auth::run(auth, auth_listener, common::shutdown::signal()),
+                svc_usage::run(usage, usage_listener, common::shutdown::signal()),
                 async { gateway_server.await.context("gateway") },
             )?;
             Ok(())
@@ -83,6 +85,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
             svc_auth::serve(svc_auth::Config::from_env()?).await
         }
         Command::Serve {
+            service: Service::Usage,
+        } => {
+            let _telemetry = common::telemetry::init("svc-usage")?;
+            svc_usage::serve(svc_usage::Config::from_env()?).await
+        }
+        Command::Serve {
             service: Service::Gateway,
         } => {
             let _telemetry = common::telemetry::init("gateway")?;
@@ -92,8 +100,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             let auth = svc_auth::Config::from_env()?;
+            let usage = svc_usage::Config::from_env()?;
             svc_auth::migrate(&auth.database_url).await?;
-            println!("migrations applied: svc-auth");
+            svc_usage::migrate(&usage.database_url).await?;
+            println!("migrations applied: svc-auth, svc-usage");
             Ok(())
         }
         Command::Invite {
@@ -114,6 +124,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn bind_grpc(
+    service: &str,
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot bind {service} to {addr}"))
 }
 
 fn bind_http(config: &gateway::Config) -> anyhow::Result<StdTcpListener> {
