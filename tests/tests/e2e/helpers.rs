@@ -17,17 +17,55 @@ pub struct TestApp {
     /// svc-auth's gRPC endpoint, for calls that bypass the gateway.
     pub auth_url: String,
     pub client: reqwest::Client,
-    auth_stop: Option<tokio::sync::oneshot::Sender<()>>,
-    auth_task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    auth: RunningService,
+    usage: RunningService,
     gateway: actix_web::dev::ServerHandle,
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        if let Some(stop) = self.auth_stop.take() {
+        drop(self.gateway.stop(false));
+    }
+}
+
+/// A gRPC service running in this process on a random port, stopped when dropped.
+struct RunningService {
+    url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl RunningService {
+    async fn start<F, Fut>(run: F) -> Self
+    where
+        F: FnOnce(tokio::net::TcpListener, tokio::sync::oneshot::Receiver<()>) -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let (listener, addr) = random_listener().await;
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        Self {
+            url: format!("http://{addr}"),
+            stop: Some(stop),
+            task: Some(tokio::spawn(run(listener, stopped))),
+        }
+    }
+
+    /// Stops the service and waits until it has let go of its port.
+    async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        drop(self.gateway.stop(false));
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
+impl Drop for RunningService {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
     }
 }
 
@@ -63,25 +101,34 @@ async fn spawn(
 ) -> TestApp {
     let database = fresh_database().await;
     let mut auth = svc_auth::Config::local(
-        database.url,
+        database.url.clone(),
         Secret::new(INTERNAL_TOKEN),
         Secret::new(DIRECTUS_SECRET),
     );
     auth.admin = Some((ADMIN_EMAIL.into(), Secret::new(ADMIN_PASSWORD)));
     configure(&mut auth);
-    let (auth_listener, auth_addr) = random_listener().await;
-    let (auth_stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let auth_task = tokio::spawn(svc_auth::run(auth, auth_listener, async {
-        let _ = stopped.await;
-    }));
+    let auth = RunningService::start(|listener, stopped| {
+        svc_auth::run(auth, listener, async {
+            let _ = stopped.await;
+        })
+    })
+    .await;
+    let usage_config = svc_usage::Config::local(database.url, Secret::new(INTERNAL_TOKEN));
+    let usage = RunningService::start(|listener, stopped| {
+        svc_usage::run(usage_config, listener, async {
+            let _ = stopped.await;
+        })
+    })
+    .await;
 
     let mut config = gateway::Config::local(
-        format!("http://{auth_addr}"),
+        auth.url.clone(),
         Secret::new(DIRECTUS_SECRET),
         Secret::new(INTERNAL_TOKEN),
         Secret::new(RBAC_SECRET),
     );
     config.resolve_cache_ttl = resolve_cache_ttl;
+    config.usage_grpc_url = usage.url.clone();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = gateway::build(config, listener).unwrap();
@@ -90,10 +137,10 @@ async fn spawn(
 
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
-        auth_url: format!("http://{auth_addr}"),
+        auth_url: auth.url.clone(),
         client: http_client(),
-        auth_stop: Some(auth_stop),
-        auth_task: Some(auth_task),
+        auth,
+        usage,
         gateway: handle,
     }
 }
@@ -187,17 +234,14 @@ impl TestApp {
         (registered.body["user"].clone(), token)
     }
 
-    /// Stops svc-auth and waits until it has let go of its port.
     pub async fn stop_auth(&mut self) {
-        if let Some(stop) = self.auth_stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.auth_task.take() {
-            task.await.unwrap().unwrap();
-        }
+        self.auth.stop().await;
+    }
+
+    pub async fn stop_usage(&mut self) {
+        self.usage.stop().await;
     }
 }
-
 pub fn token_of(data: &Value) -> String {
     data["access_token"]
         .as_str()

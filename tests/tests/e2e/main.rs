@@ -8,3 +8,4 @@ mod directus_mode;
 mod observability;
 mod resilience;
 mod tokens;
+mod usage;
