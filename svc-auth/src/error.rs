@@ -4,10 +4,6 @@ use crate::domain::OnboardingState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    #[error("{0} is required")]
-    Missing(String),
-    #[error("{message}")]
-    Invalid { field: String, message: String },
     /// Wrong email or password, unknown or reused refresh token: never says which.
     #[error("Invalid user credentials.")]
     InvalidCredentials,
@@ -41,15 +37,13 @@ pub enum AuthError {
 }
 
 impl AuthError {
+    /// A request field that is absent: the shape of error every service gives (`common`).
     pub fn missing(field: &str) -> Self {
-        Self::Missing(field.to_owned())
+        Self::Api(ApiError::missing_field(field))
     }
 
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
-        Self::Invalid {
-            field: field.to_owned(),
-            message: message.into(),
-        }
+        Self::Api(ApiError::invalid_field(field, message))
     }
 }
 
@@ -69,8 +63,6 @@ impl From<AuthError> for ApiError {
     fn from(err: AuthError) -> Self {
         let message = err.to_string();
         match err {
-            AuthError::Missing(field) => ApiError::missing_field(&field),
-            AuthError::Invalid { field, message } => ApiError::invalid_field(&field, message),
             AuthError::InvalidCredentials => {
                 ApiError::unauthenticated("invalid_credentials", message)
             }

@@ -2,10 +2,6 @@ use common::{ApiError, Kind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum UsageError {
-    #[error("{0} is required")]
-    Missing(String),
-    #[error("{message}")]
-    Invalid { field: String, message: String },
     #[error("this idempotency key was used with other parameters")]
     KeyReused,
     #[error("{0} not found")]
@@ -19,15 +15,13 @@ pub enum UsageError {
 }
 
 impl UsageError {
+    /// A request field that is absent: the shape of error every service gives (`common`).
     pub fn missing(field: &str) -> Self {
-        Self::Missing(field.to_owned())
+        Self::Api(ApiError::missing_field(field))
     }
 
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
-        Self::Invalid {
-            field: field.to_owned(),
-            message: message.into(),
-        }
+        Self::Api(ApiError::invalid_field(field, message))
     }
 }
 
@@ -47,8 +41,6 @@ impl From<UsageError> for ApiError {
     fn from(err: UsageError) -> Self {
         let message = err.to_string();
         match err {
-            UsageError::Missing(field) => ApiError::missing_field(&field),
-            UsageError::Invalid { field, message } => ApiError::invalid_field(&field, message),
             UsageError::KeyReused => {
                 ApiError::conflict("idempotency_key_reused", message).with_field("idempotency_key")
             }
