@@ -149,10 +149,27 @@ impl UsageService {
         let key = check_key(idempotency_key)?;
 
         let mut db = self.pool.get().await?;
+        let Some(key) = key else {
+            // One statement consumes and writes the ledger: no transaction needed.
+            let cycle = self.cycle(&db, user_id).await?;
+            let consumed =
+                store::consume(&db, user_id, operation, cycle.start, amount, limit, None).await?;
+            let used = match consumed {
+                Some(total) => total,
+                None => store::used(&db, user_id, operation, cycle.start).await?,
+            };
+            return Ok(Answer {
+                granted: consumed.is_some(),
+                operation: operation.to_owned(),
+                used,
+                limit,
+                remaining: remaining(limit, used),
+                cycle,
+                replayed: false,
+            });
+        };
         let tx = db.transaction().await?;
-        if let Some(key) = key
-            && !store::claim_key(&tx, user_id, key, operation, amount).await?
-        {
+        if !store::claim_key(&tx, user_id, key, operation, amount).await? {
             let stored = store::stored_answer(&tx, user_id, key)
                 .await?
                 .ok_or(UsageError::KeyReused)?;
@@ -173,31 +190,34 @@ impl UsageService {
             });
         }
         let cycle = self.cycle(&tx, user_id).await?;
-        let consumed = store::consume(&tx, user_id, operation, cycle.start, amount, limit).await?;
+        let consumed = store::consume(
+            &tx,
+            user_id,
+            operation,
+            cycle.start,
+            amount,
+            limit,
+            Some(key),
+        )
+        .await?;
         let used = match consumed {
-            Some(total) => {
-                store::append_ledger(&tx, user_id, operation, cycle.start, "consume", amount, key)
-                    .await?;
-                total
-            }
+            Some(total) => total,
             None => store::used(&tx, user_id, operation, cycle.start).await?,
         };
-        if let Some(key) = key {
-            let answer = StoredAnswer {
-                operation: operation.to_owned(),
-                amount,
-                granted: consumed.is_some(),
-                used,
-                limit,
-                cycle_start: cycle.start,
-                cycle_end: cycle.end,
-            };
-            store::store_answer(&tx, user_id, key, &answer).await?;
-        }
+        let answer = StoredAnswer {
+            operation: operation.to_owned(),
+            amount,
+            granted: consumed.is_some(),
+            used,
+            limit,
+            cycle_start: cycle.start,
+            cycle_end: cycle.end,
+        };
+        store::store_answer(&tx, user_id, key, &answer).await?;
         tx.commit().await?;
         Ok(Answer {
-            granted: consumed.is_some(),
-            operation: operation.to_owned(),
+            granted: answer.granted,
+            operation: answer.operation,
             used,
             limit,
             remaining: remaining(limit, used),
@@ -236,16 +256,7 @@ impl UsageService {
             };
         };
         store::give_back(&tx, user_id, &operation, cycle_start, amount).await?;
-        store::append_ledger(
-            &tx,
-            user_id,
-            &operation,
-            cycle_start,
-            "refund",
-            amount,
-            Some(key),
-        )
-        .await?;
+        store::append_refund(&tx, user_id, &operation, cycle_start, amount, key).await?;
         tx.commit().await?;
         Ok(Refund {
             refunded: true,

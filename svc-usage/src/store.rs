@@ -73,10 +73,11 @@ pub async fn used_by_operation(
     Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
 }
 
-/// Adds `amount` to the counter if the result stays within `limit` (`-1`: no limit), in one
-/// statement: the row lock taken by the upsert serialises concurrent consumers, and each sees the
-/// total the previous one left. Returns the new total, or `None` when it would not fit. (The casts
-/// type the parameters of `INSERT … SELECT`, which Postgres would otherwise read as text.)
+/// Adds `amount` to the counter if the result stays within `limit` (`-1`: no limit) and, when it
+/// does, appends the consumption to the ledger, in one statement (so one atomic step even outside
+/// a transaction). The row lock taken by the upsert serialises concurrent consumers, and each sees
+/// the total the previous one left. Returns the new total, or `None` when it would not fit. (The
+/// casts type the parameters of `INSERT … SELECT`, which Postgres would otherwise read as text.)
 pub async fn consume(
     db: &impl GenericClient,
     user_id: Uuid,
@@ -84,16 +85,23 @@ pub async fn consume(
     cycle_start: DateTime<Utc>,
     amount: i64,
     limit: i64,
+    idempotency_key: Option<&str>,
 ) -> Result<Option<i64>, UsageError> {
     let row = db
         .query_opt(
-            "INSERT INTO usage.counters AS c (user_id, operation, cycle_start, used) \
-             SELECT $1::uuid, $2::text, $3::timestamptz, $4::bigint WHERE $5::bigint = -1 OR $4 <= $5 \
-             ON CONFLICT (user_id, operation, cycle_start) \
-             DO UPDATE SET used = c.used + excluded.used, updated_at = now() \
-             WHERE $5 = -1 OR c.used + excluded.used <= $5 \
-             RETURNING used",
-            &[&user_id, &operation, &cycle_start, &amount, &limit],
+            "WITH consumed AS ( \
+                 INSERT INTO usage.counters AS c (user_id, operation, cycle_start, used) \
+                 SELECT $1::uuid, $2::text, $3::timestamptz, $4::bigint WHERE $5::bigint = -1 OR $4 <= $5 \
+                 ON CONFLICT (user_id, operation, cycle_start) \
+                 DO UPDATE SET used = c.used + excluded.used, updated_at = now() \
+                 WHERE $5 = -1 OR c.used + excluded.used <= $5 \
+                 RETURNING used \
+             ), logged AS ( \
+                 INSERT INTO usage.ledger (user_id, operation, cycle_start, kind, amount, idempotency_key) \
+                 SELECT $1, $2, $3, 'consume', $4, $6::text FROM consumed \
+             ) \
+             SELECT used FROM consumed",
+            &[&user_id, &operation, &cycle_start, &amount, &limit, &idempotency_key],
         )
         .await?;
     Ok(row.map(|row| row.get(0)))
@@ -115,23 +123,22 @@ pub async fn give_back(
     Ok(())
 }
 
-pub async fn append_ledger(
+/// A refund's line in the ledger (consumptions are written by [`consume`] itself).
+pub async fn append_refund(
     db: &impl GenericClient,
     user_id: Uuid,
     operation: &str,
     cycle_start: DateTime<Utc>,
-    kind: &str,
     amount: i64,
-    idempotency_key: Option<&str>,
+    idempotency_key: &str,
 ) -> Result<(), UsageError> {
     db.execute(
         "INSERT INTO usage.ledger (user_id, operation, cycle_start, kind, amount, idempotency_key) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
+         VALUES ($1, $2, $3, 'refund', $4, $5)",
         &[
             &user_id,
             &operation,
             &cycle_start,
-            &kind,
             &amount,
             &idempotency_key,
         ],
