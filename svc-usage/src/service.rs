@@ -28,6 +28,54 @@ pub struct Answer {
     pub replayed: bool,
 }
 
+impl Answer {
+    fn new(granted: bool, operation: &str, used: i64, limit: i64, cycle: Cycle) -> Self {
+        Self {
+            granted,
+            operation: operation.to_owned(),
+            used,
+            limit,
+            remaining: remaining(limit, used),
+            cycle,
+            replayed: false,
+        }
+    }
+}
+
+/// A stored answer, given again to a retry.
+impl From<StoredAnswer> for Answer {
+    fn from(stored: StoredAnswer) -> Self {
+        let cycle = Cycle {
+            start: stored.cycle_start,
+            end: stored.cycle_end,
+        };
+        Self {
+            replayed: true,
+            ..Self::new(
+                stored.granted,
+                &stored.operation,
+                stored.used,
+                stored.limit,
+                cycle,
+            )
+        }
+    }
+}
+
+impl StoredAnswer {
+    fn of(answer: &Answer, amount: i64) -> Self {
+        Self {
+            operation: answer.operation.clone(),
+            amount,
+            granted: answer.granted,
+            used: answer.used,
+            limit: answer.limit,
+            cycle_start: answer.cycle.start,
+            cycle_end: answer.cycle.end,
+        }
+    }
+}
+
 pub struct Report {
     pub tier: String,
     pub cycle: Cycle,
@@ -120,15 +168,8 @@ impl UsageService {
         let db = self.pool.get().await?;
         let cycle = self.cycle(&db, user_id).await?;
         let used = store::used(&db, user_id, operation, cycle.start).await?;
-        Ok(Answer {
-            granted: limit == crate::tiers::UNLIMITED || used + amount <= limit,
-            operation: operation.to_owned(),
-            used,
-            limit,
-            remaining: remaining(limit, used),
-            cycle,
-            replayed: false,
-        })
+        let fits = limit == crate::tiers::UNLIMITED || used + amount <= limit;
+        Ok(Answer::new(fits, operation, used, limit, cycle))
     }
 
     /// Consumes `amount` if it fits. With a key, the whole decision and its answer are stored in
@@ -151,22 +192,9 @@ impl UsageService {
         let mut db = self.pool.get().await?;
         let Some(key) = key else {
             // One statement consumes and writes the ledger: no transaction needed.
-            let cycle = self.cycle(&db, user_id).await?;
-            let consumed =
-                store::consume(&db, user_id, operation, cycle.start, amount, limit, None).await?;
-            let used = match consumed {
-                Some(total) => total,
-                None => store::used(&db, user_id, operation, cycle.start).await?,
-            };
-            return Ok(Answer {
-                granted: consumed.is_some(),
-                operation: operation.to_owned(),
-                used,
-                limit,
-                remaining: remaining(limit, used),
-                cycle,
-                replayed: false,
-            });
+            return self
+                .consume_in(&db, user_id, operation, amount, limit, None)
+                .await;
         };
         let tx = db.transaction().await?;
         if !store::claim_key(&tx, user_id, key, operation, amount).await? {
@@ -176,54 +204,41 @@ impl UsageService {
             if stored.operation != operation || stored.amount != amount {
                 return Err(UsageError::KeyReused);
             }
-            return Ok(Answer {
-                granted: stored.granted,
-                operation: stored.operation,
-                used: stored.used,
-                limit: stored.limit,
-                remaining: remaining(stored.limit, stored.used),
-                cycle: Cycle {
-                    start: stored.cycle_start,
-                    end: stored.cycle_end,
-                },
-                replayed: true,
-            });
+            return Ok(stored.into());
         }
-        let cycle = self.cycle(&tx, user_id).await?;
-        let consumed = store::consume(
-            &tx,
-            user_id,
-            operation,
-            cycle.start,
-            amount,
-            limit,
-            Some(key),
-        )
-        .await?;
+        let answer = self
+            .consume_in(&tx, user_id, operation, amount, limit, Some(key))
+            .await?;
+        store::store_answer(&tx, user_id, key, &StoredAnswer::of(&answer, amount)).await?;
+        tx.commit().await?;
+        Ok(answer)
+    }
+
+    /// The consumption itself, inside whatever transaction `db` is: the cycle, the conditional
+    /// consume (with its ledger line), and the total after it.
+    async fn consume_in(
+        &self,
+        db: &impl GenericClient,
+        user_id: Uuid,
+        operation: &str,
+        amount: i64,
+        limit: i64,
+        key: Option<&str>,
+    ) -> Result<Answer, UsageError> {
+        let cycle = self.cycle(db, user_id).await?;
+        let consumed =
+            store::consume(db, user_id, operation, cycle.start, amount, limit, key).await?;
         let used = match consumed {
             Some(total) => total,
-            None => store::used(&tx, user_id, operation, cycle.start).await?,
+            None => store::used(db, user_id, operation, cycle.start).await?,
         };
-        let answer = StoredAnswer {
-            operation: operation.to_owned(),
-            amount,
-            granted: consumed.is_some(),
+        Ok(Answer::new(
+            consumed.is_some(),
+            operation,
             used,
             limit,
-            cycle_start: cycle.start,
-            cycle_end: cycle.end,
-        };
-        store::store_answer(&tx, user_id, key, &answer).await?;
-        tx.commit().await?;
-        Ok(Answer {
-            granted: answer.granted,
-            operation: answer.operation,
-            used,
-            limit,
-            remaining: remaining(limit, used),
             cycle,
-            replayed: false,
-        })
+        ))
     }
 
     /// Gives back what the consumption with this key took, once: the key's row is marked in the
