@@ -28,6 +28,16 @@ pub struct Onboarding {
     pub updated_at: DateTime<Utc>,
 }
 
+impl From<User> for Onboarding {
+    fn from(user: User) -> Self {
+        Self {
+            user_id: user.id,
+            state: user.onboarding_state,
+            updated_at: user.onboarding_updated_at,
+        }
+    }
+}
+
 pub struct InviteCreated {
     pub code: String,
     pub expires_at: DateTime<Utc>,
@@ -381,11 +391,7 @@ impl AuthService {
 
     pub async fn onboarding(&self, identity: &Identity) -> Result<Onboarding, AuthError> {
         let user = self.user(identity.require_user()?.id).await?;
-        Ok(Onboarding {
-            user_id: user.id,
-            state: user.onboarding_state,
-            updated_at: user.onboarding_updated_at,
-        })
+        Ok(user.into())
     }
 
     pub async fn set_onboarding(
@@ -419,11 +425,7 @@ impl AuthService {
             .await?
             .ok_or(AuthError::NotFound("user"))?;
         tx.commit().await?;
-        Ok(Onboarding {
-            user_id: user.id,
-            state: user.onboarding_state,
-            updated_at: user.onboarding_updated_at,
-        })
+        Ok(user.into())
     }
 
     /// A role, status or tier change pushed by the identity provider's webhook.
