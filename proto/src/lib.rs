@@ -14,3 +14,15 @@ pub mod usage {
         tonic::include_proto!("genie.usage.v1");
     }
 }
+
+pub mod credentials {
+    pub mod v1 {
+        tonic::include_proto!("genie.credentials.v1");
+
+        impl std::fmt::Debug for Secret {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("Secret([redacted])")
+            }
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! svc-credentials: the vault for creators' platform logins, captured browser sessions and other
+//! secrets. AES-256-GCM (ring) under versioned keys, each ciphertext bound to its table, row and
+//! field; every reveal audited; records rotated to the newest key live. Owns the `credentials`
+//! schema.
+
+pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod error;
+pub mod grpc;
+pub mod rotate;
+pub mod service;
+pub mod store;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use proto::credentials::v1::credentials_server::{CredentialsServer, SERVICE_NAME};
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+use tonic::service::interceptor::InterceptedService;
+
+use common::grpc::InternalAuth;
+pub use config::Config;
+pub use service::VaultService;
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+pub const SCHEMA: &str = "credentials";
+
+pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
+    common::db::migrate(database_url, SCHEMA, embedded::migrations::runner()).await?;
+    Ok(())
+}
+
+/// Runs the gRPC server on `listener` until `shutdown` resolves. Start-up stops when a configured
+/// key version's key is not the one the vault recorded under it.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    migrate(&config.database_url).await?;
+    let pool = common::db::pool(&config.database_url, config.database_pool_size)?;
+    let keys = Arc::new(config.keys);
+    rotate::register_keys(&pool, &keys).await?;
+    let service = Arc::new(VaultService::new(pool, keys, config.max_secret_bytes));
+    let credentials = CredentialsServer::new(grpc::CredentialsGrpc::new(service));
+    let routes = Routes::new(InterceptedService::new(
+        credentials,
+        InternalAuth::new(config.internal_token.clone()),
+    ));
+    tracing::info!(addr = %listener.local_addr()?, "svc-credentials listening");
+    common::grpc::serve(listener, routes, &[SERVICE_NAME], shutdown).await?;
+    Ok(())
+}
+
+/// Binds the configured address and runs until SIGTERM or Ctrl-C.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(config.grpc_addr).await?;
+    run(config, listener, common::shutdown::signal()).await
+}
