@@ -1,0 +1,1103 @@
+//! svc-credentials over real gRPC on a random port, against a fresh PostgreSQL database per test:
+//! sealing bound to the row, key versions and their retirement, the original service's records,
+//! live rotation, ownership and the reveal audit.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use common::identity::{Identity, UserIdentity};
+use common::secret::Secret;
+use common::testing::{fresh_database, random_listener};
+use proto::credentials::v1 as pb;
+use proto::credentials::v1::credentials_client::CredentialsClient;
+use serde_json::{Value, json};
+use svc_credentials::Config;
+use svc_credentials::config::key_ring;
+use svc_credentials::crypto::KeyRing;
+use tokio_postgres::NoTls;
+use tonic::Code;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+const TOKEN: &str = "internal token for the svc-credentials tests 0123";
+const KEY_1: &str = "dGVzdCBrZXkgb25lIGZvciB0aGUgdmF1bHQgdGVzdHM="; // "test key one for the vault tests"
+const KEY_2: &str = "c2Vjb25kIGtleSBvZiB0aGUgdmF1bHQgdGVzdHMhISE="; // "second key of the vault tests!!!"
+
+fn keys(v1: &str, more: &[(u32, &str)], retired: &[u32]) -> KeyRing {
+    let more = more
+        .iter()
+        .map(|(version, key)| format!("{version}:{key}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    key_ring(
+        &Secret::new(v1),
+        Some(&Secret::new(more)),
+        retired.iter().copied().collect::<BTreeSet<u32>>(),
+        true,
+    )
+    .unwrap()
+}
+
+struct Vault {
+    client: CredentialsClient<Channel>,
+    database_url: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn start(database_url: &str, keys: KeyRing) -> anyhow::Result<Vault> {
+    let config = Config::local(database_url.to_owned(), Secret::new(TOKEN), keys);
+    let (listener, addr) = random_listener().await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (ended_tx, mut ended) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let result = svc_credentials::run(config, listener, async {
+            let _ = stopped.await;
+        })
+        .await;
+        let _ = ended_tx.send(result);
+    });
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy();
+    let client = CredentialsClient::new(channel);
+    // Serving once a call without the internal token is refused by the service itself; a
+    // start-up that fails ends the task with its error.
+    for _ in 0..400 {
+        let probe = client
+            .clone()
+            .list_vault(tonic::Request::new(pb::ListVaultRequest::default()))
+            .await;
+        if matches!(&probe, Err(status) if status.code() == Code::Unauthenticated) {
+            return Ok(Vault {
+                client,
+                database_url: database_url.to_owned(),
+                _stop: stop,
+            });
+        }
+        if let Ok(result) = ended.try_recv() {
+            return Err(result.err().unwrap_or_else(|| anyhow::anyhow!("stopped")));
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    anyhow::bail!("svc-credentials did not start within 10 s")
+}
+
+async fn spawn_vault() -> Vault {
+    let database = fresh_database().await;
+    start(&database.url, keys(KEY_1, &[], &[])).await.unwrap()
+}
+
+fn user(id: Uuid) -> Identity {
+    Identity::user(
+        UserIdentity {
+            id,
+            role: "creator".into(),
+            tier: "starter".into(),
+            impersonated_by: None,
+        },
+        "req-test",
+    )
+}
+
+fn secret(value: Value) -> Option<pb::Secret> {
+    Some(pb::Secret {
+        json: value.to_string(),
+    })
+}
+
+fn reason(status: &tonic::Status) -> &str {
+    status
+        .metadata()
+        .get(common::error::REASON_METADATA)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+}
+
+fn field(status: &tonic::Status) -> &str {
+    status
+        .metadata()
+        .get(common::error::FIELD_METADATA)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+}
+
+fn revealed(secret: Option<pb::Secret>) -> Value {
+    serde_json::from_str(&secret.unwrap().json).unwrap()
+}
+
+impl Vault {
+    fn call<T>(&self, message: T, identity: &Identity) -> tonic::Request<T> {
+        common::grpc::outgoing(
+            message,
+            identity,
+            &Secret::new(TOKEN),
+            Duration::from_secs(30),
+        )
+    }
+
+    async fn create_profile(
+        &self,
+        owner: Uuid,
+        username: &str,
+        credentials: Option<Value>,
+    ) -> Result<pb::CreatorProfile, tonic::Status> {
+        let request = pb::CreateProfileRequest {
+            platform: "onlyfans".into(),
+            username: username.into(),
+            credentials: credentials.and_then(secret),
+            scrape_enabled: true,
+            scrape_frequency: "0 */6 * * *".into(),
+            profile_data_json: String::new(),
+        };
+        let request = self.call(request, &user(owner));
+        Ok(self
+            .client
+            .clone()
+            .create_profile(request)
+            .await?
+            .into_inner())
+    }
+
+    async fn reveal(
+        &self,
+        identity: &Identity,
+        profile_id: &str,
+    ) -> Result<pb::RevealedCredentials, tonic::Status> {
+        let request = self.call(
+            pb::ProfileRef {
+                creator_profile_id: profile_id.into(),
+            },
+            identity,
+        );
+        Ok(self
+            .client
+            .clone()
+            .reveal_credentials(request)
+            .await?
+            .into_inner())
+    }
+
+    async fn store(
+        &self,
+        identity: &Identity,
+        profile_id: &str,
+        credentials: Option<pb::Secret>,
+    ) -> Result<pb::CreatorProfile, tonic::Status> {
+        let request = self.call(
+            pb::StoreCredentialsRequest {
+                creator_profile_id: profile_id.into(),
+                credentials,
+            },
+            identity,
+        );
+        Ok(self
+            .client
+            .clone()
+            .store_credentials(request)
+            .await?
+            .into_inner())
+    }
+
+    async fn store_session(
+        &self,
+        identity: &Identity,
+        profile_id: &str,
+        cookies: Value,
+    ) -> Result<pb::PlatformSessionInfo, tonic::Status> {
+        let request = self.call(
+            pb::StorePlatformSessionRequest {
+                creator_profile_id: profile_id.into(),
+                cookies: secret(cookies),
+                user_agent: "Mozilla/5.0 (test)".into(),
+                expires_at: "2026-12-24T00:00:00Z".into(),
+            },
+            identity,
+        );
+        Ok(self
+            .client
+            .clone()
+            .store_platform_session(request)
+            .await?
+            .into_inner())
+    }
+
+    async fn session(
+        &self,
+        identity: &Identity,
+        profile_id: &str,
+    ) -> Result<pb::PlatformSession, tonic::Status> {
+        let request = self.call(
+            pb::ProfileRef {
+                creator_profile_id: profile_id.into(),
+            },
+            identity,
+        );
+        Ok(self
+            .client
+            .clone()
+            .get_platform_session(request)
+            .await?
+            .into_inner())
+    }
+
+    async fn create_entry(
+        &self,
+        owner: Uuid,
+        name: &str,
+        value: Value,
+    ) -> Result<pb::VaultEntry, tonic::Status> {
+        let request = self.call(
+            pb::CreateVaultEntryRequest {
+                name: name.into(),
+                kind: "download".into(),
+                platform: "fansly".into(),
+                creator_profile_id: String::new(),
+                secret: secret(value),
+            },
+            &user(owner),
+        );
+        Ok(self
+            .client
+            .clone()
+            .create_vault_entry(request)
+            .await?
+            .into_inner())
+    }
+
+    async fn reveal_entry(
+        &self,
+        owner: Uuid,
+        id: &str,
+    ) -> Result<pb::RevealedVaultEntry, tonic::Status> {
+        let request = self.call(pb::VaultEntryRef { id: id.into() }, &user(owner));
+        Ok(self
+            .client
+            .clone()
+            .reveal_vault_entry(request)
+            .await?
+            .into_inner())
+    }
+
+    async fn sql(&self) -> tokio_postgres::Client {
+        let (client, connection) = tokio_postgres::connect(&self.database_url, NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        client
+    }
+
+    async fn pool(&self) -> deadpool_postgres::Pool {
+        common::db::pool(&self.database_url, 4).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn credentials_round_trip_and_each_reveal_is_audited_without_the_secret() {
+    let vault = spawn_vault().await;
+    let owner = Uuid::new_v4();
+    let login = json!({"email": "zoe@example.com", "password": "round-trip-pw-81"});
+    let profile = vault
+        .create_profile(owner, "zoe", Some(login.clone()))
+        .await
+        .unwrap();
+    assert!(profile.has_credentials);
+    assert_eq!(profile.credentials_key_version, 1);
+    assert_eq!(profile.scrape_frequency, "0 */6 * * *");
+
+    let answer = vault.reveal(&user(owner), &profile.id).await.unwrap();
+    assert_eq!(revealed(answer.credentials), login);
+    let replaced = json!(["a", "bare", "array"]);
+    vault
+        .store(&user(owner), &profile.id, secret(replaced.clone()))
+        .await
+        .unwrap();
+    let by_system = vault
+        .reveal(&Identity::system("req-system"), &profile.id)
+        .await
+        .unwrap();
+    assert_eq!(revealed(by_system.credentials), replaced);
+
+    let db = vault.sql().await;
+    let stored: String = db
+        .query_one(
+            "SELECT credentials::text FROM credentials.creator_profiles WHERE id = $1::text::uuid",
+            &[&profile.id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(stored.starts_with("{\"enc\": \"v1:"), "{stored}");
+    assert!(!stored.contains("array"));
+    let audit = db
+        .query(
+            "SELECT actor, path, field, row_to_json(a)::text FROM credentials.reveal_audit a \
+             ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap();
+    let lines: Vec<(String, String, String)> = audit
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("user".into(), "reveal".into(), "credentials".into()),
+            ("system".into(), "reveal".into(), "credentials".into()),
+        ]
+    );
+    for row in &audit {
+        let line: String = row.get(3);
+        assert!(!line.contains("round-trip-pw-81") && !line.contains("bare"));
+    }
+    let refused = db
+        .execute("DELETE FROM credentials.reveal_audit", &[])
+        .await;
+    assert!(refused.is_err(), "the audit is append-only");
+}
+
+#[tokio::test]
+async fn a_ciphertext_moved_to_another_row_or_field_or_altered_does_not_open() {
+    let vault = spawn_vault().await;
+    let owner = Uuid::new_v4();
+    let first = vault
+        .create_profile(owner, "first", Some(json!({"pw": "first-secret"})))
+        .await
+        .unwrap();
+    let second = vault
+        .create_profile(owner, "second", Some(json!({"pw": "second-secret"})))
+        .await
+        .unwrap();
+    let db = vault.sql().await;
+    db.execute(
+        "UPDATE credentials.creator_profiles SET credentials = \
+         (SELECT credentials FROM credentials.creator_profiles WHERE id = $1::text::uuid) \
+         WHERE id = $2::text::uuid",
+        &[&first.id, &second.id],
+    )
+    .await
+    .unwrap();
+    let moved = vault.reveal(&user(owner), &second.id).await.unwrap_err();
+    assert_eq!(moved.code(), Code::Internal);
+    assert_eq!(reason(&moved), "decryption_failed");
+    assert!(!moved.message().contains("first-secret"));
+    assert!(vault.reveal(&user(owner), &first.id).await.is_ok());
+
+    // The profile's credentials sealed for the profile do not open as its session's cookies.
+    vault
+        .store_session(&user(owner), &first.id, json!([{"name": "sess"}]))
+        .await
+        .unwrap();
+    db.execute(
+        "UPDATE credentials.platform_sessions SET cookies = p.credentials \
+         FROM credentials.creator_profiles p WHERE p.id = creator_profile_id",
+        &[],
+    )
+    .await
+    .unwrap();
+    let crossed = vault.session(&user(owner), &first.id).await.unwrap_err();
+    assert_eq!(reason(&crossed), "decryption_failed");
+
+    // One flipped bit in the stored ciphertext.
+    db.execute(
+        "UPDATE credentials.creator_profiles SET credentials = jsonb_build_object('enc', \
+         overlay(credentials->>'enc' placing \
+           CASE WHEN right(credentials->>'enc', 1) = '0' THEN '1' ELSE '0' END \
+           from length(credentials->>'enc') for 1)) \
+         WHERE id = $1::text::uuid",
+        &[&first.id],
+    )
+    .await
+    .unwrap();
+    let flipped = vault.reveal(&user(owner), &first.id).await.unwrap_err();
+    assert_eq!(reason(&flipped), "decryption_failed");
+}
+
+#[tokio::test]
+async fn unknown_retired_and_changed_key_versions_fail_clearly() {
+    let database = fresh_database().await;
+    let owner = Uuid::new_v4();
+    let under_v2 = {
+        let vault = start(&database.url, keys(KEY_1, &[(2, KEY_2)], &[]))
+            .await
+            .unwrap();
+        let profile = vault
+            .create_profile(owner, "v2", Some(json!({"pw": "sealed-under-two"})))
+            .await
+            .unwrap();
+        assert_eq!(profile.credentials_key_version, 2);
+        profile
+    };
+    let only_v1 = start(&database.url, keys(KEY_1, &[], &[])).await.unwrap();
+    let unknown = only_v1
+        .reveal(&user(owner), &under_v2.id)
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&unknown), "key_version_unknown");
+    assert!(unknown.message().contains("key version 2"));
+
+    let under_v1 = only_v1
+        .create_profile(owner, "v1", Some(json!({"pw": "sealed-under-one"})))
+        .await
+        .unwrap();
+    let retired = start(&database.url, keys(KEY_1, &[(2, KEY_2)], &[1]))
+        .await
+        .unwrap();
+    let err = retired
+        .reveal(&user(owner), &under_v1.id)
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "key_retired");
+    assert!(retired.reveal(&user(owner), &under_v2.id).await.is_ok());
+
+    // Another key under a version the vault knows stops start-up, naming the variable.
+    let err = start(&database.url, keys(KEY_1, &[(2, KEY_1)], &[]))
+        .await
+        .err()
+        .expect("a changed key stops start-up");
+    let shown = err.to_string();
+    assert!(shown.contains("CREDENTIALS_ENC_KEYS_B64"), "{shown}");
+    assert!(shown.contains("key version 2"), "{shown}");
+    assert!(!shown.contains(KEY_1));
+}
+
+#[tokio::test]
+async fn records_of_the_original_service_open_and_rotation_binds_them() {
+    let file: Value = serde_json::from_str(include_str!("vectors/legacy_node.json")).unwrap();
+    let legacy_key = file["key_b64"].as_str().unwrap();
+    let database = fresh_database().await;
+    let vault = start(&database.url, keys(legacy_key, &[], &[]))
+        .await
+        .unwrap();
+    let owner = Uuid::new_v4();
+    let db = vault.sql().await;
+    let vectors = file["vectors"].as_array().unwrap();
+    let mut imported = Vec::new();
+    for (n, vector) in vectors.iter().enumerate() {
+        // As an import of the original's rows would write them: the stored JSON as it was.
+        let id = Uuid::new_v4();
+        db.execute(
+            "INSERT INTO credentials.creator_profiles (id, user_id, platform, username, credentials) \
+             VALUES ($1, $2, 'onlyfans', $3, $4)",
+            &[&id, &owner, &format!("legacy-{n}"), &vector["stored"]],
+        )
+        .await
+        .unwrap();
+        imported.push((id, vector["plaintext"].as_str().unwrap().to_owned()));
+    }
+    let expected = |plaintext: &str| {
+        serde_json::from_str::<Value>(plaintext).unwrap_or_else(|_| Value::String(plaintext.into()))
+    };
+    for (id, plaintext) in &imported {
+        let answer = vault.reveal(&user(owner), &id.to_string()).await.unwrap();
+        assert_eq!(answer.key_version, 1);
+        assert_eq!(revealed(answer.credentials), expected(plaintext));
+    }
+
+    // A new key, then every record rotated to it, bound to its row.
+    let keys_v2 = keys(legacy_key, &[(2, KEY_2)], &[]);
+    let vault = start(&database.url, keys(legacy_key, &[(2, KEY_2)], &[]))
+        .await
+        .unwrap();
+    let report = svc_credentials::rotate::rotate_all(&vault.pool().await, &keys_v2, 4, |_, _| {})
+        .await
+        .unwrap();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert_eq!(
+        report.resealed[0],
+        ("creator_profiles", vectors.len() as u64)
+    );
+    assert_eq!(report.left_behind(2), 0);
+    for (id, plaintext) in &imported {
+        let answer = vault.reveal(&user(owner), &id.to_string()).await.unwrap();
+        assert_eq!(answer.key_version, 2);
+        assert_eq!(revealed(answer.credentials), expected(plaintext));
+    }
+    // Bound now: a rotated record copied to another row no longer opens.
+    let (first, second) = (imported[0].0, imported[1].0);
+    db.execute(
+        "UPDATE credentials.creator_profiles SET credentials = \
+         (SELECT credentials FROM credentials.creator_profiles WHERE id = $1) WHERE id = $2",
+        &[&first, &second],
+    )
+    .await
+    .unwrap();
+    let err = vault
+        .reveal(&user(owner), &second.to_string())
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&err), "decryption_failed");
+}
+
+#[tokio::test]
+async fn rotation_runs_live_and_leaves_every_record_readable_under_the_new_key() {
+    let database = fresh_database().await;
+    let owner = Uuid::new_v4();
+    let mut profiles = Vec::new();
+    let mut entries = Vec::new();
+    {
+        let vault = start(&database.url, keys(KEY_1, &[], &[])).await.unwrap();
+        for n in 0..12 {
+            let profile = vault
+                .create_profile(
+                    owner,
+                    &format!("p{n}"),
+                    Some(json!({"pw": format!("pw-{n}")})),
+                )
+                .await
+                .unwrap();
+            vault
+                .store_session(&user(owner), &profile.id, json!([{"n": n}]))
+                .await
+                .unwrap();
+            let entry = vault
+                .create_entry(
+                    owner,
+                    &format!("e{n}"),
+                    json!({"token": format!("tok-{n}")}),
+                )
+                .await
+                .unwrap();
+            profiles.push(profile.id);
+            entries.push(entry.id);
+        }
+    }
+    let new_keys = keys(KEY_1, &[(2, KEY_2)], &[]);
+    let vault = Arc::new(
+        start(&database.url, keys(KEY_1, &[(2, KEY_2)], &[]))
+            .await
+            .unwrap(),
+    );
+    // Reveals keep going while the rotation runs, in batches of 5.
+    let reader = {
+        let vault = Arc::clone(&vault);
+        let profiles = profiles.clone();
+        tokio::spawn(async move {
+            let mut reads = 0;
+            for _ in 0..5 {
+                for (n, id) in profiles.iter().enumerate() {
+                    let answer = vault.reveal(&user(owner), id).await.unwrap();
+                    assert_eq!(
+                        revealed(answer.credentials),
+                        json!({"pw": format!("pw-{n}")})
+                    );
+                    reads += 1;
+                }
+            }
+            reads
+        })
+    };
+    let mut batches = 0;
+    let report = svc_credentials::rotate::rotate_all(&vault.pool().await, &new_keys, 5, |_, _| {
+        batches += 1;
+    })
+    .await
+    .unwrap();
+    assert_eq!(reader.await.unwrap(), 60);
+    assert!(report.failed.is_empty());
+    assert!(batches >= 9, "{batches} batches");
+    assert_eq!(report.left_behind(2), 0, "{:?}", report.remaining);
+    let total: u64 = report.resealed.iter().map(|(_, n)| n).sum();
+    assert_eq!(total, 36);
+
+    // Run again: nothing left to do.
+    let again = svc_credentials::rotate::rotate_all(&vault.pool().await, &new_keys, 5, |_, _| {})
+        .await
+        .unwrap();
+    assert!(again.resealed.iter().all(|(_, n)| *n == 0));
+
+    // With v1 retired, everything still opens.
+    let retired = start(&database.url, keys(KEY_1, &[(2, KEY_2)], &[1]))
+        .await
+        .unwrap();
+    for (n, id) in profiles.iter().enumerate() {
+        let answer = retired.reveal(&user(owner), id).await.unwrap();
+        assert_eq!(answer.key_version, 2);
+        assert_eq!(
+            revealed(answer.credentials),
+            json!({"pw": format!("pw-{n}")})
+        );
+        let session = retired.session(&user(owner), id).await.unwrap();
+        assert_eq!(revealed(session.cookies), json!([{"n": n}]));
+    }
+    for (n, id) in entries.iter().enumerate() {
+        let answer = retired.reveal_entry(owner, id).await.unwrap();
+        assert_eq!(answer.entry.unwrap().key_version, 2);
+        assert_eq!(
+            revealed(answer.secret),
+            json!({"token": format!("tok-{n}")})
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_user_reaches_only_their_own_profiles_and_entries() {
+    let vault = spawn_vault().await;
+    let (alice, mallory) = (Uuid::new_v4(), Uuid::new_v4());
+    let profile = vault
+        .create_profile(alice, "alice", Some(json!({"pw": "alice-pw"})))
+        .await
+        .unwrap();
+    vault
+        .store_session(&user(alice), &profile.id, json!([{"name": "sess"}]))
+        .await
+        .unwrap();
+    let entry = vault
+        .create_entry(alice, "alice's download", json!("alice-token"))
+        .await
+        .unwrap();
+
+    let not_found = |result: Result<(), tonic::Status>| {
+        let status = result.unwrap_err();
+        assert_eq!(status.code(), Code::NotFound, "{status:?}");
+        assert_eq!(reason(&status), "not_found");
+    };
+    let other = user(mallory);
+    not_found(vault.reveal(&other, &profile.id).await.map(drop));
+    not_found(
+        vault
+            .store(&other, &profile.id, secret(json!({"pw": "overwritten"})))
+            .await
+            .map(drop),
+    );
+    not_found(vault.session(&other, &profile.id).await.map(drop));
+    not_found(
+        vault
+            .store_session(&other, &profile.id, json!([]))
+            .await
+            .map(drop),
+    );
+    not_found(vault.reveal_entry(mallory, &entry.id).await.map(drop));
+    let mut client = vault.client.clone();
+    let by_id = |id: &str| pb::VaultEntryRef { id: id.into() };
+    not_found(
+        client
+            .rotate_vault_entry(vault.call(by_id(&entry.id), &other))
+            .await
+            .map(drop),
+    );
+    not_found(
+        client
+            .delete_vault_entry(vault.call(by_id(&entry.id), &other))
+            .await
+            .map(drop),
+    );
+    not_found(
+        client
+            .update_vault_entry(vault.call(
+                pb::UpdateVaultEntryRequest {
+                    id: entry.id.clone(),
+                    name: Some("mine now".into()),
+                    ..Default::default()
+                },
+                &other,
+            ))
+            .await
+            .map(drop),
+    );
+    let linked = client
+        .create_vault_entry(vault.call(
+            pb::CreateVaultEntryRequest {
+                name: "linked".into(),
+                creator_profile_id: profile.id.clone(),
+                secret: secret(json!("x")),
+                ..Default::default()
+            },
+            &other,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(linked.code(), Code::NotFound);
+    assert_eq!(field(&linked), "creatorProfileId");
+    let listed = client
+        .list_vault(vault.call(pb::ListVaultRequest::default(), &other))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.entries.is_empty());
+    assert_eq!(listed.total_count, 0);
+
+    // Alice's things are untouched.
+    assert_eq!(
+        revealed(
+            vault
+                .reveal(&user(alice), &profile.id)
+                .await
+                .unwrap()
+                .credentials
+        ),
+        json!({"pw": "alice-pw"})
+    );
+    assert_eq!(
+        revealed(vault.reveal_entry(alice, &entry.id).await.unwrap().secret),
+        json!("alice-token")
+    );
+    // The system principal has no vault of its own, and an anonymous caller nothing.
+    let system = Identity::system("req-system");
+    let err = client
+        .list_vault(vault.call(pb::ListVaultRequest::default(), &system))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let err = vault
+        .reveal(&Identity::anonymous("req-anon"), &profile.id)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+}
+
+#[tokio::test]
+async fn the_vault_lists_metadata_updates_rotates_and_deletes() {
+    let vault = spawn_vault().await;
+    let owner = Uuid::new_v4();
+    let mut client = vault.client.clone();
+    let profile = vault.create_profile(owner, "listed", None).await.unwrap();
+    assert!(!profile.has_credentials);
+    assert_eq!(profile.credentials_key_version, 0);
+    for n in 0..3 {
+        vault
+            .create_entry(
+                owner,
+                &format!("entry {n}"),
+                json!({"key": format!("list-secret-{n}")}),
+            )
+            .await
+            .unwrap();
+    }
+    let linked = client
+        .create_vault_entry(vault.call(
+            pb::CreateVaultEntryRequest {
+                name: "api".into(),
+                kind: "api_key".into(),
+                creator_profile_id: profile.id.clone(),
+                secret: secret(json!("sk-live-123")),
+                ..Default::default()
+            },
+            &user(owner),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(linked.platform, "onlyfans", "taken from the profile");
+
+    let list = |request: pb::ListVaultRequest| {
+        let mut client = client.clone();
+        let request = vault.call(request, &user(owner));
+        async move { client.list_vault(request).await.map(|r| r.into_inner()) }
+    };
+    let all = list(pb::ListVaultRequest::default()).await.unwrap();
+    assert_eq!((all.total_count, all.filter_count), (4, 4));
+    assert_eq!(all.entries[0].name, "api", "newest first");
+    let page = list(pb::ListVaultRequest {
+        limit: 2,
+        offset: 1,
+        kind: "download".into(),
+    })
+    .await
+    .unwrap();
+    assert_eq!((page.total_count, page.filter_count), (4, 3));
+    assert_eq!(page.entries.len(), 2);
+    let err = list(pb::ListVaultRequest {
+        limit: 501,
+        ..Default::default()
+    })
+    .await
+    .unwrap_err();
+    assert_eq!((err.code(), field(&err)), (Code::InvalidArgument, "limit"));
+    let err = list(pb::ListVaultRequest {
+        kind: "passwords".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap_err();
+    assert_eq!(field(&err), "kind");
+
+    let updated = client
+        .update_vault_entry(vault.call(
+            pb::UpdateVaultEntryRequest {
+                id: linked.id.clone(),
+                name: Some("renamed".into()),
+                platform: Some(String::new()),
+                secret: secret(json!("sk-live-456")),
+                ..Default::default()
+            },
+            &user(owner),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (updated.name.as_str(), updated.platform.as_str()),
+        ("renamed", "")
+    );
+    assert_eq!(
+        revealed(vault.reveal_entry(owner, &linked.id).await.unwrap().secret),
+        json!("sk-live-456")
+    );
+    let empty = client
+        .update_vault_entry(vault.call(
+            pb::UpdateVaultEntryRequest {
+                id: linked.id.clone(),
+                ..Default::default()
+            },
+            &user(owner),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (empty.code(), field(&empty)),
+        (Code::InvalidArgument, "body")
+    );
+
+    let rotated = client
+        .rotate_vault_entry(vault.call(
+            pb::VaultEntryRef {
+                id: linked.id.clone(),
+            },
+            &user(owner),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!rotated.rotated_at.is_empty());
+    assert_eq!(
+        revealed(vault.reveal_entry(owner, &linked.id).await.unwrap().secret),
+        json!("sk-live-456")
+    );
+
+    let deleted = client
+        .delete_vault_entry(vault.call(
+            pb::VaultEntryRef {
+                id: linked.id.clone(),
+            },
+            &user(owner),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(deleted.id, linked.id);
+    let gone = vault.reveal_entry(owner, &linked.id).await.unwrap_err();
+    assert_eq!(gone.code(), Code::NotFound);
+    let malformed = vault.reveal_entry(owner, "not-a-uuid").await.unwrap_err();
+    assert_eq!(
+        (malformed.code(), field(&malformed)),
+        (Code::InvalidArgument, "id")
+    );
+}
+
+#[tokio::test]
+async fn a_captured_session_completes_pending_hitl_requests_and_is_marked_used() {
+    let vault = spawn_vault().await;
+    let owner = Uuid::new_v4();
+    let profile = vault.create_profile(owner, "hitl", None).await.unwrap();
+    let mut client = vault.client.clone();
+    let request = || pb::RequestHitlLoginRequest {
+        creator_profile_id: profile.id.clone(),
+        notes: "login expired".into(),
+    };
+    let first = client
+        .request_hitl_login(vault.call(request(), &Identity::system("req-worker")))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.status, "pending");
+    let again = client
+        .request_hitl_login(vault.call(request(), &user(owner)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.id, first.id, "one pending request per profile");
+
+    let missing = vault.session(&user(owner), &profile.id).await.unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    let stored = vault
+        .store_session(
+            &user(owner),
+            &profile.id,
+            json!([{"name": "sess", "value": "cookie-v"}]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored.completed_hitl_sessions, 1);
+    assert_eq!(stored.platform, "onlyfans");
+    assert_eq!(stored.expires_at, "2026-12-24T00:00:00.000Z");
+    let session = vault.session(&user(owner), &profile.id).await.unwrap();
+    assert_eq!(
+        revealed(session.cookies),
+        json!([{"name": "sess", "value": "cookie-v"}])
+    );
+    let info = session.info.unwrap();
+    assert!(!info.last_used_at.is_empty());
+    assert_eq!(info.user_agent, "Mozilla/5.0 (test)");
+
+    let next = client
+        .request_hitl_login(vault.call(request(), &user(owner)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_ne!(
+        next.id, first.id,
+        "the completed request is no longer pending"
+    );
+
+    let not_array = vault
+        .store_session(&user(owner), &profile.id, json!({"name": "sess"}))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (not_array.code(), field(&not_array)),
+        (Code::InvalidArgument, "cookies")
+    );
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_naming_the_field() {
+    let vault = spawn_vault().await;
+    let owner = Uuid::new_v4();
+    let profile = vault.create_profile(owner, "dup", None).await.unwrap();
+    let duplicate = vault.create_profile(owner, "dup", None).await.unwrap_err();
+    assert_eq!(duplicate.code(), Code::AlreadyExists);
+    assert_eq!(reason(&duplicate), "profile_exists");
+
+    let cases = [
+        (
+            vault.store(&user(owner), &profile.id, None).await,
+            "credentials",
+            "missing_field",
+        ),
+        (
+            vault
+                .store(
+                    &user(owner),
+                    &profile.id,
+                    Some(pb::Secret {
+                        json: "{not json".into(),
+                    }),
+                )
+                .await,
+            "credentials",
+            "invalid_body",
+        ),
+        (
+            vault
+                .store(
+                    &user(owner),
+                    &profile.id,
+                    Some(pb::Secret {
+                        json: "null".into(),
+                    }),
+                )
+                .await,
+            "credentials",
+            "missing_field",
+        ),
+        (
+            vault
+                .store(&user(owner), &profile.id, secret(json!("x".repeat(70_000))))
+                .await,
+            "credentials",
+            "payload_too_large",
+        ),
+        (
+            vault.store(&user(owner), "", secret(json!(1))).await,
+            "creatorProfileId",
+            "missing_field",
+        ),
+        (
+            vault.store(&user(owner), "42", secret(json!(1))).await,
+            "creatorProfileId",
+            "invalid_body",
+        ),
+    ];
+    for (result, expected_field, expected_reason) in cases {
+        let status = result.unwrap_err();
+        assert_eq!(
+            (field(&status), reason(&status)),
+            (expected_field, expected_reason),
+            "{status:?}"
+        );
+    }
+    let mut client = vault.client.clone();
+    let bad_profile = client
+        .create_profile(vault.call(
+            pb::CreateProfileRequest {
+                platform: "only fans".into(),
+                username: "u".into(),
+                ..Default::default()
+            },
+            &user(owner),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(field(&bad_profile), "platform");
+    let bad_cron = client
+        .create_profile(vault.call(
+            pb::CreateProfileRequest {
+                platform: "fansly".into(),
+                username: "u".into(),
+                scrape_frequency: "hourly".into(),
+                ..Default::default()
+            },
+            &user(owner),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(field(&bad_cron), "scrapeFrequency");
+
+    // Without the internal token, nothing.
+    let mut request = tonic::Request::new(pb::ProfileRef {
+        creator_profile_id: profile.id.clone(),
+    });
+    user(owner).write_to(request.metadata_mut());
+    let refused = client.reveal_credentials(request).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+}
+
+#[tokio::test]
+async fn the_database_down_is_unavailable_not_a_hang() {
+    let database = fresh_database().await;
+    let vault = start(&database.url, keys(KEY_1, &[], &[])).await.unwrap();
+    let owner = Uuid::new_v4();
+    let profile = vault
+        .create_profile(owner, "down", Some(json!(1)))
+        .await
+        .unwrap();
+    let (admin, connection) = tokio_postgres::connect(&common::testing::admin_url(), NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let close = format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", database.name);
+    admin.execute(&close, &[]).await.unwrap();
+    admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",
+            &[&database.name],
+        )
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = vault.reveal(&user(owner), &profile.id).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(
+        matches!(err.code(), Code::Unavailable | Code::Internal),
+        "{err:?}"
+    );
+    assert!(!err.message().contains("postgres"), "{}", err.message());
+    // Usable again for inspection.
+    let open = format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", database.name);
+    admin.execute(&open, &[]).await.unwrap();
+}
+
+#[test]
+fn the_key_text_of_the_tests_is_thirty_two_bytes() {
+    for key in [KEY_1, KEY_2] {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(key)
+            .unwrap();
+        assert_eq!(bytes.len(), 32);
+    }
+}
