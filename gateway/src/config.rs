@@ -25,6 +25,8 @@ pub struct Config {
     pub auth_grpc_url: String,
     /// svc-usage's gRPC endpoint (`USAGE_GRPC_URL`).
     pub usage_grpc_url: String,
+    /// svc-credentials' gRPC endpoint (`CREDENTIALS_GRPC_URL`).
+    pub credentials_grpc_url: String,
     /// Origins allowed to call from a browser; `["*"]` allows any origin without credentials.
     pub cors_allowed_origins: Vec<String>,
     /// Peers whose `X-Forwarded-For` is believed.
@@ -47,6 +49,7 @@ pub const DEFAULT_ADDR: SocketAddr =
     SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 3001);
 pub const DEFAULT_AUTH_GRPC_URL: &str = "http://127.0.0.1:50051";
 pub const DEFAULT_USAGE_GRPC_URL: &str = "http://127.0.0.1:50052";
+pub const DEFAULT_CREDENTIALS_GRPC_URL: &str = "http://127.0.0.1:50053";
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 pub const DEFAULT_UPLOAD_LIMIT: usize = 5 * 1024 * 1024;
 pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 10_000;
@@ -78,6 +81,10 @@ impl Config {
             rbac_sync_secret: config::secret("RBAC_SYNC_WEBHOOK_SECRET", 16)?,
             auth_grpc_url: config::var("AUTH_GRPC_URL", DEFAULT_AUTH_GRPC_URL.to_owned())?,
             usage_grpc_url: config::var("USAGE_GRPC_URL", DEFAULT_USAGE_GRPC_URL.to_owned())?,
+            credentials_grpc_url: config::var(
+                "CREDENTIALS_GRPC_URL",
+                DEFAULT_CREDENTIALS_GRPC_URL.to_owned(),
+            )?,
             cors_allowed_origins: config::list("CORS_ALLOWED_ORIGINS")
                 .into_iter()
                 .map(|origin| origin.trim_end_matches('/').to_owned())
@@ -112,8 +119,8 @@ impl Config {
         Ok(config)
     }
 
-    /// Local defaults for everything but svc-auth's URL and the secrets (svc-usage at its default
-    /// URL); tests adjust the fields.
+    /// Local defaults for everything but svc-auth's URL and the secrets (svc-usage and
+    /// svc-credentials at their default URLs); tests adjust the fields.
     pub fn local(
         auth_grpc_url: String,
         directus_secret: Secret,
@@ -127,6 +134,7 @@ impl Config {
             rbac_sync_secret,
             auth_grpc_url,
             usage_grpc_url: DEFAULT_USAGE_GRPC_URL.to_owned(),
+            credentials_grpc_url: DEFAULT_CREDENTIALS_GRPC_URL.to_owned(),
             cors_allowed_origins: Vec::new(),
             trusted_proxies: Vec::new(),
             body_limit_bytes: DEFAULT_BODY_LIMIT,

@@ -3,7 +3,7 @@
 //!
 //! Layout: one module per concern ([`auth`] tokens, [`session`] identity, [`body`] request
 //! bodies, [`rate_limit`], [`health`], [`openapi`]) and one module of thin handlers per upstream
-//! service ([`svc_auth`], [`svc_usage`]).
+//! service ([`svc_auth`], [`svc_usage`], [`svc_credentials`]).
 
 pub mod auth;
 pub mod body;
@@ -18,6 +18,7 @@ pub mod rate_limit;
 pub mod session;
 pub mod state;
 pub mod svc_auth;
+pub mod svc_credentials;
 pub mod svc_usage;
 pub mod upstream;
 
@@ -109,7 +110,55 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/api/usage", "GET").route(web::get().to(svc_usage::get_usage)))
         .service(
             resource("/api/usage/increment", "POST").route(web::post().to(svc_usage::increment)),
-        );
+        )
+        .configure(credentials_routes);
+}
+
+fn credentials_routes(cfg: &mut web::ServiceConfig) {
+    use svc_credentials as credentials;
+    let post = |path, handler| resource(path, "POST").route(handler);
+    cfg.service(post(
+        "/api/credentials/store",
+        web::post().to(credentials::store_credentials),
+    ))
+    .service(post(
+        "/api/credentials/reveal",
+        web::post().to(credentials::reveal_credentials),
+    ))
+    .service(post(
+        "/api/credentials/create-profile",
+        web::post().to(credentials::create_profile),
+    ))
+    .service(post(
+        "/api/credentials/reveal-download-cred",
+        web::post().to(credentials::reveal_download_credential),
+    ))
+    .service(post(
+        "/api/credentials/get-platform-session",
+        web::post().to(credentials::get_platform_session),
+    ))
+    .service(post(
+        "/api/credentials/store-platform-session",
+        web::post().to(credentials::store_platform_session),
+    ))
+    .service(post(
+        "/api/credentials/hitl-request",
+        web::post().to(credentials::request_hitl_login),
+    ))
+    .service(
+        resource("/api/vault", "GET, POST")
+            .route(web::get().to(credentials::list_vault))
+            .route(web::post().to(credentials::create_vault_entry)),
+    )
+    .service(
+        resource("/api/vault/{id}", "PATCH, DELETE")
+            .route(web::patch().to(credentials::update_vault_entry))
+            .route(web::delete().to(credentials::delete_vault_entry)),
+    )
+    .service(post(
+        "/api/vault/{id}/rotate",
+        web::post().to(credentials::rotate_vault_entry),
+    ));
 }
 
 /// CORS as configured: none (browsers on other origins get no CORS headers and so cannot read

@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::directus::DirectusErrors;
 use crate::errors::ErrorResponse;
-use crate::{health, svc_auth, svc_usage};
+use crate::{health, svc_auth, svc_credentials, svc_usage};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -43,6 +43,18 @@ use crate::{health, svc_auth, svc_usage};
         svc_auth::profile::get_avatar,
         svc_usage::get_usage,
         svc_usage::increment,
+        svc_credentials::store_credentials,
+        svc_credentials::reveal_credentials,
+        svc_credentials::create_profile,
+        svc_credentials::reveal_download_credential,
+        svc_credentials::get_platform_session,
+        svc_credentials::store_platform_session,
+        svc_credentials::request_hitl_login,
+        svc_credentials::list_vault,
+        svc_credentials::create_vault_entry,
+        svc_credentials::update_vault_entry,
+        svc_credentials::delete_vault_entry,
+        svc_credentials::rotate_vault_entry,
     ),
     components(schemas(ErrorResponse, DirectusErrors)),
     modifiers(&SecuritySchemes),
@@ -52,6 +64,7 @@ use crate::{health, svc_auth, svc_usage};
         (name = "directus", description = "Directus-compatible authentication (svc-auth); errors in Directus' format"),
         (name = "auth", description = "Invites, registration, onboarding, RBAC sync, impersonation, profile (svc-auth)"),
         (name = "usage", description = "Subscription quotas: usage report and consumption (svc-usage)"),
+        (name = "credentials", description = "Credentials vault: encrypted platform logins, sessions and secrets (svc-credentials)"),
     )
 )]
 pub struct ApiDoc;
@@ -175,6 +188,18 @@ mod tests {
             ("/api/user-proxy/avatar", "get"),
             ("/api/usage", "get"),
             ("/api/usage/increment", "post"),
+            ("/api/credentials/store", "post"),
+            ("/api/credentials/reveal", "post"),
+            ("/api/credentials/create-profile", "post"),
+            ("/api/credentials/reveal-download-cred", "post"),
+            ("/api/credentials/get-platform-session", "post"),
+            ("/api/credentials/store-platform-session", "post"),
+            ("/api/credentials/hitl-request", "post"),
+            ("/api/vault", "get"),
+            ("/api/vault", "post"),
+            ("/api/vault/{id}", "patch"),
+            ("/api/vault/{id}", "delete"),
+            ("/api/vault/{id}/rotate", "post"),
         ];
         for (path, method) in expected {
             let operation = &paths[path][method];
@@ -188,7 +213,7 @@ mod tests {
                     || operation["responses"]["204"].is_object()
             );
         }
-        assert_eq!(paths.len(), 20, "no undocumented or stray paths");
+        assert_eq!(paths.len(), 30, "no undocumented or stray paths");
         let schemas = document["components"]["schemas"].as_object().unwrap();
         for schema in [
             "ErrorResponse",
@@ -200,6 +225,12 @@ mod tests {
             "OperationUsage",
             "IncrementBody",
             "IncrementResponse",
+            "StoreCredentialsBody",
+            "ProfileResponse",
+            "CreatorProfileView",
+            "VaultListResponse",
+            "VaultEntryView",
+            "PlatformSessionResponse",
         ] {
             assert!(schemas.contains_key(schema), "{schema}");
         }
@@ -231,6 +262,34 @@ mod tests {
         assert_eq!(
             schemas["IncrementBody"]["required"],
             serde_json::json!(["operation"])
+        );
+        assert_eq!(
+            schemas["StoreCredentialsBody"]["required"],
+            serde_json::json!(["creatorProfileId", "credentials"])
+        );
+        let store = &paths["/api/credentials/store"]["post"];
+        assert_eq!(store["tags"], serde_json::json!(["credentials"]));
+        assert!(
+            store["security"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|scheme| scheme.get("rbac_sync_secret").is_some()),
+            "the owner-or-system routes take the RBAC sync secret"
+        );
+        let vault_params: Vec<&str> = paths["/api/vault"]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|parameter| parameter["name"].as_str())
+            .collect();
+        assert_eq!(vault_params, ["kind", "limit", "offset"]);
+        assert!(
+            document["tags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|tag| tag["name"] == "credentials")
         );
         let by_operation = &schemas["UsageResponse"]["properties"]["usage"];
         assert_eq!(

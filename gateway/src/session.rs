@@ -1,6 +1,7 @@
 //! From a verified token to the [`Identity`] handed to the services: the user is resolved through
 //! svc-auth (role, tier, status) with a short cache, and handlers receive it through the
-//! [`AuthenticatedUser`] and [`DirectusUser`] extractors.
+//! [`AuthenticatedUser`] and [`DirectusUser`] extractors. Server-to-server callers prove the RBAC
+//! sync secret instead ([`SystemCaller`]); [`OwnerOrSystem`] takes either.
 
 use std::time::Duration;
 
@@ -251,23 +252,52 @@ impl FromRequest for SystemCaller {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = match crate::state::of_request(req) {
-            Ok(state) => state,
-            Err(err) => return ready(Err(err)),
-        };
-        let presented = req
-            .headers()
-            .get(RBAC_SYNC_HEADER)
-            .and_then(|value| value.to_str().ok());
-        // Secret::matches compares in constant time.
-        let proven = presented.is_some_and(|secret| state.config.rbac_sync_secret.matches(secret));
-        ready(if proven {
-            Ok(SystemCaller(Identity::system(request_id(req))))
-        } else {
-            Err(ApiError::unauthenticated(
-                "invalid_secret",
-                "missing or wrong X-RBAC-SYNC-SECRET",
-            ))
+        ready(prove_system(req).map(SystemCaller))
+    }
+}
+
+/// The system identity when the request carries the right `X-RBAC-SYNC-SECRET`; a missing,
+/// unreadable or wrong one is 401 `invalid_secret`.
+fn prove_system(req: &HttpRequest) -> Result<Identity, ApiError> {
+    let state = crate::state::of_request(req)?;
+    let presented = req
+        .headers()
+        .get(RBAC_SYNC_HEADER)
+        .and_then(|value| value.to_str().ok());
+    // Secret::matches compares in constant time.
+    let proven = presented.is_some_and(|secret| state.config.rbac_sync_secret.matches(secret));
+    if proven {
+        Ok(Identity::system(request_id(req)))
+    } else {
+        Err(ApiError::unauthenticated(
+            "invalid_secret",
+            "missing or wrong X-RBAC-SYNC-SECRET",
+        ))
+    }
+}
+
+/// Either a server-to-server caller or a signed-in user, for routes that serve both. A request
+/// with an `X-RBAC-SYNC-SECRET` header is judged by that header alone, as [`SystemCaller`]: a
+/// wrong secret is 401 `invalid_secret` and the token is not looked at. Without the header, the
+/// token is authenticated as for [`AuthenticatedUser`].
+#[derive(Debug, Clone)]
+pub struct OwnerOrSystem(pub Identity);
+
+impl FromRequest for OwnerOrSystem {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        if req.headers().contains_key(RBAC_SYNC_HEADER) {
+            let proven = prove_system(req).map(OwnerOrSystem);
+            return Box::pin(ready(proven));
+        }
+        let req = req.clone();
+        Box::pin(async move {
+            authenticate(&req)
+                .await
+                .map(OwnerOrSystem)
+                .map_err(ApiError::from)
         })
     }
 }
@@ -276,9 +306,15 @@ impl FromRequest for SystemCaller {
 mod tests {
     use super::*;
     use actix_web::test::TestRequest;
+    use actix_web::web;
+    use common::identity::Principal;
     use common::secret::Secret;
 
+    use crate::config::Config;
+    use crate::state::AppState;
+
     const SECRET: &str = "a directus secret of at least thirty-two bytes";
+    const RBAC_SECRET: &str = "the rbac sync secret of the session tests";
 
     #[test]
     fn failures_map_to_reasons_and_directus_codes() {
@@ -363,5 +399,108 @@ mod tests {
             .cookie(actix_web::cookie::Cookie::new(auth::SESSION_COOKIE, "c"))
             .to_http_request();
         assert_eq!(verify_request(&cookie, &verifier), Err(TokenError::Invalid));
+    }
+
+    /// A port nothing listens on: bound, then released.
+    fn closed_port_url() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        format!("http://127.0.0.1:{port}")
+    }
+
+    /// The state of a gateway whose upstreams are all down.
+    fn state_without_upstreams() -> web::Data<AppState> {
+        let mut config = Config::local(
+            closed_port_url(),
+            Secret::new(SECRET),
+            Secret::new("i".repeat(32)),
+            Secret::new(RBAC_SECRET),
+        );
+        config.usage_grpc_url = closed_port_url();
+        config.credentials_grpc_url = closed_port_url();
+        web::Data::new(AppState::new(config).unwrap())
+    }
+
+    /// A genuine access token of a user svc-auth would be asked about.
+    fn valid_token() -> String {
+        let now = chrono::Utc::now().timestamp();
+        let claims = serde_json::json!({
+            "id": Uuid::new_v4(),
+            "role": Uuid::new_v4(),
+            "app_access": true,
+            "admin_access": false,
+            "iat": now,
+            "exp": now + 600,
+            "iss": "directus",
+        });
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    #[actix_web::test]
+    async fn owner_or_system_judges_a_sent_secret_alone() {
+        let state = state_without_upstreams();
+        let bearer = format!("Bearer {}", valid_token());
+        let request = |secret: Option<&str>, token: bool| {
+            let mut req = TestRequest::default().app_data(state.clone());
+            if let Some(secret) = secret {
+                req = req.insert_header((RBAC_SYNC_HEADER, secret));
+            }
+            if token {
+                req = req.insert_header((AUTHORIZATION, bearer.clone()));
+            }
+            req.to_http_request()
+        };
+
+        // A wrong (or empty) secret is refused, and a genuine token does not rescue it.
+        for wrong in ["the wrong rbac sync secret value", ""] {
+            let err = OwnerOrSystem::extract(&request(Some(wrong), true))
+                .await
+                .unwrap_err();
+            assert_eq!(err.http_status().as_u16(), 401);
+            assert_eq!(err.reason, "invalid_secret");
+        }
+
+        // The right secret is the system, with or without a token.
+        for token in [true, false] {
+            let OwnerOrSystem(identity) =
+                OwnerOrSystem::extract(&request(Some(RBAC_SECRET), token))
+                    .await
+                    .unwrap();
+            assert_eq!(identity.principal, Principal::System);
+            assert!(!identity.request_id.is_empty());
+        }
+
+        // Without the header it is AuthenticatedUser: no token is token_missing, and a genuine
+        // token goes on to svc-auth (down here), never to the system identity.
+        let err = OwnerOrSystem::extract(&request(None, false))
+            .await
+            .unwrap_err();
+        assert_eq!(err.http_status().as_u16(), 401);
+        assert_eq!(err.reason, "token_missing");
+        let err = OwnerOrSystem::extract(&request(None, true))
+            .await
+            .unwrap_err();
+        assert_eq!(err.http_status().as_u16(), 503);
+        assert_eq!(err.reason, "service_unavailable");
+
+        // SystemCaller shares the check.
+        let err = SystemCaller::extract(&request(Some("the wrong rbac sync secret value"), true))
+            .await
+            .unwrap_err();
+        assert_eq!(err.reason, "invalid_secret");
+        let SystemCaller(identity) = SystemCaller::extract(&request(Some(RBAC_SECRET), false))
+            .await
+            .unwrap();
+        assert_eq!(identity.principal, Principal::System);
+        let err = SystemCaller::extract(&request(None, true))
+            .await
+            .unwrap_err();
+        assert_eq!(err.reason, "invalid_secret");
     }
 }

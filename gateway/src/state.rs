@@ -13,7 +13,9 @@ use crate::config::Config;
 use crate::health::Upstream;
 use crate::rate_limit::RegisterLimiter;
 use crate::session::UserResolver;
-use crate::upstream::{AuthClient, AuthService, UsageClient, UsageService};
+use crate::upstream::{
+    AuthClient, AuthService, CredentialsClient, CredentialsService, UsageClient, UsageService,
+};
 
 pub struct AppState {
     pub config: Arc<Config>,
@@ -25,6 +27,8 @@ pub struct AppState {
     pub usage: UsageService,
     /// svc-usage for quota consumption: short deadline, fail-closed.
     pub quota: QuotaClient,
+    /// svc-credentials: the vault of platform logins, sessions and secrets.
+    pub credentials: CredentialsService,
     pub upstreams: Vec<Upstream>,
     channels: Channels,
 }
@@ -34,6 +38,7 @@ pub struct AppState {
 struct Channels {
     auth: Channel,
     usage: Channel,
+    credentials: Channel,
 }
 
 impl Channels {
@@ -43,6 +48,7 @@ impl Channels {
         Ok(Self {
             auth: lazy("AUTH_GRPC_URL", &config.auth_grpc_url)?,
             usage: lazy("USAGE_GRPC_URL", &config.usage_grpc_url)?,
+            credentials: lazy("CREDENTIALS_GRPC_URL", &config.credentials_grpc_url)?,
         })
     }
 }
@@ -103,9 +109,15 @@ impl AppState {
                 config.upstream_timeout,
             ),
             quota: QuotaClient::new(channels.usage.clone(), token.clone(), config.quota_timeout),
+            credentials: CredentialsService::new(
+                channels.credentials.clone(),
+                token.clone(),
+                config.upstream_timeout,
+            ),
             upstreams: vec![
                 Upstream::of::<AuthClient>(channels.auth.clone()),
                 Upstream::of::<UsageClient>(channels.usage.clone()),
+                Upstream::of::<CredentialsClient>(channels.credentials.clone()),
             ],
             verifier,
             resolver,

@@ -15,6 +15,7 @@ const INTERNAL_TOKEN_REFUSED: &str = "internal_token_invalid";
 
 pub type AuthClient = proto::auth::v1::auth_client::AuthClient<Channel>;
 pub type UsageClient = proto::usage::v1::usage_client::UsageClient<Channel>;
+pub type CredentialsClient = proto::credentials::v1::credentials_client::CredentialsClient<Channel>;
 
 /// The generated gRPC client of one of our services, with the names it goes by.
 pub trait ServiceClient: Clone {
@@ -44,6 +45,15 @@ impl ServiceClient for UsageClient {
     }
 }
 
+impl ServiceClient for CredentialsClient {
+    const NAME: &'static str = "svc-credentials";
+    const HEALTH_SERVICE: &'static str = proto::credentials::v1::credentials_server::SERVICE_NAME;
+
+    fn on(channel: Channel) -> Self {
+        Self::new(channel)
+    }
+}
+
 /// One service behind the gateway, called on behalf of the request's identity.
 #[derive(Clone)]
 pub struct Service<C> {
@@ -54,6 +64,7 @@ pub struct Service<C> {
 
 pub type AuthService = Service<AuthClient>;
 pub type UsageService = Service<UsageClient>;
+pub type CredentialsService = Service<CredentialsClient>;
 
 impl<C: ServiceClient> Service<C> {
     pub fn new(channel: Channel, token: Secret, timeout: Duration) -> Self {

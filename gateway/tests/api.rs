@@ -1,5 +1,6 @@
-//! The gateway over real HTTP with svc-auth and svc-usage down (their URLs point at closed ports):
-//! everything the gateway decides on its own, and that an unreachable upstream is a quick 503.
+//! The gateway over real HTTP with svc-auth, svc-usage and svc-credentials down (their URLs point
+//! at closed ports): everything the gateway decides on its own, and that an unreachable upstream
+//! is a quick 503.
 
 use std::time::{Duration, Instant};
 
@@ -41,6 +42,7 @@ async fn spawn_with(adjust: impl FnOnce(&mut gateway::Config)) -> Gateway {
         Secret::new(RBAC_SECRET),
     );
     config.usage_grpc_url = closed_port_url();
+    config.credentials_grpc_url = closed_port_url();
     adjust(&mut config);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -147,7 +149,9 @@ async fn health_is_up_and_readiness_reports_the_missing_upstream() {
     assert_ne!(ready.body["upstreams"][0]["status"], "serving");
     assert_eq!(ready.body["upstreams"][1]["name"], "svc-usage");
     assert_ne!(ready.body["upstreams"][1]["status"], "serving");
-    assert_eq!(ready.body["upstreams"].as_array().unwrap().len(), 2);
+    assert_eq!(ready.body["upstreams"][2]["name"], "svc-credentials");
+    assert_ne!(ready.body["upstreams"][2]["status"], "serving");
+    assert_eq!(ready.body["upstreams"].as_array().unwrap().len(), 3);
 
     let detailed = gateway.get("/health/detailed").await;
     assert_eq!(detailed.status, StatusCode::OK);

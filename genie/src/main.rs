@@ -39,6 +39,13 @@ enum Command {
         #[arg(long, env = "ADMIN_EMAIL")]
         admin_email: String,
     },
+    /// Re-seals every vault record under the newest key, in batches, while the services run.
+    /// Resumable: stopped at any point, a second run goes on with what is left.
+    RotateKeys {
+        /// Records per transaction (default: CREDENTIALS_ROTATE_BATCH, else 100).
+        #[arg(long)]
+        batch: Option<i64>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -46,6 +53,7 @@ enum Service {
     Gateway,
     Auth,
     Usage,
+    Credentials,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -65,15 +73,22 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let _telemetry = common::telemetry::init("genie")?;
             let auth = svc_auth::Config::from_env()?;
             let usage = svc_usage::Config::from_env()?;
+            let credentials = svc_credentials::Config::from_env()?;
             let gateway = gateway::Config::from_env()?;
             let auth_listener = bind_grpc("svc-auth", auth.grpc_addr).await?;
             let usage_listener = bind_grpc("svc-usage", usage.grpc_addr).await?;
+            let credentials_listener = bind_grpc("svc-credentials", credentials.grpc_addr).await?;
             let http = bind_http(&gateway)?;
             tracing::info!(gateway = %http.local_addr()?, "genie is up");
             let gateway_server = gateway::build(gateway, http)?;
             tokio::try_join!(
                 svc_auth::run(auth, auth_listener, common::shutdown::signal()),
                 svc_usage::run(usage, usage_listener, common::shutdown::signal()),
+                svc_credentials::run(
+                    credentials,
+                    credentials_listener,
+                    common::shutdown::signal()
+                ),
                 async { gateway_server.await.context("gateway") },
             )?;
             Ok(())
@@ -91,6 +106,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
             svc_usage::serve(svc_usage::Config::from_env()?).await
         }
         Command::Serve {
+            service: Service::Credentials,
+        } => {
+            let _telemetry = common::telemetry::init("svc-credentials")?;
+            svc_credentials::serve(svc_credentials::Config::from_env()?).await
+        }
+        Command::Serve {
             service: Service::Gateway,
         } => {
             let _telemetry = common::telemetry::init("gateway")?;
@@ -103,7 +124,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let usage = svc_usage::Config::from_env()?;
             svc_auth::migrate(&auth.database_url).await?;
             svc_usage::migrate(&usage.database_url).await?;
-            println!("migrations applied: svc-auth, svc-usage");
+            let credentials: String = common::config::var(
+                "CREDENTIALS_DATABASE_URL",
+                svc_credentials::config::DEFAULT_DATABASE_URL.to_owned(),
+            )?;
+            svc_credentials::migrate(&credentials).await?;
+            println!("migrations applied: svc-auth, svc-usage, svc-credentials");
             Ok(())
         }
         Command::Invite {
@@ -123,7 +149,51 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::RotateKeys { batch } => {
+            let mut config = svc_credentials::config::RotateConfig::from_env()?;
+            if let Some(batch) = batch {
+                anyhow::ensure!((1..=10_000).contains(&batch), "--batch must be 1 to 10000");
+                config.batch = batch;
+            }
+            let newest = config.keys.newest();
+            println!("re-sealing every record under key version {newest}");
+            let report = svc_credentials::rotate_keys(config, |table, done| {
+                println!("  {table}: {done} re-sealed");
+            })
+            .await?;
+            print_rotation(&report, newest)
+        }
     }
+}
+
+/// The rotation's outcome; an error when any record is not under the newest key.
+fn print_rotation(
+    report: &svc_credentials::rotate::RotationReport,
+    newest: u32,
+) -> anyhow::Result<()> {
+    for (table, done) in &report.resealed {
+        println!("{table}: {done} re-sealed");
+    }
+    for failed in &report.failed {
+        println!(
+            "not rotated: {} {}: {}",
+            failed.table, failed.id, failed.error
+        );
+    }
+    println!("sealed values by key version now:");
+    for (table, version, count) in &report.remaining {
+        let version = version.map_or_else(|| "imported".to_owned(), |v| format!("v{v}"));
+        println!("  {table} {version}: {count}");
+    }
+    let left = report.left_behind(newest);
+    anyhow::ensure!(
+        left == 0,
+        "{left} record(s) are not under key version {newest} ({} could not be opened); \
+         records busy during the run are done by running it again",
+        report.failed.len()
+    );
+    println!("every record is under key version {newest}");
+    Ok(())
 }
 
 async fn bind_grpc(

@@ -56,6 +56,32 @@ impl Config {
     }
 }
 
+/// What `genie rotate-keys` needs: the database and the keys, not the service's listener.
+#[derive(Debug)]
+pub struct RotateConfig {
+    pub database_url: String,
+    pub keys: KeyRing,
+    /// Records re-sealed per transaction.
+    pub batch: i64,
+}
+
+impl RotateConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let batch: i64 = config::var("CREDENTIALS_ROTATE_BATCH", 100)?;
+        if !(1..=10_000).contains(&batch) {
+            return Err(ConfigError::new(
+                "CREDENTIALS_ROTATE_BATCH",
+                "must be between 1 and 10000",
+            ));
+        }
+        Ok(Self {
+            database_url: config::var("CREDENTIALS_DATABASE_URL", DEFAULT_DATABASE_URL.to_owned())?,
+            keys: key_ring_from_env()?,
+            batch,
+        })
+    }
+}
+
 /// The key ring from `CREDENTIALS_ENC_KEY_B64`, `CREDENTIALS_ENC_KEYS_B64`,
 /// `CREDENTIALS_RETIRED_KEY_VERSIONS` and `CREDENTIALS_ACCEPT_LEGACY`. Key values never appear in
 /// an error.

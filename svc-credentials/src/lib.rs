@@ -57,6 +57,18 @@ pub async fn run(
     Ok(())
 }
 
+/// Re-seals every record under the newest key, beside a running service (see [`rotate`]).
+/// Migrates first and refuses keys that differ from the ones recorded, exactly as start-up does.
+pub async fn rotate_keys(
+    config: config::RotateConfig,
+    progress: impl FnMut(&'static str, u64),
+) -> anyhow::Result<rotate::RotationReport> {
+    migrate(&config.database_url).await?;
+    let pool = common::db::pool(&config.database_url, 2)?;
+    rotate::register_keys(&pool, &config.keys).await?;
+    Ok(rotate::rotate_all(&pool, &config.keys, config.batch, progress).await?)
+}
+
 /// Binds the configured address and runs until SIGTERM or Ctrl-C.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.grpc_addr).await?;

@@ -10,15 +10,28 @@ pub const ADMIN_PASSWORD: &str = "admin password 1";
 pub const DIRECTUS_SECRET: &str = "directus secret shared by the e2e tests 0123456789";
 pub const INTERNAL_TOKEN: &str = "internal token shared by the e2e tests 0123456789";
 pub const RBAC_SECRET: &str = "rbac sync secret of the e2e tests";
+/// Vault key v1 of the e2e tests: base64 of "vault key v1 of the e2e tests..." (32 bytes).
+pub const VAULT_KEY_B64: &str = "dmF1bHQga2V5IHYxIG9mIHRoZSBlMmUgdGVzdHMuLi4=";
+
+/// The vault's keys in the e2e tests: v1 alone.
+pub fn vault_keys() -> svc_credentials::crypto::KeyRing {
+    svc_credentials::config::key_ring(&Secret::new(VAULT_KEY_B64), None, Default::default(), true)
+        .expect("the e2e vault key is valid")
+}
 
 /// The whole stack of this issue, started for one test.
 pub struct TestApp {
     pub address: String,
     /// svc-auth's gRPC endpoint, for calls that bypass the gateway.
     pub auth_url: String,
+    /// svc-credentials' gRPC endpoint, for calls that bypass the gateway.
+    pub credentials_url: String,
+    /// The database every service of this app uses, for what a test checks in SQL.
+    pub database_url: String,
     pub client: reqwest::Client,
     auth: RunningService,
     usage: RunningService,
+    credentials: RunningService,
     gateway: actix_web::dev::ServerHandle,
 }
 
@@ -113,9 +126,20 @@ async fn spawn(
         })
     })
     .await;
-    let usage_config = svc_usage::Config::local(database.url, Secret::new(INTERNAL_TOKEN));
+    let usage_config = svc_usage::Config::local(database.url.clone(), Secret::new(INTERNAL_TOKEN));
     let usage = RunningService::start(|listener, stopped| {
         svc_usage::run(usage_config, listener, async {
+            let _ = stopped.await;
+        })
+    })
+    .await;
+    let credentials_config = svc_credentials::Config::local(
+        database.url.clone(),
+        Secret::new(INTERNAL_TOKEN),
+        vault_keys(),
+    );
+    let credentials = RunningService::start(|listener, stopped| {
+        svc_credentials::run(credentials_config, listener, async {
             let _ = stopped.await;
         })
     })
@@ -129,6 +153,7 @@ async fn spawn(
     );
     config.resolve_cache_ttl = resolve_cache_ttl;
     config.usage_grpc_url = usage.url.clone();
+    config.credentials_grpc_url = credentials.url.clone();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = gateway::build(config, listener).unwrap();
@@ -138,9 +163,12 @@ async fn spawn(
     TestApp {
         address: format!("http://127.0.0.1:{port}"),
         auth_url: auth.url.clone(),
+        credentials_url: credentials.url.clone(),
+        database_url: database.url,
         client: http_client(),
         auth,
         usage,
+        credentials,
         gateway: handle,
     }
 }
@@ -241,12 +269,35 @@ impl TestApp {
     pub async fn stop_usage(&mut self) {
         self.usage.stop().await;
     }
+
+    pub async fn stop_credentials(&mut self) {
+        self.credentials.stop().await;
+    }
 }
 pub fn token_of(data: &Value) -> String {
     data["access_token"]
         .as_str()
         .expect("an access token")
         .to_owned()
+}
+
+/// The same token with its expiry moved two minutes into the past, signed with the right key.
+pub fn expired_token_of(token: &str) -> String {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).expect("a JWT");
+    let mut claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("base64url claims"),
+    )
+    .expect("JSON claims");
+    claims["exp"] = json!(chrono::Utc::now().timestamp() - 120);
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(DIRECTUS_SECRET.as_bytes()),
+    )
+    .expect("sign the expired token")
 }
 
 /// Asserts the error body of DESIGN §4 and returns its reason.

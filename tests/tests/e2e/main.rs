@@ -4,6 +4,7 @@
 mod helpers;
 
 mod auth_flow;
+mod credentials;
 mod directus_mode;
 mod observability;
 mod resilience;

@@ -172,7 +172,10 @@ async fn no_log_line_or_span_carries_a_password_token_or_secret() {
         .await;
     assert_eq!(by_query.status, StatusCode::OK);
 
+    let vault_plaintexts = reveal_vault_secrets(&app, &admin_token).await;
+
     let logs = String::from_utf8(captured().logs.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("secret revealed"), "reveals are logged");
     assert!(
         logs.contains("svc-auth listening"),
         "the logs were captured"
@@ -199,7 +202,9 @@ async fn no_log_line_or_span_carries_a_password_token_or_secret() {
         &refresh,
         &rotated_refresh,
         &code,
-    ];
+    ]
+    .into_iter()
+    .chain(vault_plaintexts);
     for secret in secrets {
         // Say which kind leaked, never the value itself.
         assert!(
@@ -213,4 +218,66 @@ async fn no_log_line_or_span_carries_a_password_token_or_secret() {
             secret.len()
         );
     }
+}
+
+/// Stores and reveals every kind of vault secret; returns the plaintexts.
+async fn reveal_vault_secrets(app: &TestApp, token: &str) -> [&'static str; 3] {
+    let plaintexts = [
+        "vault-credentials-plaintext-71",
+        "vault-entry-plaintext-72",
+        "vault-cookie-plaintext-73",
+    ];
+    let profile = app
+        .post(
+            "/api/credentials/create-profile",
+            json!({"platform": "onlyfans", "username": "quiet",
+                   "credentials": {"password": plaintexts[0]}}),
+            Some(token),
+        )
+        .await;
+    let profile_id = profile.body["profile"]["id"].clone();
+    let entry = app
+        .post(
+            "/api/vault",
+            json!({"name": "quiet", "secret": plaintexts[1]}),
+            Some(token),
+        )
+        .await;
+    let session = app
+        .post(
+            "/api/credentials/store-platform-session",
+            json!({"creatorProfileId": profile_id, "userAgent": "UA",
+                   "cookies": [{"name": "sess", "value": plaintexts[2]}]}),
+            Some(token),
+        )
+        .await;
+    assert_eq!(session.status, StatusCode::OK, "{:?}", session.status);
+    let reveals = [
+        (
+            "/api/credentials/reveal",
+            json!({"creatorProfileId": profile_id}),
+        ),
+        (
+            "/api/credentials/reveal-download-cred",
+            json!({"id": entry.body["data"]["id"]}),
+        ),
+        (
+            "/api/credentials/get-platform-session",
+            json!({"creatorProfileId": profile_id}),
+        ),
+    ];
+    for (path, body) in reveals {
+        let revealed = app.post(path, body, Some(token)).await;
+        assert_eq!(revealed.status, StatusCode::OK, "{path}");
+    }
+    let by_server = app
+        .send(
+            app.client
+                .post(app.url("/api/credentials/reveal"))
+                .header("X-RBAC-SYNC-SECRET", RBAC_SECRET)
+                .json(&json!({"creatorProfileId": profile_id})),
+        )
+        .await;
+    assert_eq!(by_server.status, StatusCode::OK);
+    plaintexts
 }

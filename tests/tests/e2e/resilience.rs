@@ -187,3 +187,23 @@ async fn services_refuse_callers_that_skip_the_gateway() {
     let refused = direct.me(claimed).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::Unauthenticated);
 }
+
+#[tokio::test]
+async fn the_vault_refuses_callers_that_skip_the_gateway() {
+    let app = spawn_app().await;
+    let (user, _) = app.new_creator("creator@genie.test").await;
+    let mut direct = proto::credentials::v1::credentials_client::CredentialsClient::connect(
+        app.credentials_url.clone(),
+    )
+    .await
+    .unwrap();
+    let mut claimed = tonic::Request::new(proto::credentials::v1::ListVaultRequest::default());
+    claimed
+        .metadata_mut()
+        .insert("x-user-id", user["id"].as_str().unwrap().parse().unwrap());
+    claimed
+        .metadata_mut()
+        .insert("x-user-role", "system".parse().unwrap());
+    let refused = direct.list_vault(claimed).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+}
