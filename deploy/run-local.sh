@@ -7,9 +7,11 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 ./deploy/services.sh
-while IFS='=' read -r key value; do
-  case "$key" in ''|'#'*) continue ;; esac
-  [ -n "${!key:-}" ] || export "$key=$value"
+# Split at the first '=' only: values such as base64 keys end in '=' themselves.
+while IFS= read -r line; do
+  case "$line" in ''|'#'*) continue ;; esac
+  key=${line%%=*}
+  [ -n "${!key:-}" ] || export "$line"
 done < deploy/local.env
 
 cargo build --release --locked -p genie
