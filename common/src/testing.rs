@@ -80,3 +80,21 @@ pub async fn random_listener() -> (TcpListener, SocketAddr) {
     let addr = listener.local_addr().expect("listener address");
     (listener, addr)
 }
+
+/// The stable reason code a service put in a gRPC status (empty when none).
+pub fn status_reason(status: &tonic::Status) -> &str {
+    status_metadata(status, crate::error::REASON_METADATA)
+}
+
+/// The request field a service named in a gRPC status (empty when none).
+pub fn status_field(status: &tonic::Status) -> &str {
+    status_metadata(status, crate::error::FIELD_METADATA)
+}
+
+fn status_metadata<'a>(status: &'a tonic::Status, key: &str) -> &'a str {
+    status
+        .metadata()
+        .get(key)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+}

@@ -22,6 +22,9 @@ pub mod svc_credentials;
 pub mod svc_usage;
 pub mod upstream;
 
+#[cfg(test)]
+mod test_support;
+
 use std::net::TcpListener;
 
 use actix_cors::Cors;

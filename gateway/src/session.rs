@@ -310,11 +310,13 @@ mod tests {
     use common::identity::Principal;
     use common::secret::Secret;
 
-    use crate::config::Config;
     use crate::state::AppState;
 
-    const SECRET: &str = "a directus secret of at least thirty-two bytes";
-    const RBAC_SECRET: &str = "the rbac sync secret of the session tests";
+    use crate::test_support::{DIRECTUS_SECRET as SECRET, RBAC_SECRET};
+
+    fn state_without_upstreams() -> web::Data<AppState> {
+        web::Data::new(crate::test_support::state_without_upstreams())
+    }
 
     #[test]
     fn failures_map_to_reasons_and_directus_codes() {
@@ -399,27 +401,6 @@ mod tests {
             .cookie(actix_web::cookie::Cookie::new(auth::SESSION_COOKIE, "c"))
             .to_http_request();
         assert_eq!(verify_request(&cookie, &verifier), Err(TokenError::Invalid));
-    }
-
-    /// A port nothing listens on: bound, then released.
-    fn closed_port_url() -> String {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        drop(listener);
-        format!("http://127.0.0.1:{port}")
-    }
-
-    /// The state of a gateway whose upstreams are all down.
-    fn state_without_upstreams() -> web::Data<AppState> {
-        let mut config = Config::local(
-            closed_port_url(),
-            Secret::new(SECRET),
-            Secret::new("i".repeat(32)),
-            Secret::new(RBAC_SECRET),
-        );
-        config.usage_grpc_url = closed_port_url();
-        config.credentials_grpc_url = closed_port_url();
-        web::Data::new(AppState::new(config).unwrap())
     }
 
     /// A genuine access token of a user svc-auth would be asked about.

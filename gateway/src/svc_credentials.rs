@@ -1263,46 +1263,11 @@ mod tests {
     use std::future::Future;
     use std::time::{Duration, Instant};
 
-    use common::identity::UserIdentity;
-    use common::secret::Secret;
     use serde::de::DeserializeOwned;
     use serde_json::json;
 
     use super::*;
-    use crate::config::Config;
-
-    /// A port nothing listens on: bound, then released.
-    fn closed_port_url() -> String {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        drop(listener);
-        format!("http://127.0.0.1:{port}")
-    }
-
-    /// The state of a gateway whose upstreams, svc-credentials included, are down.
-    fn state_without_upstreams() -> AppState {
-        let mut config = Config::local(
-            closed_port_url(),
-            Secret::new("d".repeat(32)),
-            Secret::new("i".repeat(32)),
-            Secret::new("r".repeat(16)),
-        );
-        config.usage_grpc_url = closed_port_url();
-        config.credentials_grpc_url = closed_port_url();
-        AppState::new(config).unwrap()
-    }
-
-    fn user() -> Identity {
-        Identity::user(
-            UserIdentity {
-                id: uuid::Uuid::new_v4(),
-                role: "creator".into(),
-                tier: "starter".into(),
-                impersonated_by: None,
-            },
-            "request-1",
-        )
-    }
+    use crate::test_support::{creator as user, state_without_upstreams};
 
     fn system() -> Identity {
         Identity::system("request-2")

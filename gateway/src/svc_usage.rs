@@ -296,12 +296,10 @@ mod tests {
 
     use actix_web::http::header::{HeaderName, HeaderValue};
     use common::Kind;
-    use common::identity::UserIdentity;
-    use common::secret::Secret;
     use serde_json::json;
 
     use super::*;
-    use crate::config::Config;
+    use crate::test_support::{creator, state_without_upstreams};
 
     fn headers(keys: &[&[u8]]) -> HeaderMap {
         let mut map = HeaderMap::new();
@@ -407,38 +405,6 @@ mod tests {
         );
     }
 
-    /// A port nothing listens on: bound, then released.
-    fn closed_port_url() -> String {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        drop(listener);
-        format!("http://127.0.0.1:{port}")
-    }
-
-    /// The state of a gateway whose svc-auth and svc-usage are down.
-    fn state_without_upstreams() -> AppState {
-        let mut config = Config::local(
-            closed_port_url(),
-            Secret::new("d".repeat(32)),
-            Secret::new("i".repeat(32)),
-            Secret::new("r".repeat(16)),
-        );
-        config.usage_grpc_url = closed_port_url();
-        AppState::new(config).unwrap()
-    }
-
-    fn user() -> Identity {
-        Identity::user(
-            UserIdentity {
-                id: uuid::Uuid::new_v4(),
-                role: "creator".into(),
-                tier: "starter".into(),
-                impersonated_by: None,
-            },
-            "request-1",
-        )
-    }
-
     fn body(value: serde_json::Value) -> IncrementBody {
         match value {
             serde_json::Value::Object(object) => crate::body::parse_object(object).unwrap(),
@@ -450,7 +416,7 @@ mod tests {
     async fn the_shape_is_checked_before_svc_usage_is_asked() {
         let state = state_without_upstreams();
         for missing in [json!({}), json!({"operation": "  "}), json!({"amount": 2})] {
-            let err = increment_for(&state, &user(), &HeaderMap::new(), body(missing))
+            let err = increment_for(&state, &creator(), &HeaderMap::new(), body(missing))
                 .await
                 .unwrap_err();
             assert_eq!(err.reason, "missing_field");
@@ -458,7 +424,7 @@ mod tests {
         }
         let err = increment_for(
             &state,
-            &user(),
+            &creator(),
             &headers(&[b"one"]),
             body(json!({"operation": "captions", "idempotency_key": "two"})),
         )
@@ -474,7 +440,7 @@ mod tests {
         let started = Instant::now();
         let err = increment_for(
             &state,
-            &user(),
+            &creator(),
             &headers(&[b"key-1"]),
             body(json!({"operation": "captions", "amount": 1})),
         )
@@ -488,7 +454,7 @@ mod tests {
             started.elapsed()
         );
 
-        let err = report_for(&state, &user()).await.unwrap_err();
+        let err = report_for(&state, &creator()).await.unwrap_err();
         assert_eq!(err.http_status().as_u16(), 503);
         assert_eq!(err.reason, "service_unavailable");
 

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use common::identity::{Identity, UserIdentity};
 use common::secret::Secret;
-use common::testing::{fresh_database, random_listener};
+use common::testing::{fresh_database, random_listener, status_reason as reason};
 use proto::auth::v1 as pb;
 use proto::auth::v1::auth_client::AuthClient;
 use svc_auth::Config;
@@ -75,14 +75,6 @@ fn as_user(user: &pb::User) -> Identity {
         },
         "test",
     )
-}
-
-fn reason(status: &tonic::Status) -> &str {
-    status
-        .metadata()
-        .get(common::error::REASON_METADATA)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default()
 }
 
 impl TestAuth {

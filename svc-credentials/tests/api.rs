@@ -9,7 +9,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use common::identity::{Identity, UserIdentity};
 use common::secret::Secret;
-use common::testing::{fresh_database, random_listener};
+use common::testing::{
+    fresh_database, random_listener, status_field as field, status_reason as reason,
+};
 use proto::credentials::v1 as pb;
 use proto::credentials::v1::credentials_client::CredentialsClient;
 use serde_json::{Value, json};
@@ -105,22 +107,6 @@ fn secret(value: Value) -> Option<pb::Secret> {
     Some(pb::Secret {
         json: value.to_string(),
     })
-}
-
-fn reason(status: &tonic::Status) -> &str {
-    status
-        .metadata()
-        .get(common::error::REASON_METADATA)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default()
-}
-
-fn field(status: &tonic::Status) -> &str {
-    status
-        .metadata()
-        .get(common::error::FIELD_METADATA)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default()
 }
 
 fn revealed(secret: Option<pb::Secret>) -> Value {

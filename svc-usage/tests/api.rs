@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use common::identity::{Identity, UserIdentity};
 use common::secret::Secret;
-use common::testing::{fresh_database, random_listener};
+use common::testing::{fresh_database, random_listener, status_field as field};
 use proto::usage::v1 as pb;
 use proto::usage::v1::usage_client::UsageClient;
 use svc_usage::{Clock, Config};
@@ -95,14 +95,6 @@ fn consume(
         amount,
         idempotency_key: key.into(),
     }
-}
-
-fn field(status: &tonic::Status) -> &str {
-    status
-        .metadata()
-        .get(common::error::FIELD_METADATA)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default()
 }
 
 impl TestUsage {
