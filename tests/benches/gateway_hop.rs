@@ -5,17 +5,18 @@
 //! `cargo bench -p tests --bench gateway_hop` (release build). Client, gateway and svc-auth share
 //! the machine's cores, so the figures are for comparison, not capacity planning.
 
-#![allow(dead_code)] // the e2e helpers carry more than the benchmark uses
+#![allow(dead_code)] // the e2e helpers and `measure` carry more than the benchmark uses
 
 #[path = "../tests/e2e/helpers.rs"]
 mod helpers;
+mod measure;
 
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::identity::{Identity, UserIdentity};
 use common::secret::Secret;
 use helpers::*;
+use measure::{Sample, measure};
 use proto::auth::v1 as pb;
 
 /// Callers of the throughput phase: enough to saturate the machine.
@@ -25,59 +26,6 @@ const LOADED: usize = 16;
 const ALONE: usize = 1;
 const ROUND: Duration = Duration::from_secs(3);
 const ROUNDS: usize = 3;
-
-#[derive(Default)]
-struct Sample {
-    latencies: Vec<Duration>,
-    elapsed: Duration,
-}
-
-impl Sample {
-    fn merge(&mut self, other: Sample) {
-        self.latencies.extend(other.latencies);
-        self.elapsed += other.elapsed;
-    }
-
-    fn throughput(&self) -> f64 {
-        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
-    }
-
-    fn percentile_ms(&mut self, p: f64) -> f64 {
-        self.latencies.sort_unstable();
-        let index = ((self.latencies.len() as f64 - 1.0) * p).round() as usize;
-        self.latencies[index].as_secs_f64() * 1000.0
-    }
-}
-
-/// Runs `call` from `callers` tasks for `duration`; every call must succeed.
-async fn measure<F, Fut>(callers: usize, duration: Duration, call: F) -> Sample
-where
-    F: Fn() -> Fut + Clone + Send + 'static,
-    Fut: Future<Output = bool> + Send,
-{
-    let started = Instant::now();
-    let deadline = started + duration;
-    let workers: Vec<_> = (0..callers)
-        .map(|_| {
-            let call = call.clone();
-            tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                while Instant::now() < deadline {
-                    let sent = Instant::now();
-                    assert!(call().await, "every call of the benchmark succeeds");
-                    latencies.push(sent.elapsed());
-                }
-                latencies
-            })
-        })
-        .collect();
-    let mut sample = Sample::default();
-    for worker in workers {
-        sample.latencies.extend(worker.await.expect("worker"));
-    }
-    sample.elapsed = started.elapsed();
-    sample
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
