@@ -98,3 +98,12 @@ fn status_metadata<'a>(status: &'a tonic::Status, key: &str) -> &'a str {
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default()
 }
+
+/// A plain connection to `url`, for what a test checks or changes in SQL.
+pub async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .expect("tests need PostgreSQL at the test database's URL");
+    tokio::spawn(connection);
+    client
+}

@@ -8,7 +8,6 @@ use common::testing::{fresh_database, random_listener, status_reason as reason};
 use proto::auth::v1 as pb;
 use proto::auth::v1::auth_client::AuthClient;
 use svc_auth::Config;
-use tokio_postgres::NoTls;
 use tonic::Code;
 use tonic::transport::Channel;
 use uuid::Uuid;
@@ -83,11 +82,7 @@ impl TestAuth {
     }
 
     async fn sql(&self) -> tokio_postgres::Client {
-        let (client, connection) = tokio_postgres::connect(&self.database_url, NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
-        client
+        common::testing::connect(&self.database_url).await
     }
 
     async fn login(&mut self, email: &str, password: &str) -> Result<pb::TokenPair, tonic::Status> {

@@ -18,7 +18,6 @@ use serde_json::{Value, json};
 use svc_credentials::Config;
 use svc_credentials::config::key_ring;
 use svc_credentials::crypto::KeyRing;
-use tokio_postgres::NoTls;
 use tonic::Code;
 use tonic::transport::Channel;
 use uuid::Uuid;
@@ -267,11 +266,7 @@ impl Vault {
     }
 
     async fn sql(&self) -> tokio_postgres::Client {
-        let (client, connection) = tokio_postgres::connect(&self.database_url, NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
-        client
+        common::testing::connect(&self.database_url).await
     }
 
     async fn pool(&self) -> deadpool_postgres::Pool {
@@ -1052,10 +1047,7 @@ async fn the_database_down_is_unavailable_not_a_hang() {
         .create_profile(owner, "down", Some(json!(1)))
         .await
         .unwrap();
-    let (admin, connection) = tokio_postgres::connect(&common::testing::admin_url(), NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let admin = common::testing::connect(&common::testing::admin_url()).await;
     let close = format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", database.name);
     admin.execute(&close, &[]).await.unwrap();
     admin

@@ -11,7 +11,6 @@ use common::testing::{fresh_database, random_listener, status_field as field};
 use proto::usage::v1 as pb;
 use proto::usage::v1::usage_client::UsageClient;
 use svc_usage::{Clock, Config};
-use tokio_postgres::NoTls;
 use tonic::Code;
 use tonic::transport::Channel;
 use uuid::Uuid;
@@ -137,10 +136,7 @@ impl TestUsage {
     }
 
     async fn sql(&self, query: &str, id: Uuid) -> i64 {
-        let (client, connection) = tokio_postgres::connect(&self.database_url, NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
+        let client = common::testing::connect(&self.database_url).await;
         client.query_one(query, &[&id]).await.unwrap().get(0)
     }
 }
@@ -476,10 +472,7 @@ async fn the_ledger_is_append_only() {
         .consume(id, "starter", "captions", 1, "")
         .await
         .unwrap();
-    let (client, connection) = tokio_postgres::connect(&usage.database_url, NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = common::testing::connect(&usage.database_url).await;
     let rewrite = client
         .execute(
             "UPDATE usage.ledger SET amount = 0 WHERE user_id = $1",

@@ -427,10 +427,7 @@ async fn bad_requests_name_the_field() {
 async fn a_tampered_record_is_a_500_without_internals_and_svc_credentials_down_a_quick_503() {
     let mut app = spawn_app().await;
     let (token, profile) = creator_with_profile(&app, "tampered@genie.test", json!("pw-6")).await;
-    let (db, connection) = tokio_postgres::connect(&app.database_url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let db = common::testing::connect(&app.database_url).await;
     db.execute(
         "UPDATE credentials.creator_profiles SET credentials = \
          jsonb_build_object('enc', replace(credentials->>'enc', 'v1:', 'v1:00'))",
