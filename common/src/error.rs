@@ -144,6 +144,13 @@ fn metadata_str<'a>(status: &'a tonic::Status, key: &str) -> Option<&'a str> {
         .and_then(|value| value.to_str().ok())
 }
 
+/// Lets a conversion that cannot fail stand where one that can is expected.
+impl From<std::convert::Infallible> for ApiError {
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
+    }
+}
+
 impl From<ApiError> for tonic::Status {
     fn from(err: ApiError) -> Self {
         let mut status = tonic::Status::new(err.grpc_code(), err.message);

@@ -2,8 +2,8 @@
 //! in our format (or Directus'), names the offending field, and never echoes a value back (it may
 //! be a password).
 //!
-//! Body structs have only `Option` fields: absence is then not a parse error, and the handler
-//! requires what it needs with [`required`], which names the field.
+//! Body structs are real types: a required field is not an `Option`, blank text is
+//! [`NonBlank`], closed sets are enums. Every failure names the field.
 
 use actix_web::dev::{Decompress, Payload};
 use actix_web::http::header::CONTENT_LENGTH;
@@ -14,8 +14,9 @@ use futures_util::future::LocalBoxFuture;
 use std::fmt;
 
 use serde::de::{self, DeserializeOwned, Visitor};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use crate::config::DEFAULT_BODY_LIMIT;
 use crate::directus::DirectusError;
@@ -70,7 +71,8 @@ fn is_json(req: &HttpRequest) -> bool {
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
-/// Reads a JSON object into `T`. An empty body is `{}`: every field absent.
+/// Reads a JSON object into `T`. An empty body is `{}`: a body whose fields are all optional
+/// may be left out.
 pub async fn read_json<T: DeserializeOwned>(
     req: &HttpRequest,
     payload: Payload,
@@ -93,57 +95,103 @@ pub async fn read_json<T: DeserializeOwned>(
     }
 }
 
-/// Deserialises `object` into `T`; on a failure, finds the field at fault by trying each field
-/// alone (every field of `T` is optional, so the others' absence is no error).
+/// Deserialises `object` into `T`, naming the field at fault. Text holding NUL is refused here:
+/// PostgreSQL cannot store it in `text` or `jsonb`.
 pub fn parse_object<T: DeserializeOwned>(object: Map<String, Value>) -> Result<T, ApiError> {
-    let object = Value::Object(object);
-    match T::deserialize(&object) {
-        Ok(value) => Ok(value),
-        Err(_) => {
-            let Value::Object(fields) = object else {
-                return Err(invalid_body("the body must be a JSON object"));
-            };
-            for (name, value) in fields {
-                let alone = Value::Object(Map::from_iter([(name.clone(), value)]));
-                if let Err(err) = T::deserialize(&alone) {
-                    return Err(ApiError::invalid_field(&name, wrong_type(&name, &err)));
-                }
-            }
-            Err(invalid_body("the body does not have the expected shape"))
-        }
+    if let Some(field) = object
+        .iter()
+        .find_map(|(name, value)| (name.contains('\0') || holds_nul(value)).then_some(name))
+    {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("{field} must not contain the NUL character (\\u0000)"),
+        ));
+    }
+    serde_path_to_error::deserialize(Value::Object(object)).map_err(|err| {
+        let field = match err.path().iter().next() {
+            Some(serde_path_to_error::Segment::Map { key }) => Some(key.clone()),
+            _ => None,
+        };
+        field_error(field, err.inner())
+    })
+}
+
+fn holds_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(object) => object
+            .iter()
+            .any(|(key, value)| key.contains('\0') || holds_nul(value)),
+        _ => false,
     }
 }
+
+/// The message a [`NonBlank`] gives for blank text; answered as `missing_field`.
+const BLANK: &str = "blank";
 
 /// serde says `invalid type: <the value>, expected <type>`: only the part after the last
 /// "expected" comes from our code, the rest may be the client's secret.
-fn wrong_type(field: &str, err: &serde_json::Error) -> String {
+fn field_error(field: Option<String>, err: &serde_json::Error) -> ApiError {
     let message = err.to_string();
+    // At the top level (no path), the only failure is a required field that is absent.
+    let Some(field) = field else {
+        return match missing_field_name(&message) {
+            Some(name) => ApiError::missing_field(name),
+            None => invalid_body("the body does not have the expected shape"),
+        };
+    };
+    if message == BLANK || message.starts_with("invalid type: null") {
+        return ApiError::missing_field(&field);
+    }
     match message.rsplit_once(", expected ") {
-        Some((_, expected)) => format!("{field} must be {expected}"),
-        None => format!("{field} is not valid"),
+        Some((_, expected)) => {
+            ApiError::invalid_field(&field, format!("{field} must be {expected}"))
+        }
+        None => ApiError::invalid_field(&field, format!("{field} is not valid")),
     }
 }
 
-/// A field the handler cannot do without; blank strings count as missing.
-pub fn required<T: Blank>(value: Option<T>, field: &str) -> Result<T, ApiError> {
-    value
-        .filter(|value| !value.is_blank())
-        .ok_or_else(|| ApiError::missing_field(field))
+/// The field of serde's "missing field `name`".
+fn missing_field_name(message: &str) -> Option<&str> {
+    message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split_once('`'))
+        .map(|(name, _)| name)
 }
 
-pub trait Blank {
-    fn is_blank(&self) -> bool;
-}
+/// Text with at least one character that is not white space, kept as sent. Blank text is
+/// `missing_field`, as absence is.
+#[derive(Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(value_type = String, min_length = 1, pattern = "\\S")]
+pub struct NonBlank(String);
 
-impl Blank for String {
-    fn is_blank(&self) -> bool {
-        self.trim().is_empty()
+impl NonBlank {
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
-impl Blank for uuid::Uuid {
-    fn is_blank(&self) -> bool {
-        false
+/// Never prints the text: it may be a password.
+impl fmt::Debug for NonBlank {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("NonBlank(..)")
+    }
+}
+
+impl From<NonBlank> for String {
+    fn from(text: NonBlank) -> Self {
+        text.0
+    }
+}
+
+impl<'de> Deserialize<'de> for NonBlank {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        if text.trim().is_empty() {
+            return Err(de::Error::custom(BLANK));
+        }
+        Ok(Self(text))
     }
 }
 
@@ -178,7 +226,7 @@ impl<'de> Deserialize<'de> for Integer {
     }
 }
 
-fn body_limit(req: &HttpRequest) -> usize {
+pub fn body_limit(req: &HttpRequest) -> usize {
     req.app_data::<web::Data<AppState>>()
         .map_or(DEFAULT_BODY_LIMIT, |state| state.config.body_limit_bytes)
 }
@@ -258,10 +306,16 @@ mod tests {
 
     #[derive(Debug, Deserialize)]
     struct Register {
-        email: Option<String>,
+        email: Option<NonBlank>,
         password: Option<String>,
         hours: Option<u32>,
         user_id: Option<uuid::Uuid>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Required {
+        #[allow(dead_code)] // read by serde only
+        email: NonBlank,
     }
 
     fn parse(body: Value) -> Result<Register, ApiError> {
@@ -289,20 +343,46 @@ mod tests {
             assert!(!err.message.contains("1234567"), "{}", err.message);
             assert!(!err.message.contains("hunter2"), "{}", err.message);
         }
-        let err = parse(serde_json::json!({"password": "hunter2"})).unwrap();
-        assert_eq!(err.password.as_deref(), Some("hunter2"));
+        let body = parse(serde_json::json!({"password": "hunter2"})).unwrap();
+        assert_eq!(body.password.as_deref(), Some("hunter2"));
         let message = parse(serde_json::json!({"email": 42})).unwrap_err().message;
         assert_eq!(message, "email must be a string");
     }
 
     #[test]
     fn absent_null_and_blank_fields_are_missing() {
-        let body = parse(serde_json::json!({"email": "  ", "password": null})).unwrap();
-        let err = required(body.email, "email").unwrap_err();
-        assert_eq!(err.reason, "missing_field");
-        assert_eq!(err.field.as_deref(), Some("email"));
-        assert!(required(body.password, "password").is_err());
-        assert!(body.hours.is_none() && body.user_id.is_none());
+        for body in [
+            serde_json::json!({}),
+            serde_json::json!({"email": null}),
+            serde_json::json!({"email": " \t"}),
+        ] {
+            let Value::Object(object) = body else {
+                unreachable!("an object")
+            };
+            let err = parse_object::<Required>(object).unwrap_err();
+            assert_eq!(err.reason, "missing_field");
+            assert_eq!(err.field.as_deref(), Some("email"));
+        }
+        let err = parse(serde_json::json!({"email": "  "})).unwrap_err();
+        assert_eq!(
+            err.reason, "missing_field",
+            "blank is absent even when optional"
+        );
+        let body = parse(serde_json::json!({"password": null})).unwrap();
+        assert!(body.password.is_none() && body.hours.is_none() && body.user_id.is_none());
+    }
+
+    #[test]
+    fn text_with_nul_is_refused_anywhere_in_the_body() {
+        for body in [
+            serde_json::json!({"email": "a\u{0}b"}),
+            serde_json::json!({"email": {"nested": ["x", "\u{0}"]}}),
+            serde_json::json!({"email": {"key\u{0}": 1}}),
+        ] {
+            let err = parse(body.clone()).unwrap_err();
+            assert_eq!(err.reason, "invalid_body", "{body}");
+            assert_eq!(err.field.as_deref(), Some("email"));
+        }
     }
 
     #[actix_web::test]
@@ -312,7 +392,7 @@ mod tests {
             .set_payload(r#"{"email":"a@b.c"}"#)
             .to_http_parts();
         let body: Register = read_json(&req, payload, 100).await.unwrap();
-        assert_eq!(body.email.as_deref(), Some("a@b.c"));
+        assert_eq!(body.email.map(String::from).as_deref(), Some("a@b.c"));
 
         let (req, payload) = TestRequest::post()
             .insert_header(("content-type", "application/json"))

@@ -1,11 +1,13 @@
 //! Answers for requests no handler takes, in the error format of DESIGN §4.
 
-use actix_web::HttpResponse;
 use actix_web::http::header::ALLOW;
+use actix_web::{HttpRequest, HttpResponse, web};
 use common::error::ErrorBody;
 use common::{ApiError, Kind};
 use serde::Serialize;
 use utoipa::ToSchema;
+
+use crate::openapi::Document;
 
 // Written by `common::ApiError`; this type only describes it in the OpenAPI document.
 /// The error body of every `/api` route.
@@ -31,18 +33,25 @@ pub struct ErrorResponse {
     pub message: Option<String>,
 }
 
-pub async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(
-        Kind::NotFound,
-        "not_found",
-        "no such endpoint",
-    ))
+/// A request no route takes: a documented path with another method is 405 with `Allow`,
+/// anything else 404.
+pub async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let allowed = req
+        .app_data::<web::Data<Document>>()
+        .and_then(|document| document.allowed_methods(req.path()));
+    match allowed {
+        Some(allow) => Ok(method_not_allowed(allow)),
+        None => Err(ApiError::new(
+            Kind::NotFound,
+            "not_found",
+            "no such endpoint",
+        )),
+    }
 }
 
-/// A known path with a method it does not serve. `allow` lists the methods it does.
-pub fn method_not_allowed(allow: &'static str) -> HttpResponse {
+fn method_not_allowed(allow: &str) -> HttpResponse {
     HttpResponse::MethodNotAllowed()
-        .insert_header((ALLOW, allow))
+        .insert_header((ALLOW, allow.to_owned()))
         .json(ErrorBody {
             ok: false,
             success: false,

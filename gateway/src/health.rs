@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, get, web};
 use chrono::{SecondsFormat, Utc};
 use serde::Serialize;
 use tonic::transport::Channel;
@@ -11,6 +11,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use utoipa::ToSchema;
 
+use crate::kit::Routes;
 use crate::state::AppState;
 use crate::upstream::ServiceClient;
 
@@ -107,36 +108,33 @@ fn live() -> HttpResponse {
 
 /// The gateway is up.
 #[utoipa::path(
-    get,
-    path = "/health",
     tag = "health",
     responses((status = 200, description = "The gateway answers", body = Health))
 )]
+#[get("/health")]
 pub async fn health() -> HttpResponse {
     live()
 }
 
 /// Liveness: the gateway answers (its upstreams are not consulted).
 #[utoipa::path(
-    get,
-    path = "/health/live",
     tag = "health",
     responses((status = 200, description = "The gateway answers", body = Health))
 )]
+#[get("/health/live")]
 pub async fn health_live() -> HttpResponse {
     live()
 }
 
 /// Readiness: every upstream's gRPC health check answers SERVING.
 #[utoipa::path(
-    get,
-    path = "/health/ready",
     tag = "health",
     responses(
         (status = 200, description = "Every upstream is serving", body = UpstreamsHealth),
         (status = 503, description = "An upstream is down or not serving", body = UpstreamsHealth),
     )
 )]
+#[get("/health/ready")]
 pub async fn health_ready(state: web::Data<AppState>) -> HttpResponse {
     let upstreams = check_all(&state).await;
     let ready = upstreams
@@ -157,11 +155,10 @@ pub async fn health_ready(state: web::Data<AppState>) -> HttpResponse {
 /// Every upstream with its health and the latency of the check (always 200: it informs, the
 /// readiness endpoint decides).
 #[utoipa::path(
-    get,
-    path = "/health/detailed",
     tag = "health",
     responses((status = 200, description = "Each upstream's health", body = UpstreamsHealth))
 )]
+#[get("/health/detailed")]
 pub async fn health_detailed(state: web::Data<AppState>) -> HttpResponse {
     let upstreams = check_all(&state).await;
     let ready = upstreams
@@ -172,4 +169,12 @@ pub async fn health_detailed(state: web::Data<AppState>) -> HttpResponse {
         timestamp: now(),
         upstreams,
     })
+}
+
+pub fn routes(routes: &mut Routes) {
+    routes
+        .add(health)
+        .add(health_live)
+        .add(health_ready)
+        .add(health_detailed);
 }

@@ -2,8 +2,9 @@
 //! svc-auth, and forwards each call over gRPC to the service that owns it (DESIGN §1-4).
 //!
 //! Layout: one module per concern ([`auth`] tokens, [`session`] identity, [`body`] request
-//! bodies, [`rate_limit`], [`health`], [`openapi`]) and one module of thin handlers per upstream
-//! service ([`svc_auth`], [`svc_usage`], [`svc_credentials`]).
+//! bodies, [`kit`] how a route is written, [`rate_limit`], [`health`], [`openapi`]) and one
+//! module of thin handlers per upstream service ([`svc_auth`], [`svc_usage`],
+//! [`svc_credentials`]), each with its `routes`.
 
 pub mod auth;
 pub mod body;
@@ -12,6 +13,7 @@ pub mod config;
 pub mod directus;
 pub mod errors;
 pub mod health;
+pub mod kit;
 pub mod middleware;
 pub mod openapi;
 pub mod rate_limit;
@@ -28,12 +30,15 @@ mod test_support;
 use std::net::TcpListener;
 
 use actix_cors::Cors;
-use actix_web::dev::Server;
+use actix_web::dev::{Server, ServiceFactory, ServiceRequest};
 use actix_web::http::{Method, header};
-use actix_web::{App, HttpServer, Resource, web};
+use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
+use utoipa::OpenApi as _;
+use utoipa_actix_web::AppExt as _;
 
 pub use crate::config::Config;
+use crate::kit::Routes;
 use crate::state::AppState;
 
 /// Builds the HTTP server on an already-bound listener; the caller spawns or awaits it
@@ -47,10 +52,10 @@ pub fn build(config: Config, listener: TcpListener) -> anyhow::Result<Server> {
     let cors = CorsSettings::from(&config);
     let shared = std::sync::Arc::new(AppState::new(config)?);
     let document = web::Data::new(
-        openapi::Document::build().context("cannot serialise the OpenAPI document")?,
+        openapi::Document::new(&document()).context("cannot serialise the OpenAPI document")?,
     );
     let server = HttpServer::new(move || {
-        App::new()
+        let app = App::new()
             // Runs on each worker's thread, so the worker's channels are made on its runtime.
             .app_data(web::Data::new(shared.for_worker()))
             .app_data(document.clone())
@@ -59,9 +64,8 @@ pub fn build(config: Config, listener: TcpListener) -> anyhow::Result<Server> {
                 cors.middleware(),
             ))
             // Registered last, so outermost: every response, CORS refusals included, gets an id.
-            .wrap(actix_web::middleware::from_fn(middleware::request_context))
-            .configure(routes)
-            .default_service(web::to(errors::not_found))
+            .wrap(actix_web::middleware::from_fn(middleware::request_context));
+        mounted(app).0.default_service(web::to(errors::no_route))
     })
     .listen(listener)
     .context("cannot serve on the gateway's listener")?
@@ -69,99 +73,29 @@ pub fn build(config: Config, listener: TcpListener) -> anyhow::Result<Server> {
     Ok(server)
 }
 
-/// A path with its methods; any other method is a 405 in our error format.
-fn resource(path: &str, allow: &'static str) -> Resource {
-    web::resource(path).default_service(web::to(move || async move {
-        errors::method_not_allowed(allow)
-    }))
+/// Every route of the gateway, module by module.
+fn routes(routes: &mut Routes) {
+    health::routes(routes);
+    openapi::routes(routes);
+    svc_auth::routes(routes);
+    svc_usage::routes(routes);
+    svc_credentials::routes(routes);
 }
 
-fn routes(cfg: &mut web::ServiceConfig) {
-    use svc_auth::{api, directus_compat, profile};
-    cfg.service(resource("/health", "GET").route(web::get().to(health::health)))
-        .service(resource("/health/live", "GET").route(web::get().to(health::health_live)))
-        .service(resource("/health/ready", "GET").route(web::get().to(health::health_ready)))
-        .service(resource("/health/detailed", "GET").route(web::get().to(health::health_detailed)))
-        .service(resource("/openapi.json", "GET").route(web::get().to(openapi::openapi_json)))
-        .service(resource("/docs", "GET").route(web::get().to(openapi::docs)))
-        .service(resource("/auth/login", "POST").route(web::post().to(directus_compat::login)))
-        .service(resource("/auth/refresh", "POST").route(web::post().to(directus_compat::refresh)))
-        .service(resource("/auth/logout", "POST").route(web::post().to(directus_compat::logout)))
-        .service(resource("/users/me", "GET").route(web::get().to(directus_compat::me)))
-        .service(resource("/api/invites", "POST").route(web::post().to(api::create_invite)))
-        .service(resource("/api/register", "POST").route(web::post().to(api::register)))
-        .service(
-            resource("/api/onboarding", "GET, PATCH")
-                .route(web::get().to(api::get_onboarding))
-                .route(web::patch().to(api::patch_onboarding)),
-        )
-        .service(
-            resource("/api/onboarding/state", "GET, PATCH")
-                .route(web::get().to(api::get_onboarding_state))
-                .route(web::patch().to(api::patch_onboarding_state)),
-        )
-        .service(resource("/api/rbac-sync", "POST").route(web::post().to(api::rbac_sync)))
-        .service(resource("/api/impersonate", "POST").route(web::post().to(api::impersonate)))
-        .service(
-            resource("/api/user-proxy", "GET, PATCH")
-                .route(web::get().to(profile::get_profile))
-                .route(web::patch().to(profile::patch_profile)),
-        )
-        .service(
-            resource("/api/user-proxy/avatar", "GET").route(web::get().to(profile::get_avatar)),
-        )
-        .service(resource("/api/usage", "GET").route(web::get().to(svc_usage::get_usage)))
-        .service(
-            resource("/api/usage/increment", "POST").route(web::post().to(svc_usage::increment)),
-        )
-        .configure(credentials_routes);
+/// `app` with every route mounted, and the OpenAPI document of exactly those routes.
+fn mounted<T>(app: App<T>) -> (App<T>, utoipa::openapi::OpenApi)
+where
+    T: ServiceFactory<ServiceRequest, Config = (), Error = actix_web::Error, InitError = ()>,
+{
+    app.into_utoipa_app()
+        .openapi(openapi::ApiDoc::openapi())
+        .configure(|config| routes(&mut Routes::new(config)))
+        .split_for_parts()
 }
 
-fn credentials_routes(cfg: &mut web::ServiceConfig) {
-    use svc_credentials as credentials;
-    let post = |path, handler| resource(path, "POST").route(handler);
-    cfg.service(post(
-        "/api/credentials/store",
-        web::post().to(credentials::store_credentials),
-    ))
-    .service(post(
-        "/api/credentials/reveal",
-        web::post().to(credentials::reveal_credentials),
-    ))
-    .service(post(
-        "/api/credentials/create-profile",
-        web::post().to(credentials::create_profile),
-    ))
-    .service(post(
-        "/api/credentials/reveal-download-cred",
-        web::post().to(credentials::reveal_download_credential),
-    ))
-    .service(post(
-        "/api/credentials/get-platform-session",
-        web::post().to(credentials::get_platform_session),
-    ))
-    .service(post(
-        "/api/credentials/store-platform-session",
-        web::post().to(credentials::store_platform_session),
-    ))
-    .service(post(
-        "/api/credentials/hitl-request",
-        web::post().to(credentials::request_hitl_login),
-    ))
-    .service(
-        resource("/api/vault", "GET, POST")
-            .route(web::get().to(credentials::list_vault))
-            .route(web::post().to(credentials::create_vault_entry)),
-    )
-    .service(
-        resource("/api/vault/{id}", "PATCH, DELETE")
-            .route(web::patch().to(credentials::update_vault_entry))
-            .route(web::delete().to(credentials::delete_vault_entry)),
-    )
-    .service(post(
-        "/api/vault/{id}/rotate",
-        web::post().to(credentials::rotate_vault_entry),
-    ));
+/// The OpenAPI document of every mounted route.
+pub fn document() -> utoipa::openapi::OpenApi {
+    mounted(App::new()).1
 }
 
 /// CORS as configured: none (browsers on other origins get no CORS headers and so cannot read

@@ -8,10 +8,13 @@ use std::time::Duration;
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest};
+use common::identity::Identity;
 use common::{ApiError, Kind};
 use futures_util::future::{Ready, ready};
 use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::middleware::request_id;
 
 /// Every this many checks, keys whose allowance has fully refilled are dropped, so that the map
 /// holds only clients seen within about one window.
@@ -65,9 +68,9 @@ fn key(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Extracting it counts one register attempt of the client; put it first in the handler's
-/// arguments so that the limit applies before the body is even read.
-pub struct RegisterAttempt;
+/// Extracting it counts one register attempt of the client (the caller is anonymous); as the
+/// caller of an [`Input`](crate::kit::Input) the limit applies before the body is read.
+pub struct RegisterAttempt(pub Identity);
 
 impl FromRequest for RegisterAttempt {
     type Error = ApiError;
@@ -83,7 +86,7 @@ impl FromRequest for RegisterAttempt {
             state
                 .register_limiter
                 .check(client)
-                .map(|()| RegisterAttempt),
+                .map(|()| RegisterAttempt(Identity::anonymous(request_id(req)))),
         )
     }
 }

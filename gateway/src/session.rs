@@ -220,6 +220,38 @@ impl FromRequest for AuthenticatedUser {
     }
 }
 
+/// A signed-in, active administrator. The role is the one svc-auth resolved (not the token's
+/// claim), and it is checked before anything else about the request is read.
+#[derive(Debug, Clone)]
+pub struct Admin(pub Identity);
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let identity = authenticate(&req).await.map_err(ApiError::from)?;
+            identity.require_admin()?;
+            Ok(Admin(identity))
+        })
+    }
+}
+
+/// A caller that needs no token; services see `Identity::anonymous` with the request id.
+#[derive(Debug, Clone)]
+pub struct Anonymous(pub Identity);
+
+impl FromRequest for Anonymous {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Ok(Anonymous(Identity::anonymous(request_id(req)))))
+    }
+}
+
 /// The same, for the Directus-compatible routes; failures answer in Directus' format.
 #[derive(Debug, Clone)]
 pub struct DirectusUser(pub Identity);

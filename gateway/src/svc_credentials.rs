@@ -1,52 +1,35 @@
 //! Routes owned by svc-credentials: creators' platform logins, captured browser sessions, HITL
 //! login requests and the vault of other secrets.
 //!
-//! The gateway checks only the shape of a request (required fields present, JSON types right,
-//! `cookies` an array, `profileData` an object); svc-credentials is the authority on uuids,
-//! sizes, kinds and ownership, and answers NOT_FOUND for another user's row. Request keys are
-//! camelCase as in the original Node API, each also accepted in snake_case; resource objects in
-//! responses are snake_case.
+//! The gateway checks the shape of a request (required fields present, JSON types right, ids
+//! UUIDs, kinds known, `cookies` an array, `profile_data` an object); svc-credentials is the
+//! authority on sizes and ownership, and answers NOT_FOUND for another user's row. Request keys
+//! are snake_case, each also accepted in the camelCase of the original Node API; resource objects
+//! in responses are snake_case.
 //!
 //! Secrets are JSON values: sent as `pb::Secret` JSON text (its Debug prints no value) and parsed
 //! back in answers. Neither a body nor a secret is ever logged or put in an error message.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, delete, get, patch, post, web};
 use common::ApiError;
-use common::identity::Identity;
+use futures_util::future::{Ready, ready};
 use proto::credentials::v1 as pb;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
 
-use crate::body::{Json, required};
-use crate::errors::ErrorResponse;
+use crate::body::NonBlank;
+use crate::kit::{Authenticated, Envelope, Errors, Input, JsonBody, OwnerOrSecret, Reply, Routes};
 use crate::session::{AuthenticatedUser, OwnerOrSystem};
 use crate::state::AppState;
+use crate::{error_set, rpc};
 
 /// Entries per page of `GET /api/vault` when `limit` is absent.
 pub const DEFAULT_VAULT_LIMIT: u32 = 50;
 /// The largest `limit` of `GET /api/vault`.
 pub const MAX_VAULT_LIMIT: u32 = 500;
-
-const CREATOR_PROFILE_ID: &str = "creatorProfileId";
-
-// ---------------------------------------------------------------------------------------------
-// Shape helpers
-
-/// A JSON value the request cannot do without; `null` counts as missing.
-fn required_value(value: Option<Value>, field: &str) -> Result<Value, ApiError> {
-    match value {
-        None | Some(Value::Null) => Err(ApiError::missing_field(field)),
-        Some(value) => Ok(value),
-    }
-}
-
-/// A JSON value as the plaintext secret svc-credentials seals.
-fn seal(value: &Value) -> pb::Secret {
-    pb::Secret {
-        json: value.to_string(),
-    }
-}
 
 /// A secret svc-credentials revealed, as JSON; absent or empty is `null`. Text that is not JSON
 /// is svc-credentials' fault: logged without its content, answered as a 500.
@@ -281,35 +264,25 @@ pub struct RevealedVaultEntryView {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Answers
+// Answers (each inside the `{ok, success}` envelope)
 
-/// `{ok, success, profile}`
+/// `{profile}`
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProfileResponse {
-    #[schema(example = true)]
-    pub ok: bool,
-    #[schema(example = true)]
-    pub success: bool,
     pub profile: CreatorProfileView,
 }
 
 impl From<pb::CreatorProfile> for ProfileResponse {
     fn from(profile: pb::CreatorProfile) -> Self {
         Self {
-            ok: true,
-            success: true,
             profile: profile.into(),
         }
     }
 }
 
-/// `{ok, success, credentials, key_version}`
+/// `{credentials, key_version}`
 #[derive(Serialize, ToSchema)]
 pub struct RevealedCredentialsResponse {
-    #[schema(example = true)]
-    pub ok: bool,
-    #[schema(example = true)]
-    pub success: bool,
     /// The login credentials, as the JSON value they were stored as; null when none.
     #[schema(value_type = Value)]
     pub credentials: Value,
@@ -323,21 +296,15 @@ impl TryFrom<pb::RevealedCredentials> for RevealedCredentialsResponse {
 
     fn try_from(revealed: pb::RevealedCredentials) -> Result<Self, ApiError> {
         Ok(Self {
-            ok: true,
-            success: true,
             credentials: open(revealed.credentials, "credentials")?,
             key_version: key_version(revealed.key_version),
         })
     }
 }
 
-/// `{ok, success, credential}`
+/// `{credential}`
 #[derive(Serialize, ToSchema)]
 pub struct RevealedVaultEntryResponse {
-    #[schema(example = true)]
-    pub ok: bool,
-    #[schema(example = true)]
-    pub success: bool,
     pub credential: RevealedVaultEntryView,
 }
 
@@ -347,8 +314,6 @@ impl TryFrom<pb::RevealedVaultEntry> for RevealedVaultEntryResponse {
     fn try_from(revealed: pb::RevealedVaultEntry) -> Result<Self, ApiError> {
         let entry = present(revealed.entry, "vault entry")?;
         Ok(Self {
-            ok: true,
-            success: true,
             credential: RevealedVaultEntryView {
                 entry: entry.into(),
                 secret: open(revealed.secret, "vault secret")?,
@@ -357,13 +322,9 @@ impl TryFrom<pb::RevealedVaultEntry> for RevealedVaultEntryResponse {
     }
 }
 
-/// `{ok, success, session}` with the cookies.
+/// `{session}` with the cookies.
 #[derive(Serialize, ToSchema)]
 pub struct PlatformSessionResponse {
-    #[schema(example = true)]
-    pub ok: bool,
-    #[schema(example = true)]
-    pub success: bool,
     pub session: PlatformSessionView,
 }
 
@@ -373,8 +334,6 @@ impl TryFrom<pb::PlatformSession> for PlatformSessionResponse {
     fn try_from(session: pb::PlatformSession) -> Result<Self, ApiError> {
         let info = present(session.info, "platform session")?;
         Ok(Self {
-            ok: true,
-            success: true,
             session: PlatformSessionView {
                 info: info.into(),
                 cookies: open(session.cookies, "cookies")?,
@@ -383,41 +342,29 @@ impl TryFrom<pb::PlatformSession> for PlatformSessionResponse {
     }
 }
 
-/// `{ok, success, session}` without the cookies.
+/// `{session}` without the cookies.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionStoredResponse {
-    #[schema(example = true)]
-    pub ok: bool,
-    #[schema(example = true)]
-    pub success: bool,
     pub session: PlatformSessionInfoView,
 }
 
 impl From<pb::PlatformSessionInfo> for SessionStoredResponse {
     fn from(info: pb::PlatformSessionInfo) -> Self {
         Self {
-            ok: true,
-            success: true,
             session: info.into(),
         }
     }
 }
 
-/// `{ok, success, hitl_session}`
+/// `{hitl_session}`
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HitlResponse {
-    #[schema(example = true)]
-    pub ok: bool,
-    #[schema(example = true)]
-    pub success: bool,
     pub hitl_session: HitlSessionView,
 }
 
 impl From<pb::HitlSession> for HitlResponse {
     fn from(session: pb::HitlSession) -> Self {
         Self {
-            ok: true,
-            success: true,
             hitl_session: session.into(),
         }
     }
@@ -434,13 +381,9 @@ pub struct VaultListMeta {
     pub filter_count: u64,
 }
 
-/// `{ok, success, data, meta}`
+/// `{data, meta}`
 #[derive(Debug, Serialize, ToSchema)]
 pub struct VaultListResponse {
-    #[schema(example = true)]
-    pub ok: bool,
-    #[schema(example = true)]
-    pub success: bool,
     pub data: Vec<VaultEntryView>,
     pub meta: VaultListMeta,
 }
@@ -448,8 +391,6 @@ pub struct VaultListResponse {
 impl From<pb::VaultList> for VaultListResponse {
     fn from(list: pb::VaultList) -> Self {
         Self {
-            ok: true,
-            success: true,
             data: list.entries.into_iter().map(Into::into).collect(),
             meta: VaultListMeta {
                 total_count: list.total_count,
@@ -459,169 +400,235 @@ impl From<pb::VaultList> for VaultListResponse {
     }
 }
 
-/// `{ok, success, data}`
+/// `{data}`
 #[derive(Debug, Serialize, ToSchema)]
 pub struct VaultEntryResponse {
-    #[schema(example = true)]
-    pub ok: bool,
-    #[schema(example = true)]
-    pub success: bool,
     pub data: VaultEntryView,
 }
 
 impl From<pb::VaultEntry> for VaultEntryResponse {
     fn from(entry: pb::VaultEntry) -> Self {
-        Self {
-            ok: true,
-            success: true,
-            data: entry.into(),
-        }
+        Self { data: entry.into() }
     }
 }
 
-/// `{ok, success, id}`
+/// `{id}`
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeletedResponse {
-    #[schema(example = true)]
-    pub ok: bool,
-    #[schema(example = true)]
-    pub success: bool,
     /// The deleted entry.
     #[schema(format = Uuid)]
     pub id: String,
 }
 
-// ---------------------------------------------------------------------------------------------
-// Request bodies: every field optional (see `crate::body`); no Debug, they may carry secrets.
+impl From<pb::DeletedVaultEntry> for DeletedResponse {
+    fn from(deleted: pb::DeletedVaultEntry) -> Self {
+        Self { id: deleted.id }
+    }
+}
 
-/// `{creatorProfileId, credentials}`
-#[derive(Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+// ---------------------------------------------------------------------------------------------
+// Request bodies: snake_case names, each also accepted in the camelCase of the original Node
+// API. No Debug: they may carry secrets.
+
+/// A JSON value that is not null: the plaintext of a secret.
+#[derive(Deserialize)]
+#[serde(try_from = "Value")]
+pub struct SecretValue(Value);
+
+impl TryFrom<Value> for SecretValue {
+    type Error = &'static str;
+
+    fn try_from(value: Value) -> Result<Self, Self::Error> {
+        // Null reads as "absent": the message is the one `crate::body` answers as missing_field.
+        if value.is_null() {
+            return Err("invalid type: null, expected any JSON value but null");
+        }
+        Ok(Self(value))
+    }
+}
+
+impl SecretValue {
+    /// The value as the plaintext svc-credentials seals.
+    fn seal(&self) -> pb::Secret {
+        pb::Secret {
+            json: self.0.to_string(),
+        }
+    }
+}
+
+/// The kinds of vault entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VaultKind {
+    Login,
+    Download,
+    ApiKey,
+    Cookies,
+    Token,
+    Other,
+}
+
+impl VaultKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Login => "login",
+            Self::Download => "download",
+            Self::ApiKey => "api_key",
+            Self::Cookies => "cookies",
+            Self::Token => "token",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// `{creator_profile_id, credentials}`
+#[derive(Deserialize, ToSchema)]
 pub struct StoreCredentialsBody {
-    /// The creator profile; also accepted as `creator_profile_id`.
-    #[serde(alias = "creator_profile_id")]
-    #[schema(value_type = String, format = Uuid, required = true)]
-    pub creator_profile_id: Option<String>,
+    /// The creator profile; also accepted as `creatorProfileId`.
+    #[serde(alias = "creatorProfileId")]
+    pub creator_profile_id: Uuid,
     /// The login credentials: any JSON value but null (usually an object such as
     /// `{"email": "…", "password": "…"}`). Replaces those stored.
-    #[schema(value_type = Value, required = true)]
-    pub credentials: Option<Value>,
+    #[schema(value_type = Value)]
+    pub credentials: SecretValue,
 }
 
-/// `{creatorProfileId}`
-#[derive(Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+/// `{creator_profile_id}`
+#[derive(Deserialize, ToSchema)]
 pub struct ProfileRefBody {
-    /// The creator profile; also accepted as `creator_profile_id`.
-    #[serde(alias = "creator_profile_id")]
-    #[schema(value_type = String, format = Uuid, required = true)]
-    pub creator_profile_id: Option<String>,
+    /// The creator profile; also accepted as `creatorProfileId`.
+    #[serde(alias = "creatorProfileId")]
+    pub creator_profile_id: Uuid,
 }
 
-/// `{platform, username, credentials?, scrapeEnabled?, scrapeFrequency?, profileData?}`
-#[derive(Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+impl From<ProfileRefBody> for pb::ProfileRef {
+    fn from(body: ProfileRefBody) -> Self {
+        Self {
+            creator_profile_id: body.creator_profile_id.to_string(),
+        }
+    }
+}
+
+/// `{platform, username, credentials?, scrape_enabled?, scrape_frequency?, profile_data?}`
+#[derive(Deserialize, ToSchema)]
 pub struct CreateProfileBody {
-    /// Lower-case platform name: `onlyfans`, `fansly`, …
-    #[schema(value_type = String, required = true, example = "onlyfans")]
-    pub platform: Option<String>,
-    #[schema(value_type = String, required = true)]
-    pub username: Option<String>,
+    /// Lower-case platform name: `onlyfans`, `fansly`, … (letters, digits, `_`, `-`).
+    #[schema(example = "onlyfans", max_length = 32)]
+    pub platform: NonBlank,
+    #[schema(max_length = 128)]
+    pub username: NonBlank,
     /// The login credentials (any JSON value); absent or null: none yet.
-    #[schema(value_type = Value, required = false)]
-    pub credentials: Option<Value>,
-    /// Default false. Also accepted as `scrape_enabled`.
-    #[serde(alias = "scrape_enabled")]
+    #[schema(value_type = Option<Value>)]
+    pub credentials: Option<SecretValue>,
+    /// Default false. Also accepted as `scrapeEnabled`.
+    #[serde(alias = "scrapeEnabled")]
     pub scrape_enabled: Option<bool>,
-    /// Five-field cron expression. Also accepted as `scrape_frequency`.
-    #[serde(alias = "scrape_frequency")]
-    #[schema(example = "0 */6 * * *")]
+    /// Five-field cron expression. Also accepted as `scrapeFrequency`.
+    #[serde(alias = "scrapeFrequency")]
+    #[schema(example = "0 */6 * * *", max_length = 100)]
     pub scrape_frequency: Option<String>,
-    /// A JSON object of cached profile stats; default `{}`. Also accepted as `profile_data`.
-    #[serde(alias = "profile_data")]
-    #[schema(value_type = Option<Object>)]
-    pub profile_data: Option<Value>,
+    /// A JSON object of cached profile stats; default `{}`. Also accepted as `profileData`.
+    #[serde(alias = "profileData")]
+    pub profile_data: Option<Map<String, Value>>,
 }
 
 /// `{id}`
-#[derive(Default, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct VaultEntryRefBody {
     /// The vault entry.
-    #[schema(value_type = String, format = Uuid, required = true)]
-    pub id: Option<String>,
+    pub id: Uuid,
 }
 
-/// `{creatorProfileId, cookies, userAgent, expiresAt?}`
-#[derive(Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+/// `{creator_profile_id, cookies, user_agent, expires_at?}`
+#[derive(Deserialize, ToSchema)]
 pub struct StorePlatformSessionBody {
-    /// The creator profile; also accepted as `creator_profile_id`.
-    #[serde(alias = "creator_profile_id")]
-    #[schema(value_type = String, format = Uuid, required = true)]
-    pub creator_profile_id: Option<String>,
+    /// The creator profile; also accepted as `creatorProfileId`.
+    #[serde(alias = "creatorProfileId")]
+    pub creator_profile_id: Uuid,
     /// The cookies as the browser gave them: a JSON array.
-    #[schema(value_type = Vec<Object>, required = true)]
-    pub cookies: Option<Value>,
-    /// The browser's user agent. Also accepted as `user_agent`.
-    #[serde(alias = "user_agent")]
-    #[schema(value_type = String, required = true)]
-    pub user_agent: Option<String>,
-    /// RFC 3339, the estimated expiry; absent: unknown. Also accepted as `expires_at`.
-    #[serde(alias = "expires_at")]
-    #[schema(example = "2026-12-01T00:00:00Z")]
-    pub expires_at: Option<String>,
+    #[schema(value_type = Vec<Object>)]
+    pub cookies: Vec<Value>,
+    /// The browser's user agent. Also accepted as `userAgent`.
+    #[serde(alias = "userAgent")]
+    #[schema(max_length = 1024)]
+    pub user_agent: NonBlank,
+    /// RFC 3339, the estimated expiry; absent: unknown. Also accepted as `expiresAt`.
+    #[serde(alias = "expiresAt")]
+    #[schema(value_type = Option<String>, format = DateTime, example = "2026-12-01T00:00:00Z")]
+    pub expires_at: Option<chrono::DateTime<chrono::FixedOffset>>,
 }
 
-/// `{creatorProfileId, notes?}`
-#[derive(Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+/// `{creator_profile_id, notes?}`
+#[derive(Deserialize, ToSchema)]
 pub struct HitlRequestBody {
-    /// The creator profile; also accepted as `creator_profile_id`.
-    #[serde(alias = "creator_profile_id")]
-    #[schema(value_type = String, format = Uuid, required = true)]
-    pub creator_profile_id: Option<String>,
+    /// The creator profile; also accepted as `creatorProfileId`.
+    #[serde(alias = "creatorProfileId")]
+    pub creator_profile_id: Uuid,
     /// For the creator: what to log in for.
+    #[schema(max_length = 2000)]
     pub notes: Option<String>,
 }
 
-/// `{name, kind?, platform?, creatorProfileId?, secret}`
-#[derive(Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+/// `{name, kind?, platform?, creator_profile_id?, secret}`
+#[derive(Deserialize, ToSchema)]
 pub struct CreateVaultEntryBody {
-    #[schema(value_type = String, required = true, example = "Dropbox download link")]
-    pub name: Option<String>,
-    /// `login`, `download`, `api_key`, `cookies`, `token` or `other` (default).
-    #[schema(example = "download")]
-    pub kind: Option<String>,
+    #[schema(example = "Dropbox download link", max_length = 200)]
+    pub name: NonBlank,
+    /// Default `other`.
+    pub kind: Option<VaultKind>,
+    #[schema(max_length = 32)]
     pub platform: Option<String>,
-    /// The creator profile the entry belongs to, if any; also accepted as `creator_profile_id`.
-    #[serde(alias = "creator_profile_id")]
-    #[schema(format = Uuid)]
-    pub creator_profile_id: Option<String>,
+    /// The creator profile the entry belongs to, if any; also accepted as `creatorProfileId`.
+    #[serde(alias = "creatorProfileId")]
+    pub creator_profile_id: Option<Uuid>,
     /// The secret: any JSON value but null.
-    #[schema(value_type = Value, required = true)]
-    pub secret: Option<Value>,
+    #[schema(value_type = Value)]
+    pub secret: SecretValue,
 }
 
 /// `{name?, kind?, platform?, secret?}`, at least one of them.
-#[derive(Default, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[derive(Deserialize, ToSchema)]
+#[schema(min_properties = 1)]
 pub struct UpdateVaultEntryBody {
-    pub name: Option<String>,
-    /// `login`, `download`, `api_key`, `cookies`, `token` or `other`.
-    pub kind: Option<String>,
+    #[schema(max_length = 200)]
+    pub name: Option<NonBlank>,
+    pub kind: Option<VaultKind>,
+    #[schema(max_length = 32)]
     pub platform: Option<String>,
     /// A new secret (any JSON value but null); sealed under the newest key version.
-    #[schema(value_type = Value, required = false)]
-    pub secret: Option<Value>,
+    #[schema(value_type = Option<Value>)]
+    pub secret: Option<SecretValue>,
+}
+
+impl UpdateVaultEntryBody {
+    /// The change to make to entry `id`; a body that changes nothing is refused.
+    fn into_request(self, id: EntryId) -> Result<pb::UpdateVaultEntryRequest, ApiError> {
+        if self.name.is_none()
+            && self.kind.is_none()
+            && self.platform.is_none()
+            && self.secret.is_none()
+        {
+            return Err(ApiError::invalid_field(
+                "body",
+                "nothing to update: send name, kind, platform or secret",
+            ));
+        }
+        Ok(pb::UpdateVaultEntryRequest {
+            id: id.0.to_string(),
+            name: self.name.map(String::from),
+            kind: self.kind.map(|kind| kind.as_str().to_owned()),
+            platform: self.platform,
+            secret: self.secret.as_ref().map(SecretValue::seal),
+        })
+    }
 }
 
 /// `GET /api/vault`'s query.
 #[derive(Debug, Clone, Default, PartialEq, Eq, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct VaultQuery {
-    /// Only entries of this kind; absent or empty: all.
-    #[param(example = "download")]
+    /// Only entries of this kind; absent: all.
+    #[param(value_type = Option<VaultKind>, example = "download")]
     pub kind: Option<String>,
     /// Entries per page, 1 to 500; default 50.
     #[param(minimum = 1, maximum = 500, example = 50)]
@@ -645,7 +652,16 @@ impl VaultQuery {
                 continue;
             }
             match key.as_str() {
-                "kind" => parsed.kind = Some(value.to_owned()),
+                "kind" => {
+                    let kind: VaultKind = serde_json::from_value(Value::String(value.into()))
+                        .map_err(|_| {
+                            ApiError::invalid_field(
+                                "kind",
+                                "kind must be one of login, download, api_key, cookies, token, other",
+                            )
+                        })?;
+                    parsed.kind = Some(kind.as_str().to_owned());
+                }
                 "limit" => {
                     let limit = value
                         .parse::<u32>()
@@ -675,624 +691,453 @@ impl VaultQuery {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// The routes, without HTTP
+impl FromRequest for VaultQuery {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
 
-/// `POST /api/credentials/store` for `identity`.
-pub async fn store_credentials_for(
-    state: &AppState,
-    identity: &Identity,
-    body: StoreCredentialsBody,
-) -> Result<ProfileResponse, ApiError> {
-    let creator_profile_id = required(body.creator_profile_id, CREATOR_PROFILE_ID)?;
-    let credentials = required_value(body.credentials, "credentials")?;
-    let request = pb::StoreCredentialsRequest {
-        creator_profile_id,
-        credentials: Some(seal(&credentials)),
-    };
-    let profile = state
-        .credentials
-        .call(identity, request, |mut client, request| async move {
-            client.store_credentials(request).await
-        })
-        .await?;
-    Ok(profile.into())
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Self::parse(req.query_string()))
+    }
 }
 
-/// `POST /api/credentials/reveal` for `identity`.
-pub async fn reveal_credentials_for(
-    state: &AppState,
-    identity: &Identity,
-    body: ProfileRefBody,
-) -> Result<RevealedCredentialsResponse, ApiError> {
-    let request = pb::ProfileRef {
-        creator_profile_id: required(body.creator_profile_id, CREATOR_PROFILE_ID)?,
-    };
-    let revealed = state
-        .credentials
-        .call(identity, request, |mut client, request| async move {
-            client.reveal_credentials(request).await
-        })
-        .await?;
-    revealed.try_into()
+/// The `{id}` of a vault entry in the path.
+pub struct EntryId(Uuid);
+
+impl FromRequest for EntryId {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let id = req
+            .match_info()
+            .get("id")
+            .and_then(|id| Uuid::parse_str(id).ok())
+            .map(EntryId)
+            .ok_or_else(|| ApiError::invalid_field("id", "id must be a UUID"));
+        ready(id)
+    }
 }
 
-/// `POST /api/credentials/create-profile` for `identity`.
-pub async fn create_profile_for(
-    state: &AppState,
-    identity: &Identity,
-    body: CreateProfileBody,
-) -> Result<ProfileResponse, ApiError> {
-    let platform = required(body.platform, "platform")?;
-    let username = required(body.username, "username")?;
-    let profile_data_json = match body.profile_data {
-        None | Some(Value::Null) => String::new(),
-        Some(data @ Value::Object(_)) => data.to_string(),
-        Some(_) => {
-            return Err(ApiError::invalid_field(
-                "profileData",
-                "profileData must be a JSON object",
-            ));
+impl EntryId {
+    fn entry(&self) -> pb::VaultEntryRef {
+        pb::VaultEntryRef {
+            id: self.0.to_string(),
         }
-    };
-    let request = pb::CreateProfileRequest {
-        platform,
-        username,
-        credentials: body
-            .credentials
-            .filter(|credentials| !credentials.is_null())
-            .map(|credentials| seal(&credentials)),
-        scrape_enabled: body.scrape_enabled.unwrap_or(false),
-        scrape_frequency: body.scrape_frequency.unwrap_or_default(),
-        profile_data_json,
-    };
-    let profile = state
-        .credentials
-        .call(identity, request, |mut client, request| async move {
-            client.create_profile(request).await
-        })
-        .await?;
-    Ok(profile.into())
-}
-
-/// `POST /api/credentials/reveal-download-cred` for `identity`.
-pub async fn reveal_vault_entry_for(
-    state: &AppState,
-    identity: &Identity,
-    body: VaultEntryRefBody,
-) -> Result<RevealedVaultEntryResponse, ApiError> {
-    let request = pb::VaultEntryRef {
-        id: required(body.id, "id")?,
-    };
-    let revealed = state
-        .credentials
-        .call(identity, request, |mut client, request| async move {
-            client.reveal_vault_entry(request).await
-        })
-        .await?;
-    revealed.try_into()
-}
-
-/// `POST /api/credentials/get-platform-session` for `identity`.
-pub async fn get_platform_session_for(
-    state: &AppState,
-    identity: &Identity,
-    body: ProfileRefBody,
-) -> Result<PlatformSessionResponse, ApiError> {
-    let request = pb::ProfileRef {
-        creator_profile_id: required(body.creator_profile_id, CREATOR_PROFILE_ID)?,
-    };
-    let session = state
-        .credentials
-        .call(identity, request, |mut client, request| async move {
-            client.get_platform_session(request).await
-        })
-        .await?;
-    session.try_into()
-}
-
-/// `POST /api/credentials/store-platform-session` for `identity`.
-pub async fn store_platform_session_for(
-    state: &AppState,
-    identity: &Identity,
-    body: StorePlatformSessionBody,
-) -> Result<SessionStoredResponse, ApiError> {
-    let creator_profile_id = required(body.creator_profile_id, CREATOR_PROFILE_ID)?;
-    let cookies = required_value(body.cookies, "cookies")?;
-    if !cookies.is_array() {
-        return Err(ApiError::invalid_field(
-            "cookies",
-            "cookies must be a JSON array",
-        ));
     }
-    let user_agent = required(body.user_agent, "userAgent")?;
-    let request = pb::StorePlatformSessionRequest {
-        creator_profile_id,
-        cookies: Some(seal(&cookies)),
-        user_agent,
-        expires_at: body.expires_at.unwrap_or_default(),
-    };
-    let info = state
-        .credentials
-        .call(identity, request, |mut client, request| async move {
-            client.store_platform_session(request).await
-        })
-        .await?;
-    Ok(info.into())
-}
-
-/// `POST /api/credentials/hitl-request` for `identity`.
-pub async fn request_hitl_login_for(
-    state: &AppState,
-    identity: &Identity,
-    body: HitlRequestBody,
-) -> Result<HitlResponse, ApiError> {
-    let request = pb::RequestHitlLoginRequest {
-        creator_profile_id: required(body.creator_profile_id, CREATOR_PROFILE_ID)?,
-        notes: body.notes.unwrap_or_default(),
-    };
-    let session = state
-        .credentials
-        .call(identity, request, |mut client, request| async move {
-            client.request_hitl_login(request).await
-        })
-        .await?;
-    Ok(session.into())
-}
-
-/// `GET /api/vault` for `identity`, once the query is read.
-pub async fn list_vault_for(
-    state: &AppState,
-    identity: &Identity,
-    query: VaultQuery,
-) -> Result<VaultListResponse, ApiError> {
-    let request = pb::ListVaultRequest {
-        limit: query.limit.unwrap_or(DEFAULT_VAULT_LIMIT),
-        offset: query.offset.unwrap_or(0),
-        kind: query.kind.unwrap_or_default(),
-    };
-    let list = state
-        .credentials
-        .call(identity, request, |mut client, request| async move {
-            client.list_vault(request).await
-        })
-        .await?;
-    Ok(list.into())
-}
-
-/// `POST /api/vault` for `identity`.
-pub async fn create_vault_entry_for(
-    state: &AppState,
-    identity: &Identity,
-    body: CreateVaultEntryBody,
-) -> Result<VaultEntryResponse, ApiError> {
-    let name = required(body.name, "name")?;
-    let secret = required_value(body.secret, "secret")?;
-    let request = pb::CreateVaultEntryRequest {
-        name,
-        kind: body.kind.unwrap_or_default(),
-        platform: body.platform.unwrap_or_default(),
-        creator_profile_id: body.creator_profile_id.unwrap_or_default(),
-        secret: Some(seal(&secret)),
-    };
-    let entry = state
-        .credentials
-        .call(identity, request, |mut client, request| async move {
-            client.create_vault_entry(request).await
-        })
-        .await?;
-    Ok(entry.into())
-}
-
-/// `PATCH /api/vault/{id}` for `identity`.
-pub async fn update_vault_entry_for(
-    state: &AppState,
-    identity: &Identity,
-    id: String,
-    body: UpdateVaultEntryBody,
-) -> Result<VaultEntryResponse, ApiError> {
-    let secret = body.secret.filter(|secret| !secret.is_null());
-    if body.name.is_none() && body.kind.is_none() && body.platform.is_none() && secret.is_none() {
-        return Err(ApiError::invalid_field(
-            "body",
-            "nothing to update: send name, kind, platform or secret",
-        ));
-    }
-    let request = pb::UpdateVaultEntryRequest {
-        id,
-        name: body.name,
-        kind: body.kind,
-        platform: body.platform,
-        secret: secret.as_ref().map(seal),
-    };
-    let entry = state
-        .credentials
-        .call(identity, request, |mut client, request| async move {
-            client.update_vault_entry(request).await
-        })
-        .await?;
-    Ok(entry.into())
-}
-
-/// `DELETE /api/vault/{id}` for `identity`.
-pub async fn delete_vault_entry_for(
-    state: &AppState,
-    identity: &Identity,
-    id: String,
-) -> Result<DeletedResponse, ApiError> {
-    let deleted = state
-        .credentials
-        .call(
-            identity,
-            pb::VaultEntryRef { id },
-            |mut client, request| async move { client.delete_vault_entry(request).await },
-        )
-        .await?;
-    Ok(DeletedResponse {
-        ok: true,
-        success: true,
-        id: deleted.id,
-    })
-}
-
-/// `POST /api/vault/{id}/rotate` for `identity`.
-pub async fn rotate_vault_entry_for(
-    state: &AppState,
-    identity: &Identity,
-    id: String,
-) -> Result<VaultEntryResponse, ApiError> {
-    let entry = state
-        .credentials
-        .call(
-            identity,
-            pb::VaultEntryRef { id },
-            |mut client, request| async move { client.rotate_vault_entry(request).await },
-        )
-        .await?;
-    Ok(entry.into())
 }
 
 // ---------------------------------------------------------------------------------------------
-// Handlers
+// Routes
+
+error_set! {
+    ProfileNotFound {
+        404 "not_found": "no such creator profile, or another user's",
+    }
+}
+
+error_set! {
+    EntryNotFound {
+        404 "not_found": "no such vault entry, or another user's",
+    }
+}
+
+error_set! {
+    VaultRules {
+        400 "invalid_body": "a text over its length, a platform with other than letters, digits, `_` and `-`, a bad cron expression, or secrets over svc-credentials' size limit (`field` names it)",
+        403 "forbidden": "the server-to-server caller has no vault of its own",
+    }
+}
+
+error_set! {
+    SealedNotOpened {
+        404 "not_found": "nothing is stored there",
+        500 "internal": "a stored record failed its integrity check (it was altered); nothing is revealed",
+    }
+}
 
 /// Stores (replaces) a creator profile's login credentials, sealed under the newest key.
 /// For the profile's owner, or a server-to-server caller with `X-RBAC-SYNC-SECRET`.
 #[utoipa::path(
-    post,
-    path = "/api/credentials/store",
     tag = "credentials",
     security(("bearer" = []), ("access_token" = []), ("session_cookie" = []), ("rbac_sync_secret" = [])),
     request_body = StoreCredentialsBody,
     responses(
-        (status = 200, description = "The profile, now with credentials", body = ProfileResponse),
-        (status = 400, description = "`missing_field` (`creatorProfileId`, `credentials`) or `invalid_body`, with the `field`; `token_ambiguous`", body = ErrorResponse),
-        (status = 401, description = "`invalid_secret` (a wrong X-RBAC-SYNC-SECRET; the token is then not looked at), `token_missing`, `token_expired`, `token_invalid`, `user_suspended`", body = ErrorResponse),
-        (status = 404, description = "`not_found`: no such profile, or another user's", body = ErrorResponse),
-        (status = 413, description = "`payload_too_large`", body = ErrorResponse),
-        (status = 503, description = "`service_unavailable`: svc-auth or svc-credentials down or late", body = ErrorResponse),
+        (status = 200, description = "The profile, now with credentials", body = Envelope<ProfileResponse>),
+        Errors<(OwnerOrSecret, JsonBody, VaultRules, ProfileNotFound)>,
     )
 )]
+#[post("/api/credentials/store")]
 pub async fn store_credentials(
-    OwnerOrSystem(identity): OwnerOrSystem,
+    Input(OwnerOrSystem(caller), body): Input<OwnerOrSystem, StoreCredentialsBody>,
     state: web::Data<AppState>,
-    Json(body): Json<StoreCredentialsBody>,
-) -> Result<HttpResponse, ApiError> {
-    let answer = store_credentials_for(&state, &identity, body).await?;
-    Ok(HttpResponse::Ok().json(answer))
+) -> Reply<ProfileResponse> {
+    let request = pb::StoreCredentialsRequest {
+        creator_profile_id: body.creator_profile_id.to_string(),
+        credentials: Some(body.credentials.seal()),
+    };
+    state
+        .credentials
+        .forward(&caller, request, rpc!(store_credentials))
+        .await
 }
 
 /// Reveals a creator profile's login credentials (audited).
 /// For the profile's owner, or a server-to-server caller with `X-RBAC-SYNC-SECRET`.
 #[utoipa::path(
-    post,
-    path = "/api/credentials/reveal",
     tag = "credentials",
     security(("bearer" = []), ("access_token" = []), ("session_cookie" = []), ("rbac_sync_secret" = [])),
     request_body = ProfileRefBody,
     responses(
-        (status = 200, description = "The credentials, as the JSON value they were stored as", body = RevealedCredentialsResponse),
-        (status = 400, description = "`missing_field` (`creatorProfileId`) or `invalid_body`, with the `field`; `token_ambiguous`", body = ErrorResponse),
-        (status = 401, description = "`invalid_secret`, `token_missing`, `token_expired`, `token_invalid`, `user_suspended`", body = ErrorResponse),
-        (status = 404, description = "`not_found`: no such profile, another user's, or no credentials stored", body = ErrorResponse),
-        (status = 503, description = "`service_unavailable`: svc-auth or svc-credentials down or late", body = ErrorResponse),
+        (status = 200, description = "The credentials, as the JSON value they were stored as", body = Envelope<RevealedCredentialsResponse>),
+        Errors<(OwnerOrSecret, JsonBody, ProfileNotFound, SealedNotOpened)>,
     )
 )]
+#[post("/api/credentials/reveal")]
 pub async fn reveal_credentials(
-    OwnerOrSystem(identity): OwnerOrSystem,
+    Input(OwnerOrSystem(caller), body): Input<OwnerOrSystem, ProfileRefBody>,
     state: web::Data<AppState>,
-    Json(body): Json<ProfileRefBody>,
-) -> Result<HttpResponse, ApiError> {
-    let answer = reveal_credentials_for(&state, &identity, body).await?;
-    Ok(HttpResponse::Ok().json(answer))
+) -> Reply<RevealedCredentialsResponse> {
+    let revealed = state
+        .credentials
+        .forward(&caller, body.into(), rpc!(reveal_credentials));
+    Ok(revealed.await?.no_store())
 }
 
-/// Creates a creator profile (a platform account) for the signed-in user, with its login
-/// credentials if given.
+error_set! {
+    ProfileExists {
+        409 "profile_exists": "the user already has a profile with this platform and username",
+    }
+}
+
+/// Creates a creator profile (a creator's account on a platform) for the signed-in user.
 #[utoipa::path(
-    post,
-    path = "/api/credentials/create-profile",
     tag = "credentials",
     security(("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
     request_body = CreateProfileBody,
     responses(
-        (status = 200, description = "The new profile", body = ProfileResponse),
-        (status = 400, description = "`missing_field` (`platform`, `username`) or `invalid_body`, with the `field` (`profileData` not an object, an unknown platform, a bad cron expression…); `token_ambiguous`", body = ErrorResponse),
-        (status = 401, description = "`token_missing`, `token_expired`, `token_invalid`, `user_suspended`", body = ErrorResponse),
-        (status = 409, description = "`profile_exists` (`field`: `username`): the user already has this account on this platform", body = ErrorResponse),
-        (status = 413, description = "`payload_too_large`", body = ErrorResponse),
-        (status = 503, description = "`service_unavailable`: svc-auth or svc-credentials down or late", body = ErrorResponse),
+        (status = 200, description = "The new profile (metadata, never the credentials)", body = Envelope<ProfileResponse>),
+        Errors<(Authenticated, JsonBody, VaultRules, ProfileExists)>,
     )
 )]
+#[post("/api/credentials/create-profile")]
 pub async fn create_profile(
-    AuthenticatedUser(identity): AuthenticatedUser,
+    Input(AuthenticatedUser(caller), body): Input<AuthenticatedUser, CreateProfileBody>,
     state: web::Data<AppState>,
-    Json(body): Json<CreateProfileBody>,
-) -> Result<HttpResponse, ApiError> {
-    let answer = create_profile_for(&state, &identity, body).await?;
-    Ok(HttpResponse::Ok().json(answer))
+) -> Reply<ProfileResponse> {
+    let request = pb::CreateProfileRequest {
+        platform: body.platform.into(),
+        username: body.username.into(),
+        credentials: body.credentials.as_ref().map(SecretValue::seal),
+        scrape_enabled: body.scrape_enabled.unwrap_or(false),
+        scrape_frequency: body.scrape_frequency.unwrap_or_default(),
+        profile_data_json: body
+            .profile_data
+            .map(|data| Value::Object(data).to_string())
+            .unwrap_or_default(),
+    };
+    state
+        .credentials
+        .forward(&caller, request, rpc!(create_profile))
+        .await
 }
 
-/// Reveals one of the signed-in user's vault entries with its secret (audited).
+/// Reveals a vault entry with its secret (audited): the download credential of the original.
 #[utoipa::path(
-    post,
-    path = "/api/credentials/reveal-download-cred",
     tag = "credentials",
     security(("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
     request_body = VaultEntryRefBody,
     responses(
-        (status = 200, description = "The entry and its secret", body = RevealedVaultEntryResponse),
-        (status = 400, description = "`missing_field` (`id`) or `invalid_body`, with the `field`; `token_ambiguous`", body = ErrorResponse),
-        (status = 401, description = "`token_missing`, `token_expired`, `token_invalid`, `user_suspended`", body = ErrorResponse),
-        (status = 404, description = "`not_found`: no such entry, or another user's", body = ErrorResponse),
-        (status = 503, description = "`service_unavailable`: svc-auth or svc-credentials down or late", body = ErrorResponse),
+        (status = 200, description = "The entry with its secret", body = Envelope<RevealedVaultEntryResponse>),
+        Errors<(Authenticated, JsonBody, EntryNotFound, SealedNotOpened)>,
     )
 )]
+#[post("/api/credentials/reveal-download-cred")]
 pub async fn reveal_download_credential(
-    AuthenticatedUser(identity): AuthenticatedUser,
+    Input(AuthenticatedUser(caller), body): Input<AuthenticatedUser, VaultEntryRefBody>,
     state: web::Data<AppState>,
-    Json(body): Json<VaultEntryRefBody>,
-) -> Result<HttpResponse, ApiError> {
-    let answer = reveal_vault_entry_for(&state, &identity, body).await?;
-    Ok(HttpResponse::Ok().json(answer))
+) -> Reply<RevealedVaultEntryResponse> {
+    let request = pb::VaultEntryRef {
+        id: body.id.to_string(),
+    };
+    let revealed = state
+        .credentials
+        .forward(&caller, request, rpc!(reveal_vault_entry));
+    Ok(revealed.await?.no_store())
 }
 
-/// Reveals a creator profile's captured browser session with its cookies (audited; marks the
-/// session as used). For the profile's owner, or a server-to-server caller.
+/// The captured browser session of a creator profile, with its cookies and user agent
+/// (audited; stamps `last_used_at`). For the owner, or a server-to-server caller.
 #[utoipa::path(
-    post,
-    path = "/api/credentials/get-platform-session",
     tag = "credentials",
     security(("bearer" = []), ("access_token" = []), ("session_cookie" = []), ("rbac_sync_secret" = [])),
     request_body = ProfileRefBody,
     responses(
-        (status = 200, description = "The session and its cookies", body = PlatformSessionResponse),
-        (status = 400, description = "`missing_field` (`creatorProfileId`) or `invalid_body`, with the `field`; `token_ambiguous`", body = ErrorResponse),
-        (status = 401, description = "`invalid_secret`, `token_missing`, `token_expired`, `token_invalid`, `user_suspended`", body = ErrorResponse),
-        (status = 404, description = "`not_found`: no such profile, another user's, or no session captured", body = ErrorResponse),
-        (status = 503, description = "`service_unavailable`: svc-auth or svc-credentials down or late", body = ErrorResponse),
+        (status = 200, description = "The session with its cookies", body = Envelope<PlatformSessionResponse>),
+        Errors<(OwnerOrSecret, JsonBody, ProfileNotFound, SealedNotOpened)>,
     )
 )]
+#[post("/api/credentials/get-platform-session")]
 pub async fn get_platform_session(
-    OwnerOrSystem(identity): OwnerOrSystem,
+    Input(OwnerOrSystem(caller), body): Input<OwnerOrSystem, ProfileRefBody>,
     state: web::Data<AppState>,
-    Json(body): Json<ProfileRefBody>,
-) -> Result<HttpResponse, ApiError> {
-    let answer = get_platform_session_for(&state, &identity, body).await?;
-    Ok(HttpResponse::Ok().json(answer))
+) -> Reply<PlatformSessionResponse> {
+    let session = state
+        .credentials
+        .forward(&caller, body.into(), rpc!(get_platform_session));
+    Ok(session.await?.no_store())
 }
 
-/// Replaces a creator profile's captured browser session and completes its pending HITL
-/// requests. For the profile's owner, or a server-to-server caller.
+/// Stores a captured browser session for a creator profile, replacing the one before, and
+/// completes the profile's pending HITL requests. For the owner, or a server-to-server caller.
 #[utoipa::path(
-    post,
-    path = "/api/credentials/store-platform-session",
     tag = "credentials",
     security(("bearer" = []), ("access_token" = []), ("session_cookie" = []), ("rbac_sync_secret" = [])),
     request_body = StorePlatformSessionBody,
     responses(
-        (status = 200, description = "The stored session, without its cookies", body = SessionStoredResponse),
-        (status = 400, description = "`missing_field` (`creatorProfileId`, `cookies`, `userAgent`) or `invalid_body`, with the `field` (`cookies` not an array, `expiresAt` not RFC 3339…); `token_ambiguous`", body = ErrorResponse),
-        (status = 401, description = "`invalid_secret`, `token_missing`, `token_expired`, `token_invalid`, `user_suspended`", body = ErrorResponse),
-        (status = 404, description = "`not_found`: no such profile, or another user's", body = ErrorResponse),
-        (status = 413, description = "`payload_too_large`", body = ErrorResponse),
-        (status = 503, description = "`service_unavailable`: svc-auth or svc-credentials down or late", body = ErrorResponse),
+        (status = 200, description = "The stored session, without its cookies", body = Envelope<SessionStoredResponse>),
+        Errors<(OwnerOrSecret, JsonBody, VaultRules, ProfileNotFound)>,
     )
 )]
+#[post("/api/credentials/store-platform-session")]
 pub async fn store_platform_session(
-    OwnerOrSystem(identity): OwnerOrSystem,
+    Input(OwnerOrSystem(caller), body): Input<OwnerOrSystem, StorePlatformSessionBody>,
     state: web::Data<AppState>,
-    Json(body): Json<StorePlatformSessionBody>,
-) -> Result<HttpResponse, ApiError> {
-    let answer = store_platform_session_for(&state, &identity, body).await?;
-    Ok(HttpResponse::Ok().json(answer))
+) -> Reply<SessionStoredResponse> {
+    let request = pb::StorePlatformSessionRequest {
+        creator_profile_id: body.creator_profile_id.to_string(),
+        cookies: Some(pb::Secret {
+            json: Value::Array(body.cookies).to_string(),
+        }),
+        user_agent: body.user_agent.into(),
+        expires_at: body
+            .expires_at
+            .map(|at| at.to_rfc3339())
+            .unwrap_or_default(),
+    };
+    state
+        .credentials
+        .forward(&caller, request, rpc!(store_platform_session))
+        .await
 }
 
-/// Asks the creator to log in by hand (human in the loop); at most one pending request per
-/// profile: while one is pending, it is the answer. For the profile's owner, or a
-/// server-to-server caller.
+/// Asks the creator to log in by hand (human in the loop). A profile has at most one pending
+/// request: asking again answers the pending one.
+/// For the owner, or a server-to-server caller.
 #[utoipa::path(
-    post,
-    path = "/api/credentials/hitl-request",
     tag = "credentials",
     security(("bearer" = []), ("access_token" = []), ("session_cookie" = []), ("rbac_sync_secret" = [])),
     request_body = HitlRequestBody,
     responses(
-        (status = 200, description = "The new HITL request, or the one already pending", body = HitlResponse),
-        (status = 400, description = "`missing_field` (`creatorProfileId`) or `invalid_body`, with the `field`; `token_ambiguous`", body = ErrorResponse),
-        (status = 401, description = "`invalid_secret`, `token_missing`, `token_expired`, `token_invalid`, `user_suspended`", body = ErrorResponse),
-        (status = 404, description = "`not_found`: no such profile, or another user's", body = ErrorResponse),
-        (status = 503, description = "`service_unavailable`: svc-auth or svc-credentials down or late", body = ErrorResponse),
+        (status = 200, description = "The HITL request", body = Envelope<HitlResponse>),
+        Errors<(OwnerOrSecret, JsonBody, VaultRules, ProfileNotFound)>,
     )
 )]
+#[post("/api/credentials/hitl-request")]
 pub async fn request_hitl_login(
-    OwnerOrSystem(identity): OwnerOrSystem,
+    Input(OwnerOrSystem(caller), body): Input<OwnerOrSystem, HitlRequestBody>,
     state: web::Data<AppState>,
-    Json(body): Json<HitlRequestBody>,
-) -> Result<HttpResponse, ApiError> {
-    let answer = request_hitl_login_for(&state, &identity, body).await?;
-    Ok(HttpResponse::Ok().json(answer))
+) -> Reply<HitlResponse> {
+    let request = pb::RequestHitlLoginRequest {
+        creator_profile_id: body.creator_profile_id.to_string(),
+        notes: body.notes.unwrap_or_default(),
+    };
+    state
+        .credentials
+        .forward(&caller, request, rpc!(request_hitl_login))
+        .await
 }
 
-/// Lists the signed-in user's vault entries (without their secrets), newest first.
+error_set! {
+    VaultQueryErrors {
+        400 "invalid_body": "`kind` not a known kind, `limit` outside 1..=500, or `offset` not a whole number (`field` names it)",
+    }
+}
+
+/// The signed-in user's vault entries, newest first, without their secrets.
 #[utoipa::path(
-    get,
-    path = "/api/vault",
     tag = "credentials",
     security(("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
     params(VaultQuery),
     responses(
-        (status = 200, description = "A page of entries with the counts", body = VaultListResponse),
-        (status = 400, description = "`invalid_body` with the `field`: `limit` not an integer from 1 to 500, `offset` not a non-negative integer, an unknown `kind`; `token_ambiguous`", body = ErrorResponse),
-        (status = 401, description = "`token_missing`, `token_expired`, `token_invalid`, `user_suspended`", body = ErrorResponse),
-        (status = 503, description = "`service_unavailable`: svc-auth or svc-credentials down or late", body = ErrorResponse),
+        (status = 200, description = "A page of entries and the counts", body = Envelope<VaultListResponse>),
+        Errors<(Authenticated, VaultQueryErrors)>,
     )
 )]
+#[get("/api/vault")]
 pub async fn list_vault(
-    AuthenticatedUser(identity): AuthenticatedUser,
+    AuthenticatedUser(caller): AuthenticatedUser,
+    query: VaultQuery,
     state: web::Data<AppState>,
-    req: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    let query = VaultQuery::parse(req.query_string())?;
-    let answer = list_vault_for(&state, &identity, query).await?;
-    Ok(HttpResponse::Ok().json(answer))
+) -> Reply<VaultListResponse> {
+    let request = pb::ListVaultRequest {
+        limit: query.limit.unwrap_or(DEFAULT_VAULT_LIMIT),
+        offset: query.offset.unwrap_or(0),
+        kind: query.kind.unwrap_or_default(),
+    };
+    state
+        .credentials
+        .forward(&caller, request, rpc!(list_vault))
+        .await
 }
 
-/// Adds a secret to the signed-in user's vault.
+/// Stores a secret in the signed-in user's vault, sealed under the newest key.
 #[utoipa::path(
-    post,
-    path = "/api/vault",
     tag = "credentials",
     security(("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
     request_body = CreateVaultEntryBody,
     responses(
-        (status = 200, description = "The new entry, without its secret", body = VaultEntryResponse),
-        (status = 400, description = "`missing_field` (`name`, `secret`) or `invalid_body`, with the `field` (an unknown `kind`…); `token_ambiguous`", body = ErrorResponse),
-        (status = 401, description = "`token_missing`, `token_expired`, `token_invalid`, `user_suspended`", body = ErrorResponse),
-        (status = 404, description = "`not_found`: `creatorProfileId` is no profile of the user's", body = ErrorResponse),
-        (status = 413, description = "`payload_too_large`", body = ErrorResponse),
-        (status = 503, description = "`service_unavailable`: svc-auth or svc-credentials down or late", body = ErrorResponse),
+        (status = 200, description = "The new entry, without its secret", body = Envelope<VaultEntryResponse>),
+        Errors<(Authenticated, JsonBody, VaultRules, ProfileNotFound)>,
     )
 )]
+#[post("/api/vault")]
 pub async fn create_vault_entry(
-    AuthenticatedUser(identity): AuthenticatedUser,
+    Input(AuthenticatedUser(caller), body): Input<AuthenticatedUser, CreateVaultEntryBody>,
     state: web::Data<AppState>,
-    Json(body): Json<CreateVaultEntryBody>,
-) -> Result<HttpResponse, ApiError> {
-    let answer = create_vault_entry_for(&state, &identity, body).await?;
-    Ok(HttpResponse::Ok().json(answer))
+) -> Reply<VaultEntryResponse> {
+    let request = pb::CreateVaultEntryRequest {
+        name: body.name.into(),
+        kind: body
+            .kind
+            .map(VaultKind::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        platform: body.platform.unwrap_or_default(),
+        creator_profile_id: body
+            .creator_profile_id
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
+        secret: Some(body.secret.seal()),
+    };
+    state
+        .credentials
+        .forward(&caller, request, rpc!(create_vault_entry))
+        .await
 }
 
-/// Changes a vault entry's name, kind, platform or secret (a new secret is sealed under the
-/// newest key version).
+error_set! {
+    NothingToUpdate {
+        400 "invalid_body": "nothing to update: none of `name`, `kind`, `platform`, `secret` (`field` is `body`), or `id` not a UUID",
+    }
+}
+
+/// Changes a vault entry of the signed-in user; a new secret is sealed under the newest key.
 #[utoipa::path(
-    patch,
-    path = "/api/vault/{id}",
     tag = "credentials",
     security(("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
-    params(("id" = String, Path, description = "The vault entry (uuid)")),
+    params(("id" = Uuid, Path, description = "The vault entry")),
     request_body = UpdateVaultEntryBody,
     responses(
-        (status = 200, description = "The entry, without its secret", body = VaultEntryResponse),
-        (status = 400, description = "`invalid_body` with the `field`: `body` when nothing is sent to update, or a field of the wrong type or value; `token_ambiguous`", body = ErrorResponse),
-        (status = 401, description = "`token_missing`, `token_expired`, `token_invalid`, `user_suspended`", body = ErrorResponse),
-        (status = 404, description = "`not_found`: no such entry, or another user's", body = ErrorResponse),
-        (status = 413, description = "`payload_too_large`", body = ErrorResponse),
-        (status = 503, description = "`service_unavailable`: svc-auth or svc-credentials down or late", body = ErrorResponse),
+        (status = 200, description = "The entry after the change, without its secret", body = Envelope<VaultEntryResponse>),
+        Errors<(Authenticated, JsonBody, NothingToUpdate, VaultRules, EntryNotFound)>,
     )
 )]
+#[patch("/api/vault/{id}")]
 pub async fn update_vault_entry(
-    AuthenticatedUser(identity): AuthenticatedUser,
+    Input(AuthenticatedUser(caller), body): Input<AuthenticatedUser, UpdateVaultEntryBody>,
+    id: EntryId,
     state: web::Data<AppState>,
-    id: web::Path<String>,
-    Json(body): Json<UpdateVaultEntryBody>,
-) -> Result<HttpResponse, ApiError> {
-    let answer = update_vault_entry_for(&state, &identity, id.into_inner(), body).await?;
-    Ok(HttpResponse::Ok().json(answer))
+) -> Reply<VaultEntryResponse> {
+    let request = body.into_request(id)?;
+    state
+        .credentials
+        .forward(&caller, request, rpc!(update_vault_entry))
+        .await
 }
 
-/// Deletes a vault entry.
+error_set! {
+    BadEntryId {
+        400 "invalid_body": "`id` is not a UUID",
+    }
+}
+
+/// Deletes a vault entry of the signed-in user.
 #[utoipa::path(
-    delete,
-    path = "/api/vault/{id}",
     tag = "credentials",
     security(("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
-    params(("id" = String, Path, description = "The vault entry (uuid)")),
+    params(("id" = Uuid, Path, description = "The vault entry")),
     responses(
-        (status = 200, description = "The entry is gone", body = DeletedResponse),
-        (status = 400, description = "`invalid_body` (`id` not a uuid); `token_ambiguous`", body = ErrorResponse),
-        (status = 401, description = "`token_missing`, `token_expired`, `token_invalid`, `user_suspended`", body = ErrorResponse),
-        (status = 404, description = "`not_found`: no such entry, or another user's", body = ErrorResponse),
-        (status = 503, description = "`service_unavailable`: svc-auth or svc-credentials down or late", body = ErrorResponse),
+        (status = 200, description = "The deleted entry's id", body = Envelope<DeletedResponse>),
+        Errors<(Authenticated, BadEntryId, EntryNotFound)>,
     )
 )]
+#[delete("/api/vault/{id}")]
 pub async fn delete_vault_entry(
-    AuthenticatedUser(identity): AuthenticatedUser,
+    AuthenticatedUser(caller): AuthenticatedUser,
+    id: EntryId,
     state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let answer = delete_vault_entry_for(&state, &identity, id.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(answer))
+) -> Reply<DeletedResponse> {
+    state
+        .credentials
+        .forward(&caller, id.entry(), rpc!(delete_vault_entry))
+        .await
 }
 
-/// Re-seals a vault entry's secret under the newest key version.
+/// Re-seals a vault entry of the signed-in user under the newest key.
 #[utoipa::path(
-    post,
-    path = "/api/vault/{id}/rotate",
     tag = "credentials",
     security(("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
-    params(("id" = String, Path, description = "The vault entry (uuid)")),
+    params(("id" = Uuid, Path, description = "The vault entry")),
     responses(
-        (status = 200, description = "The entry, with its new key version and `rotated_at`", body = VaultEntryResponse),
-        (status = 400, description = "`invalid_body` (`id` not a uuid); `token_ambiguous`", body = ErrorResponse),
-        (status = 401, description = "`token_missing`, `token_expired`, `token_invalid`, `user_suspended`", body = ErrorResponse),
-        (status = 404, description = "`not_found`: no such entry, or another user's", body = ErrorResponse),
-        (status = 503, description = "`service_unavailable`: svc-auth or svc-credentials down or late", body = ErrorResponse),
+        (status = 200, description = "The entry, now under the newest key version", body = Envelope<VaultEntryResponse>),
+        Errors<(Authenticated, BadEntryId, EntryNotFound, SealedNotOpened)>,
     )
 )]
+#[post("/api/vault/{id}/rotate")]
 pub async fn rotate_vault_entry(
-    AuthenticatedUser(identity): AuthenticatedUser,
+    AuthenticatedUser(caller): AuthenticatedUser,
+    id: EntryId,
     state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let answer = rotate_vault_entry_for(&state, &identity, id.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(answer))
+) -> Reply<VaultEntryResponse> {
+    state
+        .credentials
+        .forward(&caller, id.entry(), rpc!(rotate_vault_entry))
+        .await
+}
+
+pub fn routes(routes: &mut Routes) {
+    routes
+        .add(store_credentials)
+        .add(reveal_credentials)
+        .add(create_profile)
+        .add(reveal_download_credential)
+        .add(get_platform_session)
+        .add(store_platform_session)
+        .add(request_hitl_login)
+        .add(list_vault)
+        .add(create_vault_entry)
+        .add(update_vault_entry)
+        .add(delete_vault_entry)
+        .add(rotate_vault_entry);
 }
 
 #[cfg(test)]
 mod tests {
-    use std::future::Future;
-    use std::time::{Duration, Instant};
-
     use serde::de::DeserializeOwned;
     use serde_json::json;
 
     use super::*;
-    use crate::test_support::{creator as user, state_without_upstreams};
-
-    fn system() -> Identity {
-        Identity::system("request-2")
-    }
 
     fn body<T: DeserializeOwned>(value: Value) -> T {
         match value {
-            Value::Object(object) => crate::body::parse_object(object).unwrap(),
+            Value::Object(object) => match crate::body::parse_object(object) {
+                Ok(body) => body,
+                Err(err) => panic!("{err:?}"),
+            },
             _ => unreachable!("tests pass objects"),
         }
     }
 
-    fn parse_err<T: DeserializeOwned>(value: Value) -> ApiError {
+    fn parse<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
         match value {
-            Value::Object(object) => match crate::body::parse_object::<T>(object) {
-                Ok(_) => panic!("{} should not parse", std::any::type_name::<T>()),
-                Err(err) => err,
-            },
+            Value::Object(object) => crate::body::parse_object::<T>(object),
             _ => unreachable!("tests pass objects"),
         }
     }
 
     fn assert_missing<T>(result: Result<T, ApiError>, field: &str) {
         let Err(err) = result else {
-            panic!("{field} is missing, yet the call went through");
+            panic!("{field} is missing, yet the body parsed");
         };
         assert_eq!(err.http_status().as_u16(), 400, "{field}");
         assert_eq!(err.reason, "missing_field", "{field}");
@@ -1301,7 +1146,7 @@ mod tests {
 
     fn assert_invalid<T>(result: Result<T, ApiError>, field: &str) {
         let Err(err) = result else {
-            panic!("{field} is invalid, yet the call went through");
+            panic!("{field} is invalid, yet the body parsed");
         };
         assert_eq!(err.http_status().as_u16(), 400, "{field}");
         assert_eq!(err.reason, "invalid_body", "{field}");
@@ -1310,105 +1155,92 @@ mod tests {
 
     const PROFILE: &str = "0b5c2f4e-8f0a-4c55-9a43-5c8f0e4f2b11";
 
-    #[tokio::test]
-    async fn the_shape_is_checked_before_svc_credentials_is_asked() {
-        // svc-credentials is down: a shape error answered here is a 400, never a 503.
-        let state = state_without_upstreams();
-        let (state, user) = (&state, &user());
+    /// An answer as the client gets it, in the envelope.
+    fn enveloped<T: Serialize>(answer: T) -> Result<Value, serde_json::Error> {
+        serde_json::to_value(Envelope::new(answer))
+    }
 
-        for missing in [
-            json!({"credentials": {"password": "hunter2"}}),
-            json!({"creatorProfileId": "  ", "credentials": {"password": "hunter2"}}),
-        ] {
-            let result = store_credentials_for(state, user, body(missing)).await;
-            assert_missing(result, "creatorProfileId");
-        }
+    #[test]
+    fn bodies_name_the_missing_or_wrong_field() {
+        let store = parse::<StoreCredentialsBody>;
+        assert_missing(
+            store(json!({"credentials": {"password": "hunter2"}})),
+            "creator_profile_id",
+        );
+        assert_invalid(
+            store(json!({"creatorProfileId": "  ", "credentials": {}})),
+            "creatorProfileId",
+        );
         for missing in [
             json!({"creatorProfileId": PROFILE}),
             json!({"creatorProfileId": PROFILE, "credentials": null}),
         ] {
-            let result = store_credentials_for(state, &system(), body(missing)).await;
-            assert_missing(result, "credentials");
+            assert_missing(store(missing), "credentials");
         }
+        assert_missing(parse::<ProfileRefBody>(json!({})), "creator_profile_id");
         assert_missing(
-            reveal_credentials_for(state, user, body(json!({}))).await,
-            "creatorProfileId",
+            parse::<HitlRequestBody>(json!({"notes": "please"})),
+            "creator_profile_id",
         );
+        let create = parse::<CreateProfileBody>;
+        assert_missing(create(json!({"username": "ada"})), "platform");
         assert_missing(
-            get_platform_session_for(state, &system(), body(json!({"notes": "x"}))).await,
-            "creatorProfileId",
-        );
-        assert_missing(
-            request_hitl_login_for(state, user, body(json!({"notes": "please"}))).await,
-            "creatorProfileId",
-        );
-        assert_missing(
-            create_profile_for(state, user, body(json!({"username": "ada"}))).await,
-            "platform",
-        );
-        assert_missing(
-            create_profile_for(state, user, body(json!({"platform": "onlyfans"}))).await,
+            create(json!({"platform": "onlyfans", "username": " "})),
             "username",
         );
         assert_invalid(
-            create_profile_for(
-                state,
-                user,
-                body(json!({"platform": "onlyfans", "username": "ada", "profileData": [1]})),
-            )
-            .await,
+            create(json!({"platform": "onlyfans", "username": "ada", "profileData": [1]})),
             "profileData",
         );
-        assert_missing(
-            reveal_vault_entry_for(state, user, body(json!({"id": ""}))).await,
-            "id",
-        );
+        assert_invalid(parse::<VaultEntryRefBody>(json!({"id": ""})), "id");
 
-        let session = |value: Value| store_platform_session_for(state, user, body(value));
+        let session = parse::<StorePlatformSessionBody>;
         assert_missing(
-            session(json!({"creatorProfileId": PROFILE, "userAgent": "UA"})).await,
+            session(json!({"creatorProfileId": PROFILE, "userAgent": "UA"})),
             "cookies",
         );
         for not_an_array in [json!({"name": "sid"}), json!("sid=1"), json!(3)] {
             let value =
                 json!({"creatorProfileId": PROFILE, "cookies": not_an_array, "userAgent": "UA"});
-            assert_invalid(session(value).await, "cookies");
+            assert_invalid(session(value), "cookies");
         }
         assert_missing(
-            session(json!({"creatorProfileId": PROFILE, "cookies": []})).await,
-            "userAgent",
+            session(json!({"creatorProfileId": PROFILE, "cookies": []})),
+            "user_agent",
         );
-        assert_missing(
-            session(json!({"cookies": [], "userAgent": "UA"})).await,
-            "creatorProfileId",
+        assert_invalid(
+            session(
+                json!({"creatorProfileId": PROFILE, "cookies": [], "userAgent": "UA", "expiresAt": "soon"}),
+            ),
+            "expiresAt",
         );
 
-        assert_missing(
-            create_vault_entry_for(state, user, body(json!({"secret": "s3cret"}))).await,
-            "name",
-        );
-        assert_missing(
-            create_vault_entry_for(state, user, body(json!({"name": "n", "secret": null}))).await,
-            "secret",
+        let entry = parse::<CreateVaultEntryBody>;
+        assert_missing(entry(json!({"secret": "s3cret"})), "name");
+        assert_missing(entry(json!({"name": "n", "secret": null})), "secret");
+        assert_invalid(
+            entry(json!({"name": "n", "secret": 1, "kind": "diary"})),
+            "kind",
         );
 
         for empty in [json!({}), json!({"secret": null}), json!({"other": 1})] {
-            let result = update_vault_entry_for(state, user, PROFILE.into(), body(empty)).await;
-            let Err(err) = result else {
-                panic!("an empty PATCH went through");
-            };
+            let err = body::<UpdateVaultEntryBody>(empty)
+                .into_request(EntryId(Uuid::new_v4()))
+                .err()
+                .unwrap();
             assert_eq!(err.http_status().as_u16(), 400);
             assert_eq!(err.reason, "invalid_body");
             assert_eq!(err.field.as_deref(), Some("body"));
-            assert_eq!(
-                err.message,
-                "nothing to update: send name, kind, platform or secret"
-            );
         }
+        let change = body::<UpdateVaultEntryBody>(json!({"kind": "api_key", "secret": [1]}))
+            .into_request(EntryId(Uuid::new_v4()))
+            .unwrap();
+        assert_eq!(change.kind.as_deref(), Some("api_key"));
+        assert_eq!(change.secret.unwrap().json, "[1]");
     }
 
     #[test]
-    fn keys_are_camel_case_with_snake_case_aliases_and_wrong_types_are_named() {
+    fn keys_are_snake_case_with_camel_case_aliases_and_wrong_types_are_named() {
         let camel: StorePlatformSessionBody = body(json!({
             "creatorProfileId": PROFILE, "cookies": [], "userAgent": "UA", "expiresAt": "2026-12-01T00:00:00Z",
         }));
@@ -1416,28 +1248,40 @@ mod tests {
             "creator_profile_id": PROFILE, "cookies": [], "user_agent": "UA", "expires_at": "2026-12-01T00:00:00Z",
         }));
         for parsed in [camel, snake] {
-            assert_eq!(parsed.creator_profile_id.as_deref(), Some(PROFILE));
-            assert_eq!(parsed.user_agent.as_deref(), Some("UA"));
-            assert_eq!(parsed.expires_at.as_deref(), Some("2026-12-01T00:00:00Z"));
+            assert_eq!(parsed.creator_profile_id.to_string(), PROFILE);
+            assert_eq!(parsed.user_agent.as_str(), "UA");
+            assert_eq!(
+                parsed.expires_at.map(|at| at.timestamp()),
+                Some(1_796_083_200)
+            );
         }
         let profile: CreateProfileBody = body(json!({
-            "platform": "onlyfans", "username": "ada", "scrape_enabled": true,
-            "scrape_frequency": "0 * * * *", "profile_data": {"fans": 3},
+            "platform": "onlyfans", "username": "ada", "scrapeEnabled": true,
+            "scrapeFrequency": "0 * * * *", "profileData": {"fans": 3},
         }));
         assert_eq!(profile.scrape_enabled, Some(true));
         assert_eq!(profile.scrape_frequency.as_deref(), Some("0 * * * *"));
-        assert_eq!(profile.profile_data, Some(json!({"fans": 3})));
+        assert_eq!(profile.profile_data.unwrap()["fans"], 3);
         let entry: CreateVaultEntryBody =
-            body(json!({"name": "n", "creator_profile_id": PROFILE, "secret": ["a"]}));
-        assert_eq!(entry.creator_profile_id.as_deref(), Some(PROFILE));
+            body(json!({"name": "n", "creatorProfileId": PROFILE, "secret": ["a"]}));
+        assert_eq!(
+            entry.creator_profile_id.map(|id| id.to_string()).as_deref(),
+            Some(PROFILE)
+        );
 
-        let err = parse_err::<StoreCredentialsBody>(json!({"creatorProfileId": 12345678}));
+        let err = parse::<StoreCredentialsBody>(json!({"creatorProfileId": 12345678}))
+            .err()
+            .unwrap();
         assert_eq!(err.reason, "invalid_body");
         assert_eq!(err.field.as_deref(), Some("creatorProfileId"));
         assert!(!err.message.contains("12345678"), "{}", err.message);
-        let err = parse_err::<CreateProfileBody>(json!({"scrapeEnabled": "yes"}));
+        let err = parse::<CreateProfileBody>(json!({"scrapeEnabled": "yes"}))
+            .err()
+            .unwrap();
         assert_eq!(err.field.as_deref(), Some("scrapeEnabled"));
-        let err = parse_err::<UpdateVaultEntryBody>(json!({"name": ["hunter2"]}));
+        let err = parse::<UpdateVaultEntryBody>(json!({"name": ["hunter2"]}))
+            .err()
+            .unwrap();
         assert_eq!(err.field.as_deref(), Some("name"));
         assert!(!err.message.contains("hunter2"), "{}", err.message);
     }
@@ -1466,73 +1310,8 @@ mod tests {
             let err = VaultQuery::parse(bad).unwrap_err();
             assert_eq!(err.field.as_deref(), Some("offset"), "{bad}");
         }
-    }
-
-    async fn unavailable<T>(call: impl Future<Output = Result<T, ApiError>>) {
-        let started = Instant::now();
-        let Err(err) = call.await else {
-            panic!("svc-credentials is down, yet the call went through");
-        };
-        assert_eq!(err.http_status().as_u16(), 503, "{}", err.reason);
-        assert_eq!(err.reason, "service_unavailable");
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "{:?}",
-            started.elapsed()
-        );
-    }
-
-    #[tokio::test]
-    async fn svc_credentials_down_is_a_quick_503_on_every_route() {
-        let state = state_without_upstreams();
-        let (state, user, system) = (&state, &user(), &system());
-        let profile = || json!({"creatorProfileId": PROFILE});
-        unavailable(store_credentials_for(
-            state,
-            system,
-            body(json!({"creator_profile_id": PROFILE, "credentials": "a string is JSON too"})),
-        ))
-        .await;
-        unavailable(reveal_credentials_for(state, system, body(profile()))).await;
-        unavailable(create_profile_for(
-            state,
-            user,
-            body(json!({
-                "platform": "onlyfans", "username": "ada", "credentials": {"password": "p"},
-                "scrapeEnabled": true, "profileData": {"fans": 1},
-            })),
-        ))
-        .await;
-        unavailable(reveal_vault_entry_for(
-            state,
-            user,
-            body(json!({"id": PROFILE})),
-        ))
-        .await;
-        unavailable(get_platform_session_for(state, user, body(profile()))).await;
-        unavailable(store_platform_session_for(
-            state,
-            system,
-            body(json!({"creatorProfileId": PROFILE, "cookies": [{"name": "sid"}], "userAgent": "UA"})),
-        ))
-        .await;
-        unavailable(request_hitl_login_for(state, user, body(profile()))).await;
-        unavailable(list_vault_for(state, user, VaultQuery::default())).await;
-        unavailable(create_vault_entry_for(
-            state,
-            user,
-            body(json!({"name": "n", "secret": {"token": "t"}})),
-        ))
-        .await;
-        unavailable(update_vault_entry_for(
-            state,
-            user,
-            PROFILE.into(),
-            body(json!({"name": "renamed"})),
-        ))
-        .await;
-        unavailable(delete_vault_entry_for(state, user, PROFILE.into())).await;
-        unavailable(rotate_vault_entry_for(state, user, PROFILE.into())).await;
+        let err = VaultQuery::parse("kind=diary").unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("kind"));
     }
 
     fn sealed(json: &str) -> Option<pb::Secret> {
@@ -1557,7 +1336,7 @@ mod tests {
             updated_at: "2026-11-02T00:00:00Z".into(),
         };
         assert_eq!(
-            serde_json::to_value(ProfileResponse::from(profile.clone())).unwrap(),
+            enveloped(ProfileResponse::from(profile.clone())).unwrap(),
             json!({"ok": true, "success": true, "profile": {
                 "id": "p1", "user_id": "u1", "platform": "onlyfans", "username": "ada",
                 "has_credentials": false, "credentials_key_version": null,
@@ -1581,7 +1360,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(
-            serde_json::to_value(revealed).unwrap(),
+            enveloped(revealed).unwrap(),
             json!({"ok": true, "success": true,
                    "credentials": {"email": "a@b.c", "password": "hunter2"}, "key_version": 3})
         );
@@ -1612,7 +1391,7 @@ mod tests {
             "key_version": 1, "completed_hitl_sessions": 2,
         });
         assert_eq!(
-            serde_json::to_value(SessionStoredResponse::from(info.clone())).unwrap(),
+            enveloped(SessionStoredResponse::from(info.clone())).unwrap(),
             json!({"ok": true, "success": true, "session": info_json})
         );
         let session = PlatformSessionResponse::try_from(pb::PlatformSession {
@@ -1623,7 +1402,7 @@ mod tests {
         let mut with_cookies = info_json.clone();
         with_cookies["cookies"] = json!([{"name": "sid", "value": "1"}]);
         assert_eq!(
-            serde_json::to_value(session).unwrap(),
+            enveloped(session).unwrap(),
             json!({"ok": true, "success": true, "session": with_cookies})
         );
         assert!(
@@ -1641,7 +1420,7 @@ mod tests {
             notes: String::new(),
         };
         assert_eq!(
-            serde_json::to_value(HitlResponse::from(hitl)).unwrap(),
+            enveloped(HitlResponse::from(hitl)).unwrap(),
             json!({"ok": true, "success": true, "hitl_session": {
                 "id": "h1", "creator_profile_id": "p1", "platform": "onlyfans",
                 "status": "pending", "requested_at": "2026-11-01T00:00:00Z",
@@ -1667,7 +1446,7 @@ mod tests {
             "rotated_at": null,
         });
         assert_eq!(
-            serde_json::to_value(VaultListResponse::from(pb::VaultList {
+            enveloped(VaultListResponse::from(pb::VaultList {
                 entries: vec![entry.clone()],
                 filter_count: 1,
                 total_count: 4,
@@ -1677,7 +1456,7 @@ mod tests {
                    "meta": {"total_count": 4, "filter_count": 1}})
         );
         assert_eq!(
-            serde_json::to_value(VaultEntryResponse::from(entry.clone())).unwrap(),
+            enveloped(VaultEntryResponse::from(entry.clone())).unwrap(),
             json!({"ok": true, "success": true, "data": entry_json})
         );
         let revealed = RevealedVaultEntryResponse::try_from(pb::RevealedVaultEntry {
@@ -1688,7 +1467,7 @@ mod tests {
         let mut with_secret = entry_json.clone();
         with_secret["secret"] = json!("a plain string");
         assert_eq!(
-            serde_json::to_value(revealed).unwrap(),
+            enveloped(revealed).unwrap(),
             json!({"ok": true, "success": true, "credential": with_secret})
         );
     }
@@ -1696,7 +1475,7 @@ mod tests {
     #[test]
     fn secrets_travel_as_json_text_and_never_show_in_debug() {
         let value = json!({"password": "hunter2", "codes": [1, 2]});
-        let secret = seal(&value);
+        let secret = SecretValue(value.clone()).seal();
         assert_eq!(serde_json::from_str::<Value>(&secret.json).unwrap(), value);
         assert!(!format!("{secret:?}").contains("hunter2"));
         assert_eq!(open(None, "test").unwrap(), Value::Null);

@@ -5,7 +5,7 @@
 //! `quota_check_failed`, never a grant.
 
 use actix_web::http::header::HeaderMap;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, get, post, web};
 use common::ApiError;
 use common::identity::Identity;
 use proto::usage::v1 as pb;
@@ -13,10 +13,11 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use utoipa::ToSchema;
 
-use crate::body::{Integer, Json, required};
-use crate::errors::ErrorResponse;
+use crate::body::{Integer, NonBlank};
+use crate::kit::{Authenticated, Envelope, Errors, Input, JsonBody, QuotaGated, Reply, Routes};
 use crate::session::AuthenticatedUser;
 use crate::state::AppState;
+use crate::{error_set, rpc};
 
 /// The header a client may send its idempotency key in, instead of the body field.
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
@@ -71,13 +72,9 @@ impl Serialize for UsageByOperation {
     }
 }
 
-/// `{ok, success, tier, cycle_start, cycle_end, usage}`
+/// `{tier, cycle_start, cycle_end, usage}`
 #[derive(Debug, Serialize, ToSchema)]
-pub struct UsageResponse {
-    #[schema(example = true)]
-    pub ok: bool,
-    #[schema(example = true)]
-    pub success: bool,
+pub struct UsageReport {
     /// `starter`, `creator`, `pro` or `studio`.
     #[schema(example = "starter")]
     pub tier: String,
@@ -93,11 +90,9 @@ pub struct UsageResponse {
     pub usage: UsageByOperation,
 }
 
-impl From<pb::UsageReport> for UsageResponse {
+impl From<pb::UsageReport> for UsageReport {
     fn from(report: pb::UsageReport) -> Self {
         Self {
-            ok: true,
-            success: true,
             tier: report.tier,
             cycle_start: report.cycle_start,
             cycle_end: report.cycle_end,
@@ -106,28 +101,24 @@ impl From<pb::UsageReport> for UsageResponse {
     }
 }
 
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct IncrementBody {
     /// The billable operation: `captions`, `taxonomy_ai`, `ai_media_ops`, `scheduled_posts`,
-    /// `published_posts` or `platforms`.
-    #[schema(value_type = String, required = true, example = "captions")]
-    pub operation: Option<String>,
+    /// `published_posts` or `platforms` (svc-usage's tier file is the authority).
+    #[schema(example = "captions")]
+    pub operation: NonBlank,
     /// How much to consume, 1 to 1000; default 1.
     #[schema(value_type = Option<i64>, minimum = 1, maximum = 1000, example = 1)]
     pub amount: Option<Integer>,
     /// A retry with the same key and parameters gets the first answer again and counts nothing
     /// twice. May also be sent as the `Idempotency-Key` header (both at once must agree).
-    #[schema(example = "3f7c1c9e-caption-42")]
+    #[schema(example = "3f7c1c9e-caption-42", max_length = 255)]
     pub idempotency_key: Option<String>,
 }
 
-/// `{ok, success, operation, used, limit, remaining, cycle_start, cycle_end, replayed}`
+/// `{operation, used, limit, remaining, cycle_start, cycle_end, replayed}`
 #[derive(Debug, PartialEq, Eq, Serialize, ToSchema)]
-pub struct IncrementResponse {
-    #[schema(example = true)]
-    pub ok: bool,
-    #[schema(example = true)]
-    pub success: bool,
+pub struct Consumed {
     #[schema(example = "captions")]
     pub operation: String,
     /// Used in this cycle, this consumption included.
@@ -151,11 +142,9 @@ pub struct IncrementResponse {
     pub replayed: bool,
 }
 
-impl From<pb::QuotaAnswer> for IncrementResponse {
+impl From<pb::QuotaAnswer> for Consumed {
     fn from(answer: pb::QuotaAnswer) -> Self {
         Self {
-            ok: true,
-            success: true,
             operation: answer.operation,
             used: answer.used,
             limit: answer.limit,
@@ -204,66 +193,48 @@ pub fn idempotency_key(
     }
 }
 
-/// `GET /api/usage` for `identity`.
-pub async fn report_for(state: &AppState, identity: &Identity) -> Result<UsageResponse, ApiError> {
+/// Reads the idempotency key and consumes through the fail-closed quota client.
+async fn consume(
+    state: &AppState,
+    identity: &Identity,
+    headers: &HeaderMap,
+    body: IncrementBody,
+) -> Reply<Consumed> {
+    let amount = body.amount.map_or(DEFAULT_AMOUNT, |Integer(amount)| amount);
+    let key = idempotency_key(headers, body.idempotency_key)?;
+    let answer = state
+        .quota
+        .consume(identity, body.operation.as_str(), amount, key.as_deref())
+        .await?;
+    Ok(Envelope::new(answer.into()))
+}
+
+/// The signed-in user's tier, billing cycle and per-operation usage.
+#[utoipa::path(
+    tag = "usage",
+    security(("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
+    responses(
+        (status = 200, description = "The usage report; `usage` lists every operation of the tier in svc-usage's order", body = Envelope<UsageReport>),
+        Errors<Authenticated>,
+    )
+)]
+#[get("/api/usage")]
+pub async fn get_usage(
+    AuthenticatedUser(identity): AuthenticatedUser,
+    state: web::Data<AppState>,
+) -> Reply<UsageReport> {
     let user = identity.require_user()?;
     let request = pb::ReportRequest {
         user_id: user.id.to_string(),
         tier: user.tier.clone(),
     };
-    let report = state
-        .usage
-        .call(identity, request, |mut client, request| async move {
-            client.report(request).await
-        })
-        .await?;
-    Ok(report.into())
-}
-
-/// `POST /api/usage/increment` for `identity`, once the body and headers are read.
-pub async fn increment_for(
-    state: &AppState,
-    identity: &Identity,
-    headers: &HeaderMap,
-    body: IncrementBody,
-) -> Result<IncrementResponse, ApiError> {
-    let operation = required(body.operation, "operation")?;
-    let amount = body.amount.map_or(DEFAULT_AMOUNT, |Integer(amount)| amount);
-    let key = idempotency_key(headers, body.idempotency_key)?;
-    let answer = state
-        .quota
-        .consume(identity, &operation, amount, key.as_deref())
-        .await?;
-    Ok(answer.into())
-}
-
-/// The signed-in user's tier, billing cycle and per-operation usage.
-#[utoipa::path(
-    get,
-    path = "/api/usage",
-    tag = "usage",
-    security(("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
-    responses(
-        (status = 200, description = "The usage report; `usage` lists every operation of the tier in svc-usage's order", body = UsageResponse),
-        (status = 400, description = "`token_ambiguous`: token in header and query", body = ErrorResponse),
-        (status = 401, description = "`token_missing`, `token_expired`, `token_invalid`, `user_suspended`", body = ErrorResponse),
-        (status = 503, description = "`service_unavailable`: svc-auth or svc-usage down or late", body = ErrorResponse),
-    )
-)]
-pub async fn get_usage(
-    AuthenticatedUser(identity): AuthenticatedUser,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let report = report_for(&state, &identity).await?;
-    Ok(HttpResponse::Ok().json(report))
+    state.usage.forward(&identity, request, rpc!(report)).await
 }
 
 /// Consumes `amount` of an operation's quota for the signed-in user, if it fits in the tier's
 /// limit for the current billing cycle. Atomic and, with an idempotency key, idempotent.
 /// Fail-closed: when svc-usage cannot be asked the answer is 403 `quota_check_failed`.
 #[utoipa::path(
-    post,
-    path = "/api/usage/increment",
     tag = "usage",
     security(("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
     params(
@@ -271,23 +242,27 @@ pub async fn get_usage(
     ),
     request_body = IncrementBody,
     responses(
-        (status = 200, description = "Granted (or the stored answer of the same key, `replayed: true`)", body = IncrementResponse),
-        (status = 400, description = "`missing_field` (`operation`); `invalid_body` with the `field`: `operation` unknown, `amount` not an integer or outside 1..=1000, `idempotency_key` too long, or body and header keys differ; `token_ambiguous`", body = ErrorResponse),
-        (status = 401, description = "`token_missing`, `token_expired`, `token_invalid`, `user_suspended`", body = ErrorResponse),
-        (status = 403, description = "`limit_reached` (`error` is `tier_limit_reached`, `message` tells to upgrade); `quota_check_failed`: svc-usage could not be asked, nothing was consumed", body = ErrorResponse),
-        (status = 409, description = "`idempotency_key_reused`: the key was used with another operation or amount", body = ErrorResponse),
-        (status = 413, description = "`payload_too_large`", body = ErrorResponse),
-        (status = 503, description = "`service_unavailable`: svc-auth down or late", body = ErrorResponse),
+        (status = 200, description = "Granted (or the stored answer of the same key, `replayed: true`)", body = Envelope<Consumed>),
+        Errors<(Authenticated, JsonBody, QuotaGated, UnknownOperation)>,
     )
 )]
+#[post("/api/usage/increment")]
 pub async fn increment(
-    AuthenticatedUser(identity): AuthenticatedUser,
+    Input(AuthenticatedUser(identity), body): Input<AuthenticatedUser, IncrementBody>,
     state: web::Data<AppState>,
     req: HttpRequest,
-    Json(body): Json<IncrementBody>,
-) -> Result<HttpResponse, ApiError> {
-    let answer = increment_for(&state, &identity, req.headers(), body).await?;
-    Ok(HttpResponse::Ok().json(answer))
+) -> Reply<Consumed> {
+    consume(&state, &identity, req.headers(), body).await
+}
+
+error_set! {
+    UnknownOperation {
+        400 "invalid_body": "`operation` unknown, `amount` outside 1..=1000, `idempotency_key` over 255 bytes, or body and header keys differ (`field` names it)",
+    }
+}
+
+pub fn routes(routes: &mut Routes) {
+    routes.add(get_usage).add(increment);
 }
 
 #[cfg(test)]
@@ -374,12 +349,12 @@ mod tests {
                 operation("captions", 99, 99, 99),
             ],
         };
-        let body = serde_json::to_string(&UsageResponse::from(report)).unwrap();
+        let body = serde_json::to_string(&Envelope::new(UsageReport::from(report))).unwrap();
         assert_eq!(
             body,
             r#"{"ok":true,"success":true,"tier":"starter","cycle_start":"2026-11-01T00:00:00Z","cycle_end":"2026-12-01T00:00:00Z","usage":{"taxonomy_ai":{"used":0,"limit":10,"remaining":10},"captions":{"used":2,"limit":3,"remaining":1},"platforms":{"used":4,"limit":-1,"remaining":-1}}}"#
         );
-        let empty = serde_json::to_value(UsageResponse::from(pb::UsageReport::default())).unwrap();
+        let empty = serde_json::to_value(UsageReport::from(pb::UsageReport::default())).unwrap();
         assert_eq!(empty["usage"], json!({}));
     }
 
@@ -396,7 +371,7 @@ mod tests {
             replayed: true,
         };
         assert_eq!(
-            serde_json::to_value(IncrementResponse::from(answer)).unwrap(),
+            serde_json::to_value(Envelope::new(Consumed::from(answer))).unwrap(),
             json!({
                 "ok": true, "success": true, "operation": "captions", "used": 3, "limit": 3,
                 "remaining": 0, "cycle_start": "2026-11-01T00:00:00Z",
@@ -405,9 +380,9 @@ mod tests {
         );
     }
 
-    fn body(value: serde_json::Value) -> IncrementBody {
+    fn body(value: serde_json::Value) -> Result<IncrementBody, ApiError> {
         match value {
-            serde_json::Value::Object(object) => crate::body::parse_object(object).unwrap(),
+            serde_json::Value::Object(object) => crate::body::parse_object(object),
             _ => unreachable!("tests pass objects"),
         }
     }
@@ -415,37 +390,42 @@ mod tests {
     #[tokio::test]
     async fn the_shape_is_checked_before_svc_usage_is_asked() {
         let state = state_without_upstreams();
-        for missing in [json!({}), json!({"operation": "  "}), json!({"amount": 2})] {
-            let err = increment_for(&state, &creator(), &HeaderMap::new(), body(missing))
-                .await
-                .unwrap_err();
+        for missing in [
+            json!({}),
+            json!({"operation": "  "}),
+            json!({"operation": null}),
+            json!({"amount": 2}),
+        ] {
+            let err = body(missing).err().unwrap();
             assert_eq!(err.reason, "missing_field");
             assert_eq!(err.field.as_deref(), Some("operation"));
         }
-        let err = increment_for(
+        let err = consume(
             &state,
             &creator(),
             &headers(&[b"one"]),
-            body(json!({"operation": "captions", "idempotency_key": "two"})),
+            body(json!({"operation": "captions", "idempotency_key": "two"})).unwrap(),
         )
         .await
-        .unwrap_err();
+        .err()
+        .unwrap();
         assert_eq!(err.http_status().as_u16(), 400);
         assert_eq!(err.field.as_deref(), Some("idempotency_key"));
     }
 
     #[tokio::test]
-    async fn svc_usage_down_denies_the_increment_quickly_and_fails_the_report() {
+    async fn svc_usage_down_denies_the_increment_quickly() {
         let state = state_without_upstreams();
         let started = Instant::now();
-        let err = increment_for(
+        let err = consume(
             &state,
             &creator(),
             &headers(&[b"key-1"]),
-            body(json!({"operation": "captions", "amount": 1})),
+            body(json!({"operation": "captions", "amount": 1})).unwrap(),
         )
         .await
-        .unwrap_err();
+        .err()
+        .unwrap();
         assert_eq!(err.http_status().as_u16(), 403);
         assert_eq!(err.reason, "quota_check_failed");
         assert!(
@@ -453,13 +433,5 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
-
-        let err = report_for(&state, &creator()).await.unwrap_err();
-        assert_eq!(err.http_status().as_u16(), 503);
-        assert_eq!(err.reason, "service_unavailable");
-
-        let anonymous = Identity::anonymous("request-2");
-        let err = report_for(&state, &anonymous).await.unwrap_err();
-        assert_eq!(err.http_status().as_u16(), 401);
     }
 }

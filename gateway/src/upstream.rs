@@ -10,6 +10,8 @@ use common::identity::Identity;
 use common::secret::Secret;
 use tonic::transport::Channel;
 
+use crate::kit::{Envelope, Reply};
+
 /// The reason `common::grpc::InternalAuth` gives when the internal token is wrong.
 const INTERNAL_TOKEN_REFUSED: &str = "internal_token_invalid";
 
@@ -76,7 +78,7 @@ impl<C: ServiceClient> Service<C> {
     }
 
     /// Calls one RPC on behalf of `identity`:
-    /// `auth.call(&identity, pb::MeRequest {}, |mut c, r| async move { c.me(r).await })`.
+    /// `auth.call(&identity, pb::MeRequest {}, rpc!(me))`.
     pub async fn call<Req, Resp, F, Fut>(
         &self,
         identity: &Identity,
@@ -89,6 +91,26 @@ impl<C: ServiceClient> Service<C> {
     {
         let request = common::grpc::outgoing(message, identity, &self.token, self.timeout);
         with_deadline(C::NAME, self.timeout, rpc(self.client.clone(), request)).await
+    }
+}
+
+impl<C: ServiceClient> Service<C> {
+    /// [`Service::call`], then the reply converted into the route's answer and enveloped:
+    /// `state.usage.forward(&identity, request, rpc!(report)).await`.
+    pub async fn forward<Req, Resp, T, F, Fut>(
+        &self,
+        identity: &Identity,
+        message: Req,
+        rpc: F,
+    ) -> Reply<T>
+    where
+        T: TryFrom<Resp>,
+        ApiError: From<T::Error>,
+        F: FnOnce(C, tonic::Request<Req>) -> Fut,
+        Fut: Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+    {
+        let reply = self.call(identity, message, rpc).await?;
+        Ok(Envelope::new(T::try_from(reply)?))
     }
 }
 

@@ -1,37 +1,34 @@
 //! svc-auth's `/api` routes: invites, registration, onboarding, RBAC sync, impersonation.
 
-use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
-use actix_web::{HttpRequest, HttpResponse, web};
-use common::ApiError;
+use actix_web::{get, patch, post, web};
 use common::identity::Identity;
 use proto::auth::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{UserResponse, UserView, non_empty};
-use crate::body::{Json, required};
-use crate::errors::ErrorResponse;
-use crate::middleware::request_id;
+use super::{UserReply, UserView, non_empty};
+use crate::body::NonBlank;
+use crate::kit::{
+    AdminOnly, Authenticated, Envelope, Errors, Input, JsonBody, Reply, Routes, SecretOnly,
+};
 use crate::rate_limit::RegisterAttempt;
-use crate::session::{AuthenticatedUser, SystemCaller};
+use crate::session::{Admin, AuthenticatedUser, SystemCaller};
 use crate::state::AppState;
+use crate::{error_set, rpc};
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct InviteBody {
     /// When set, only this email can redeem the invite.
+    #[schema(format = Email, max_length = 254)]
     pub email: Option<String>,
-    /// Default 72.
-    #[schema(example = 72)]
+    /// Hours until the invite expires, 1 to 720; default 72.
+    #[schema(minimum = 1, maximum = 720, example = 72)]
     pub expires_in_hours: Option<u32>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct InviteResponse {
-    #[schema(example = true)]
-    pub ok: bool,
-    #[schema(example = true)]
-    pub success: bool,
+pub struct Invite {
     pub code: String,
     /// RFC 3339.
     pub expires_at: String,
@@ -39,57 +36,69 @@ pub struct InviteResponse {
     pub email: Option<String>,
 }
 
+impl From<pb::Invite> for Invite {
+    fn from(invite: pb::Invite) -> Self {
+        Self {
+            code: invite.code,
+            expires_at: invite.expires_at,
+            email: non_empty(invite.email),
+        }
+    }
+}
+
+error_set! {
+    InviteErrors {
+        400 "invalid_body": "`email` is not an email address, or `expires_in_hours` is outside 1..=720",
+    }
+}
+
 /// Creates a registration invite (administrators only).
 #[utoipa::path(
-    post,
-    path = "/api/invites",
     tag = "auth",
     security(("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
     request_body = InviteBody,
     responses(
-        (status = 200, description = "The invite", body = InviteResponse),
-        (status = 400, description = "`invalid_body`: a field is invalid", body = ErrorResponse),
-        (status = 401, description = "`token_missing`, `token_expired`, `token_invalid`, `user_suspended`", body = ErrorResponse),
-        (status = 403, description = "`forbidden`: not an administrator", body = ErrorResponse),
-        (status = 413, description = "`payload_too_large`", body = ErrorResponse),
-        (status = 503, description = "`service_unavailable`", body = ErrorResponse),
+        (status = 200, description = "The invite", body = Envelope<Invite>),
+        Errors<(Authenticated, AdminOnly, JsonBody, InviteErrors)>,
     )
 )]
+#[post("/api/invites")]
 pub async fn create_invite(
-    AuthenticatedUser(identity): AuthenticatedUser,
+    Input(Admin(identity), body): Input<Admin, InviteBody>,
     state: web::Data<AppState>,
-    Json(body): Json<InviteBody>,
-) -> Result<HttpResponse, ApiError> {
-    let invite = state
+) -> Reply<Invite> {
+    let request = pb::CreateInviteRequest {
+        email: body.email,
+        expires_in_hours: body.expires_in_hours,
+    };
+    state
         .auth
-        .call(
-            &identity,
-            pb::CreateInviteRequest {
-                email: body.email,
-                expires_in_hours: body.expires_in_hours,
-            },
-            |mut client, request| async move { client.create_invite(request).await },
-        )
-        .await?;
-    Ok(HttpResponse::Ok().json(InviteResponse {
-        ok: true,
-        success: true,
-        code: invite.code,
-        expires_at: invite.expires_at,
-        email: non_empty(invite.email),
-    }))
+        .forward(&identity, request, rpc!(create_invite))
+        .await
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct RegisterBody {
-    #[schema(value_type = String, required = true, example = "ada@example.com")]
-    pub email: Option<String>,
-    #[schema(value_type = String, required = true, format = Password)]
-    pub password: Option<String>,
-    #[schema(value_type = String, required = true)]
-    pub invite_code: Option<String>,
+    #[schema(format = Email, max_length = 254, example = "ada@example.com")]
+    pub email: NonBlank,
+    /// 8 characters to 256 bytes.
+    #[schema(value_type = String, format = Password, min_length = 8)]
+    pub password: NonBlank,
+    pub invite_code: NonBlank,
+    #[schema(max_length = 100)]
     pub first_name: Option<String>,
+    #[schema(max_length = 100)]
     pub last_name: Option<String>,
+}
+
+error_set! {
+    RegisterErrors {
+        400 "invalid_body": "`email` not an email address, `password` shorter than 8 characters or over 256 bytes, a name over 100 characters",
+        403 "invalid_invite": "the invite is unknown, used, expired or for another email",
+        409 "email_taken": "a user with this email exists",
+        429 "rate_limited": "too many registrations from this address; `Retry-After` tells the seconds to wait",
+        503 "service_unavailable": "svc-auth is down or did not answer in time",
+    }
 }
 
 /// Registers a new user with an invite code. New users are active `creator`s on the `starter`
@@ -97,51 +106,51 @@ pub struct RegisterBody {
 ///
 /// Rate limited per client address (10 per 15 minutes by default).
 #[utoipa::path(
-    post,
-    path = "/api/register",
     tag = "auth",
     request_body = RegisterBody,
     responses(
-        (status = 200, description = "The new user", body = UserResponse),
-        (status = 400, description = "`missing_field` or `invalid_body`, with the `field`", body = ErrorResponse),
-        (status = 403, description = "`invalid_invite`: unknown, used, expired or for another email", body = ErrorResponse),
-        (status = 409, description = "`email_taken`", body = ErrorResponse),
-        (status = 413, description = "`payload_too_large`", body = ErrorResponse),
-        (status = 429, description = "`rate_limited`; `Retry-After` tells the seconds to wait", body = ErrorResponse,
-            headers(("Retry-After" = u64, description = "Seconds until the next attempt is allowed"))),
-        (status = 503, description = "`service_unavailable`", body = ErrorResponse),
+        (status = 200, description = "The new user", body = Envelope<UserReply>),
+        Errors<(JsonBody, RegisterErrors)>,
     )
 )]
+#[post("/api/register")]
 pub async fn register(
-    _attempt: RegisterAttempt,
+    Input(RegisterAttempt(identity), body): Input<RegisterAttempt, RegisterBody>,
     state: web::Data<AppState>,
-    req: HttpRequest,
-    Json(body): Json<RegisterBody>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply<UserReply> {
     let request = pb::RegisterRequest {
-        email: required(body.email, "email")?,
-        password: required(body.password, "password")?,
-        invite_code: required(body.invite_code, "invite_code")?,
+        email: body.email.into(),
+        password: body.password.into(),
+        invite_code: body.invite_code.into(),
         first_name: body.first_name,
         last_name: body.last_name,
     };
-    let user = state
-        .auth
-        .call(
-            &Identity::anonymous(request_id(&req)),
-            request,
-            |mut client, request| async move { client.register(request).await },
-        )
-        .await?;
-    Ok(HttpResponse::Ok().json(UserResponse::new(user)))
+    state.auth.forward(&identity, request, rpc!(register)).await
+}
+
+/// The steps of onboarding, in order.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum OnboardingState {
+    ExtensionInstall,
+    DataCollection,
+    Processing,
+    Complete,
+}
+
+impl OnboardingState {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::ExtensionInstall => "EXTENSION_INSTALL",
+            Self::DataCollection => "DATA_COLLECTION",
+            Self::Processing => "PROCESSING",
+            Self::Complete => "COMPLETE",
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct OnboardingResponse {
-    #[schema(example = true)]
-    pub ok: bool,
-    #[schema(example = true)]
-    pub success: bool,
+pub struct Onboarding {
     #[schema(format = Uuid)]
     pub user_id: String,
     /// `EXTENSION_INSTALL`, `DATA_COLLECTION`, `PROCESSING` or `COMPLETE`.
@@ -151,11 +160,9 @@ pub struct OnboardingResponse {
     pub updated_at: String,
 }
 
-impl From<pb::Onboarding> for OnboardingResponse {
+impl From<pb::Onboarding> for Onboarding {
     fn from(onboarding: pb::Onboarding) -> Self {
         Self {
-            ok: true,
-            success: true,
             user_id: onboarding.user_id,
             state: onboarding.state,
             updated_at: onboarding.updated_at,
@@ -165,200 +172,197 @@ impl From<pb::Onboarding> for OnboardingResponse {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct OnboardingBody {
-    /// The new state. Non-administrators may only move forward.
-    #[schema(value_type = String, required = true, example = "DATA_COLLECTION")]
-    pub state: Option<String>,
+    /// The new state. Non-administrators may only move forward. Also accepted as
+    /// `onboarding_state`, the name `/users/me` and `/api/register` answer with.
+    #[serde(alias = "onboarding_state")]
+    pub state: OnboardingState,
     /// Administrators may name another user.
     pub user_id: Option<Uuid>,
 }
 
-async fn get_onboarding_of(
-    identity: Identity,
-    state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let onboarding = state
-        .auth
-        .call(
-            &identity,
-            pb::GetOnboardingRequest {},
-            |mut client, request| async move { client.get_onboarding(request).await },
-        )
-        .await?;
-    Ok(HttpResponse::Ok().json(OnboardingResponse::from(onboarding)))
-}
-
-async fn set_onboarding_of(
-    identity: Identity,
-    state: web::Data<AppState>,
-    body: OnboardingBody,
-) -> Result<HttpResponse, ApiError> {
-    let request = pb::SetOnboardingRequest {
-        state: required(body.state, "state")?,
-        user_id: body.user_id.map(|id| id.to_string()),
-    };
-    let onboarding = state
-        .auth
-        .call(&identity, request, |mut client, request| async move {
-            client.set_onboarding(request).await
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(OnboardingResponse::from(onboarding)))
+error_set! {
+    OnboardingErrors {
+        403 "onboarding_backward": "a backward move by a non-administrator",
+        403 "forbidden": "`user_id` names another user and the caller is not an administrator",
+        404 "not_found": "no such user",
+    }
 }
 
 /// The signed-in user's onboarding state.
 #[utoipa::path(
-    get,
-    path = "/api/onboarding",
     tag = "auth",
     security(("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
     responses(
-        (status = 200, description = "The onboarding state", body = OnboardingResponse),
-        (status = 401, description = "`token_missing`, `token_expired`, `token_invalid`, `user_suspended`", body = ErrorResponse),
-        (status = 503, description = "`service_unavailable`", body = ErrorResponse),
+        (status = 200, description = "The onboarding state", body = Envelope<Onboarding>),
+        Errors<Authenticated>,
     )
 )]
+#[get("/api/onboarding")]
 pub async fn get_onboarding(
     AuthenticatedUser(identity): AuthenticatedUser,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    get_onboarding_of(identity, state).await
+) -> Reply<Onboarding> {
+    onboarding_of(&identity, &state).await
+}
+
+async fn onboarding_of(identity: &Identity, state: &AppState) -> Reply<Onboarding> {
+    let request = pb::GetOnboardingRequest {};
+    state
+        .auth
+        .forward(identity, request, rpc!(get_onboarding))
+        .await
 }
 
 /// The signed-in user's onboarding state (same as `GET /api/onboarding`).
 #[utoipa::path(
-    get,
-    path = "/api/onboarding/state",
     tag = "auth",
     security(("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
     responses(
-        (status = 200, description = "The onboarding state", body = OnboardingResponse),
-        (status = 401, description = "`token_missing`, `token_expired`, `token_invalid`, `user_suspended`", body = ErrorResponse),
-        (status = 503, description = "`service_unavailable`", body = ErrorResponse),
+        (status = 200, description = "The onboarding state", body = Envelope<Onboarding>),
+        Errors<Authenticated>,
     )
 )]
+#[get("/api/onboarding/state")]
 pub async fn get_onboarding_state(
     AuthenticatedUser(identity): AuthenticatedUser,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    get_onboarding_of(identity, state).await
+) -> Reply<Onboarding> {
+    onboarding_of(&identity, &state).await
 }
 
 /// Moves the onboarding state: `EXTENSION_INSTALL → DATA_COLLECTION → PROCESSING → COMPLETE`,
 /// forward only unless the caller is an administrator.
 #[utoipa::path(
-    patch,
-    path = "/api/onboarding",
     tag = "auth",
     security(("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
     request_body = OnboardingBody,
     responses(
-        (status = 200, description = "The new state", body = OnboardingResponse),
-        (status = 400, description = "`missing_field`, or an unknown state (`invalid_body`)", body = ErrorResponse),
-        (status = 401, description = "`token_missing`, `token_expired`, `token_invalid`, `user_suspended`", body = ErrorResponse),
-        (status = 403, description = "`onboarding_backward`: a backward move by a non-administrator; `forbidden`", body = ErrorResponse),
-        (status = 404, description = "`not_found`: no such user", body = ErrorResponse),
-        (status = 413, description = "`payload_too_large`", body = ErrorResponse),
-        (status = 503, description = "`service_unavailable`", body = ErrorResponse),
+        (status = 200, description = "The new state", body = Envelope<Onboarding>),
+        Errors<(Authenticated, JsonBody, OnboardingErrors)>,
     )
 )]
+#[patch("/api/onboarding")]
 pub async fn patch_onboarding(
-    AuthenticatedUser(identity): AuthenticatedUser,
+    Input(AuthenticatedUser(identity), body): Input<AuthenticatedUser, OnboardingBody>,
     state: web::Data<AppState>,
-    Json(body): Json<OnboardingBody>,
-) -> Result<HttpResponse, ApiError> {
-    set_onboarding_of(identity, state, body).await
+) -> Reply<Onboarding> {
+    move_onboarding(&identity, body, &state).await
+}
+
+async fn move_onboarding(
+    identity: &Identity,
+    body: OnboardingBody,
+    state: &AppState,
+) -> Reply<Onboarding> {
+    let request = pb::SetOnboardingRequest {
+        state: body.state.as_str().to_owned(),
+        user_id: body.user_id.map(|id| id.to_string()),
+    };
+    state
+        .auth
+        .forward(identity, request, rpc!(set_onboarding))
+        .await
 }
 
 /// Moves the onboarding state (same as `PATCH /api/onboarding`).
 #[utoipa::path(
-    patch,
-    path = "/api/onboarding/state",
     tag = "auth",
     security(("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
     request_body = OnboardingBody,
     responses(
-        (status = 200, description = "The new state", body = OnboardingResponse),
-        (status = 400, description = "`missing_field`, or an unknown state (`invalid_body`)", body = ErrorResponse),
-        (status = 401, description = "`token_missing`, `token_expired`, `token_invalid`, `user_suspended`", body = ErrorResponse),
-        (status = 403, description = "`onboarding_backward`: a backward move by a non-administrator; `forbidden`", body = ErrorResponse),
-        (status = 404, description = "`not_found`: no such user", body = ErrorResponse),
-        (status = 413, description = "`payload_too_large`", body = ErrorResponse),
-        (status = 503, description = "`service_unavailable`", body = ErrorResponse),
+        (status = 200, description = "The new state", body = Envelope<Onboarding>),
+        Errors<(Authenticated, JsonBody, OnboardingErrors)>,
     )
 )]
+#[patch("/api/onboarding/state")]
 pub async fn patch_onboarding_state(
-    AuthenticatedUser(identity): AuthenticatedUser,
+    Input(AuthenticatedUser(identity), body): Input<AuthenticatedUser, OnboardingBody>,
     state: web::Data<AppState>,
-    Json(body): Json<OnboardingBody>,
-) -> Result<HttpResponse, ApiError> {
-    set_onboarding_of(identity, state, body).await
+) -> Reply<Onboarding> {
+    move_onboarding(&identity, body, &state).await
+}
+
+/// Account statuses, as Directus has them.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Active,
+    Invited,
+    Draft,
+    Suspended,
+    Archived,
+}
+
+/// Subscription tiers.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    Starter,
+    Creator,
+    Pro,
+    Studio,
+}
+
+/// Serde's own name of a unit variant, which is what svc-auth expects.
+fn variant_name<T: std::fmt::Debug>(value: T) -> String {
+    format!("{value:?}").to_lowercase()
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RbacSyncBody {
-    #[schema(value_type = Uuid, required = true)]
-    pub user_id: Option<Uuid>,
+    pub user_id: Uuid,
     /// Role name (`administrator`, `creator`, `viewer`) or role uuid.
     pub role: Option<String>,
-    /// `active`, `suspended`, …
-    pub status: Option<String>,
-    /// `starter`, `creator`, `pro` or `studio`.
-    pub pricing_tier: Option<String>,
+    pub status: Option<Status>,
+    pub pricing_tier: Option<Tier>,
+}
+
+error_set! {
+    RbacSyncErrors {
+        400 "invalid_body": "`role` is neither a role name nor a role uuid",
+        404 "not_found": "no such user",
+    }
 }
 
 /// Role, status or tier change from the identity provider's webhook. Authenticated by the
 /// `X-RBAC-SYNC-SECRET` shared secret (a user token does not count).
 #[utoipa::path(
-    post,
-    path = "/api/rbac-sync",
     tag = "auth",
     security(("rbac_sync_secret" = [])),
     request_body = RbacSyncBody,
     responses(
-        (status = 200, description = "The user after the change", body = UserResponse),
-        (status = 400, description = "`missing_field` or `invalid_body`, with the `field`", body = ErrorResponse),
-        (status = 401, description = "`invalid_secret`: missing or wrong X-RBAC-SYNC-SECRET", body = ErrorResponse),
-        (status = 404, description = "`not_found`: no such user", body = ErrorResponse),
-        (status = 413, description = "`payload_too_large`", body = ErrorResponse),
-        (status = 503, description = "`service_unavailable`", body = ErrorResponse),
+        (status = 200, description = "The user after the change", body = Envelope<UserReply>),
+        Errors<(SecretOnly, JsonBody, RbacSyncErrors)>,
     )
 )]
+#[post("/api/rbac-sync")]
 pub async fn rbac_sync(
-    SystemCaller(identity): SystemCaller,
+    Input(SystemCaller(identity), body): Input<SystemCaller, RbacSyncBody>,
     state: web::Data<AppState>,
-    Json(body): Json<RbacSyncBody>,
-) -> Result<HttpResponse, ApiError> {
-    let user_id = required(body.user_id, "user_id")?;
+) -> Reply<UserReply> {
     let request = pb::RbacSyncRequest {
-        user_id: user_id.to_string(),
+        user_id: body.user_id.to_string(),
         role: body.role,
-        status: body.status,
-        pricing_tier: body.pricing_tier,
+        status: body.status.map(variant_name),
+        pricing_tier: body.pricing_tier.map(variant_name),
     };
-    let user = state
+    let reply = state
         .auth
-        .call(&identity, request, |mut client, request| async move {
-            client.rbac_sync(request).await
-        })
+        .forward(&identity, request, rpc!(rbac_sync))
         .await?;
     // A suspension or a demotion takes effect here at once, not when the cache entry expires.
-    state.resolver.forget(user_id).await;
-    Ok(HttpResponse::Ok().json(UserResponse::new(user)))
+    state.resolver.forget(body.user_id).await;
+    Ok(reply)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ImpersonateBody {
     /// The user to act as.
-    #[schema(value_type = Uuid, required = true)]
-    pub user_id: Option<Uuid>,
+    pub user_id: Uuid,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ImpersonateResponse {
-    #[schema(example = true)]
-    pub ok: bool,
-    #[schema(example = true)]
-    pub success: bool,
+pub struct Impersonation {
     /// A short-lived access token for the target user, carrying `impersonated_by`.
     pub access_token: String,
     /// Lifetime of the token in milliseconds.
@@ -366,45 +370,52 @@ pub struct ImpersonateResponse {
     pub user: Option<UserView>,
 }
 
+impl From<pb::ImpersonateResponse> for Impersonation {
+    fn from(reply: pb::ImpersonateResponse) -> Self {
+        Self {
+            access_token: reply.access_token,
+            expires: reply.expires_ms,
+            user: reply.user.map(UserView::from),
+        }
+    }
+}
+
+error_set! {
+    UserNotFound {
+        404 "not_found": "no such user",
+    }
+}
+
 /// Issues a short-lived token to act as another user (administrators only; audited).
 #[utoipa::path(
-    post,
-    path = "/api/impersonate",
     tag = "auth",
     security(("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
     request_body = ImpersonateBody,
     responses(
-        (status = 200, description = "The token and the user it acts as", body = ImpersonateResponse),
-        (status = 400, description = "`missing_field` or `invalid_body`, with the `field`", body = ErrorResponse),
-        (status = 401, description = "`token_missing`, `token_expired`, `token_invalid`, `user_suspended`", body = ErrorResponse),
-        (status = 403, description = "`forbidden`: not an administrator", body = ErrorResponse),
-        (status = 404, description = "`not_found`: no such user", body = ErrorResponse),
-        (status = 413, description = "`payload_too_large`", body = ErrorResponse),
-        (status = 503, description = "`service_unavailable`", body = ErrorResponse),
+        (status = 200, description = "The token and the user it acts as", body = Envelope<Impersonation>),
+        Errors<(Authenticated, AdminOnly, JsonBody, UserNotFound)>,
     )
 )]
+#[post("/api/impersonate")]
 pub async fn impersonate(
-    AuthenticatedUser(identity): AuthenticatedUser,
+    Input(Admin(identity), body): Input<Admin, ImpersonateBody>,
     state: web::Data<AppState>,
-    Json(body): Json<ImpersonateBody>,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply<Impersonation> {
     let request = pb::ImpersonateRequest {
-        user_id: required(body.user_id, "user_id")?.to_string(),
+        user_id: body.user_id.to_string(),
     };
-    let reply = state
-        .auth
-        .call(&identity, request, |mut client, request| async move {
-            client.impersonate(request).await
-        })
-        .await?;
-    Ok(HttpResponse::Ok()
-        // A token must not linger in shared or browser caches.
-        .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")))
-        .json(ImpersonateResponse {
-            ok: true,
-            success: true,
-            access_token: reply.access_token,
-            expires: reply.expires_ms,
-            user: reply.user.map(UserView::from),
-        }))
+    let reply = state.auth.forward(&identity, request, rpc!(impersonate));
+    Ok(reply.await?.no_store())
+}
+
+pub fn routes(routes: &mut Routes) {
+    routes
+        .add(create_invite)
+        .add(register)
+        .add(get_onboarding)
+        .add(get_onboarding_state)
+        .add(patch_onboarding)
+        .add(patch_onboarding_state)
+        .add(rbac_sync)
+        .add(impersonate);
 }

@@ -3,18 +3,20 @@
 
 use actix_web::cookie::{Cookie, SameSite, time};
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use common::identity::Identity;
 use proto::auth::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::non_empty;
-use crate::body::{DirectusJson, required};
-use crate::directus::{DirectusError, DirectusErrors};
+use crate::body::{DirectusJson, NonBlank};
+use crate::directus::DirectusError;
+use crate::kit::{Errors, Routes};
 use crate::middleware::request_id;
 use crate::session::DirectusUser;
 use crate::state::AppState;
+use crate::{error_set, rpc};
 
 /// The cookie Directus keeps the refresh token in, in cookie mode.
 pub const REFRESH_COOKIE: &str = "directus_refresh_token";
@@ -30,12 +32,12 @@ pub enum Mode {
     Cookie,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct LoginBody {
-    #[schema(value_type = String, required = true, example = "admin@example.com")]
-    pub email: Option<String>,
-    #[schema(value_type = String, required = true, format = Password)]
-    pub password: Option<String>,
+    #[schema(example = "admin@example.com")]
+    pub email: NonBlank,
+    #[schema(value_type = String, format = Password, min_length = 1)]
+    pub password: NonBlank,
     /// `json` (default) or `cookie`.
     pub mode: Option<Mode>,
 }
@@ -168,81 +170,62 @@ fn refresh_token_of(req: &HttpRequest, from_body: Option<String>) -> Result<Stri
 /// Right or wrong, the answer never comes sooner than svc-auth's floor (500 ms), and an unknown
 /// email looks exactly like a wrong password.
 #[utoipa::path(
-    post,
-    path = "/auth/login",
     tag = "directus",
     request_body = LoginBody,
     responses(
         (status = 200, description = "Tokens (no refresh_token in cookie mode: it is in the Set-Cookie `directus_refresh_token`)", body = TokenResponse),
-        (status = 400, description = "`INVALID_PAYLOAD`: a field is missing or invalid", body = DirectusErrors),
-        (status = 401, description = "`INVALID_CREDENTIALS`", body = DirectusErrors),
-        (status = 413, description = "`CONTENT_TOO_LARGE`", body = DirectusErrors),
-        (status = 503, description = "`SERVICE_UNAVAILABLE`: svc-auth is down", body = DirectusErrors),
+        Errors<(DirectusBody, DirectusCredentials)>,
     )
 )]
+#[post("/auth/login")]
 pub async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
     DirectusJson(body): DirectusJson<LoginBody>,
 ) -> Result<HttpResponse, DirectusError> {
-    let email = required(body.email, "email")?;
-    let password = required(body.password, "password")?;
-    let pair = state
-        .auth
-        .call(
-            &Identity::anonymous(request_id(&req)),
-            pb::LoginRequest { email, password },
-            |mut client, request| async move { client.login(request).await },
-        )
-        .await?;
+    let request = pb::LoginRequest {
+        email: body.email.into(),
+        password: body.password.into(),
+    };
+    let caller = Identity::anonymous(request_id(&req));
+    let pair = state.auth.call(&caller, request, rpc!(login)).await?;
     Ok(tokens(pair, body.mode.unwrap_or_default()))
 }
 
 /// Trades a refresh token for new tokens; the one presented is rejected from then on.
 #[utoipa::path(
-    post,
-    path = "/auth/refresh",
     tag = "directus",
     request_body = RefreshBody,
     params(("directus_refresh_token" = Option<String>, Cookie, description = "The refresh token, in cookie mode")),
     responses(
         (status = 200, description = "New tokens (cookie mode: the new refresh token in the Set-Cookie)", body = TokenResponse),
-        (status = 400, description = "`INVALID_PAYLOAD`: no refresh token", body = DirectusErrors),
-        (status = 401, description = "`INVALID_CREDENTIALS`: unknown, expired or already used refresh token", body = DirectusErrors),
-        (status = 503, description = "`SERVICE_UNAVAILABLE`", body = DirectusErrors),
+        Errors<(DirectusBody, DirectusCredentials)>,
     )
 )]
+#[post("/auth/refresh")]
 pub async fn refresh(
     state: web::Data<AppState>,
     req: HttpRequest,
     DirectusJson(body): DirectusJson<RefreshBody>,
 ) -> Result<HttpResponse, DirectusError> {
     let refresh_token = refresh_token_of(&req, body.refresh_token)?;
-    let pair = state
-        .auth
-        .call(
-            &Identity::anonymous(request_id(&req)),
-            pb::RefreshRequest { refresh_token },
-            |mut client, request| async move { client.refresh(request).await },
-        )
-        .await?;
+    let caller = Identity::anonymous(request_id(&req));
+    let request = pb::RefreshRequest { refresh_token };
+    let pair = state.auth.call(&caller, request, rpc!(refresh)).await?;
     Ok(tokens(pair, body.mode.unwrap_or_default()))
 }
 
 /// Ends the session of a refresh token.
 #[utoipa::path(
-    post,
-    path = "/auth/logout",
     tag = "directus",
     request_body = LogoutBody,
     params(("directus_refresh_token" = Option<String>, Cookie, description = "The refresh token, in cookie mode")),
     responses(
         (status = 204, description = "Logged out; the refresh cookie is cleared"),
-        (status = 400, description = "`INVALID_PAYLOAD`: no refresh token", body = DirectusErrors),
-        (status = 401, description = "`INVALID_CREDENTIALS`", body = DirectusErrors),
-        (status = 503, description = "`SERVICE_UNAVAILABLE`", body = DirectusErrors),
+        Errors<(DirectusBody, DirectusCredentials)>,
     )
 )]
+#[post("/auth/logout")]
 pub async fn logout(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -250,14 +233,9 @@ pub async fn logout(
 ) -> Result<HttpResponse, DirectusError> {
     let had_cookie = req.cookie(REFRESH_COOKIE).is_some();
     let refresh_token = refresh_token_of(&req, body.refresh_token)?;
-    state
-        .auth
-        .call(
-            &Identity::anonymous(request_id(&req)),
-            pb::LogoutRequest { refresh_token },
-            |mut client, request| async move { client.logout(request).await },
-        )
-        .await?;
+    let caller = Identity::anonymous(request_id(&req));
+    let request = pb::LogoutRequest { refresh_token };
+    state.auth.call(&caller, request, rpc!(logout)).await?;
     let mut response = HttpResponse::NoContent();
     if had_cookie || body.mode == Some(Mode::Cookie) {
         response.cookie(refresh_cookie(String::new(), 0));
@@ -267,31 +245,51 @@ pub async fn logout(
 
 /// The signed-in user, with Directus' field names (`role` is the role's uuid).
 #[utoipa::path(
-    get,
-    path = "/users/me",
     tag = "directus",
     security(("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
     responses(
         (status = 200, description = "The user", body = MeResponse),
-        (status = 400, description = "`INVALID_PAYLOAD`: token both in the header and the query", body = DirectusErrors),
-        (status = 401, description = "`INVALID_CREDENTIALS` (no token, unknown or suspended user) or `TOKEN_EXPIRED`", body = DirectusErrors),
-        (status = 403, description = "`INVALID_TOKEN`: bad signature, algorithm or issuer", body = DirectusErrors),
-        (status = 503, description = "`SERVICE_UNAVAILABLE`", body = DirectusErrors),
+        Errors<DirectusToken>,
     )
 )]
+#[get("/users/me")]
 pub async fn me(
     DirectusUser(identity): DirectusUser,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, DirectusError> {
     let user = state
         .auth
-        .call(
-            &identity,
-            pb::MeRequest {},
-            |mut client, request| async move { client.me(request).await },
-        )
+        .call(&identity, pb::MeRequest {}, rpc!(me))
         .await?;
     Ok(HttpResponse::Ok().json(MeResponse { data: user.into() }))
+}
+
+error_set! {
+    directus DirectusBody {
+        400 "INVALID_PAYLOAD": "a field is missing or invalid, or no refresh token in the body or the cookie",
+        413 "CONTENT_TOO_LARGE": "the body is over the configured limit",
+        503 "SERVICE_UNAVAILABLE": "svc-auth is down or did not answer in time",
+    }
+}
+
+error_set! {
+    directus DirectusCredentials {
+        401 "INVALID_CREDENTIALS": "wrong email or password, or an unknown, expired or already used refresh token",
+    }
+}
+
+error_set! {
+    directus DirectusToken {
+        400 "INVALID_PAYLOAD": "an access token both in the Authorization header and the query",
+        401 "INVALID_CREDENTIALS": "no token, or an unknown or suspended user",
+        401 "TOKEN_EXPIRED": "the access token has expired",
+        403 "INVALID_TOKEN": "bad signature, algorithm or issuer",
+        503 "SERVICE_UNAVAILABLE": "svc-auth is down or did not answer in time",
+    }
+}
+
+pub fn routes(routes: &mut Routes) {
+    routes.add(login).add(refresh).add(logout).add(me);
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@ use proto::auth::v1 as pb;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::kit::Routes;
+
 /// proto3 has no absent strings; an empty one means "none".
 fn non_empty(value: String) -> Option<String> {
     (!value.is_empty()).then_some(value)
@@ -65,22 +67,20 @@ impl From<pb::User> for UserView {
     }
 }
 
-/// `{ok, success, user}`
+/// `{user}`
 #[derive(Debug, Serialize, ToSchema)]
-pub struct UserResponse {
-    #[schema(example = true)]
-    pub ok: bool,
-    #[schema(example = true)]
-    pub success: bool,
+pub struct UserReply {
     pub user: UserView,
 }
 
-impl UserResponse {
-    pub fn new(user: pb::User) -> Self {
-        Self {
-            ok: true,
-            success: true,
-            user: user.into(),
-        }
+impl From<pb::User> for UserReply {
+    fn from(user: pb::User) -> Self {
+        Self { user: user.into() }
     }
+}
+
+pub fn routes(routes: &mut Routes) {
+    directus_compat::routes(routes);
+    api::routes(routes);
+    profile::routes(routes);
 }

@@ -3,26 +3,28 @@
 use actix_multipart::Multipart;
 use actix_web::dev::Payload;
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, ContentType, HeaderValue};
-use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
-use common::identity::Identity;
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, get, patch, web};
 use common::{ApiError, Kind};
 use futures_util::StreamExt as _;
 use proto::auth::v1 as pb;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::UserResponse;
+use super::UserReply;
 use crate::body::{check_announced_length, read_json, too_large};
-use crate::errors::ErrorResponse;
+use crate::kit::{Authenticated, Envelope, Errors, JsonBody, Reply, Routes};
 use crate::session::AuthenticatedUser;
 use crate::state::AppState;
+use crate::{error_set, rpc};
 
 /// Names are short; a bigger text part is not a name.
 const MAX_TEXT_PART: usize = 4096;
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct ProfileBody {
+    #[schema(max_length = 100)]
     pub first_name: Option<String>,
+    #[schema(max_length = 100)]
     pub last_name: Option<String>,
 }
 
@@ -37,38 +39,38 @@ pub struct AvatarForm {
     last_name: Option<String>,
 }
 
+error_set! {
+    ProfileErrors {
+        400 "invalid_body": "a name over 100 characters, an avatar that is not a PNG, JPEG, GIF or WebP image, or a malformed form (`field` names it)",
+        400 "missing_field": "nothing to change: neither `first_name`, `last_name` nor `avatar`",
+        413 "payload_too_large": "over the body or upload limit, or an avatar over 2 MiB",
+    }
+}
+
 /// The signed-in user's profile.
 #[utoipa::path(
-    get,
-    path = "/api/user-proxy",
     tag = "auth",
     security(("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
     responses(
-        (status = 200, description = "The profile", body = UserResponse),
-        (status = 401, description = "`token_missing`, `token_expired`, `token_invalid`, `user_suspended`", body = ErrorResponse),
-        (status = 503, description = "`service_unavailable`", body = ErrorResponse),
+        (status = 200, description = "The profile", body = Envelope<UserReply>),
+        Errors<Authenticated>,
     )
 )]
+#[get("/api/user-proxy")]
 pub async fn get_profile(
     AuthenticatedUser(identity): AuthenticatedUser,
     state: web::Data<AppState>,
-) -> Result<HttpResponse, ApiError> {
-    let user = state
+) -> Reply<UserReply> {
+    let request = pb::GetProfileRequest {};
+    state
         .auth
-        .call(
-            &identity,
-            pb::GetProfileRequest {},
-            |mut client, request| async move { client.get_profile(request).await },
-        )
-        .await?;
-    Ok(HttpResponse::Ok().json(UserResponse::new(user)))
+        .forward(&identity, request, rpc!(get_profile))
+        .await
 }
 
 /// Updates the profile: JSON names, or a multipart form with an `avatar` image part (and
 /// optional `first_name` / `last_name` text parts).
 #[utoipa::path(
-    patch,
-    path = "/api/user-proxy",
     tag = "auth",
     security(("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
     request_body(content(
@@ -76,19 +78,17 @@ pub async fn get_profile(
         (AvatarForm = "multipart/form-data"),
     )),
     responses(
-        (status = 200, description = "The profile after the change", body = UserResponse),
-        (status = 400, description = "`invalid_body` with the `field` (name too long, not an image, malformed form); `missing_field`", body = ErrorResponse),
-        (status = 401, description = "`token_missing`, `token_expired`, `token_invalid`, `user_suspended`", body = ErrorResponse),
-        (status = 413, description = "`payload_too_large`: over the body or upload limit, or an avatar over svc-auth's limit", body = ErrorResponse),
-        (status = 503, description = "`service_unavailable`", body = ErrorResponse),
+        (status = 200, description = "The profile after the change", body = Envelope<UserReply>),
+        Errors<(Authenticated, JsonBody, ProfileErrors)>,
     )
 )]
+#[patch("/api/user-proxy")]
 pub async fn patch_profile(
     AuthenticatedUser(identity): AuthenticatedUser,
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
+) -> Reply<UserReply> {
     let payload = payload.into_inner();
     let (names, avatar) = if req
         .content_type()
@@ -107,40 +107,28 @@ pub async fn patch_profile(
             "nothing to change: send first_name, last_name or an avatar",
         ));
     }
-
     let mut user = None;
     if has_names {
         let request = pb::UpdateProfileRequest {
             first_name: names.first_name,
             last_name: names.last_name,
         };
-        user = Some(update_profile(&state, &identity, request).await?);
+        user = Some(
+            state
+                .auth
+                .forward(&identity, request, rpc!(update_profile))
+                .await?,
+        );
     }
     if let Some(avatar) = avatar {
         user = Some(
             state
                 .auth
-                .call(&identity, avatar, |mut client, request| async move {
-                    client.set_avatar(request).await
-                })
+                .forward(&identity, avatar, rpc!(set_avatar))
                 .await?,
         );
     }
-    let user = user.ok_or_else(ApiError::internal)?;
-    Ok(HttpResponse::Ok().json(UserResponse::new(user)))
-}
-
-async fn update_profile(
-    state: &AppState,
-    identity: &Identity,
-    request: pb::UpdateProfileRequest,
-) -> Result<pb::User, ApiError> {
-    state
-        .auth
-        .call(identity, request, |mut client, request| async move {
-            client.update_profile(request).await
-        })
-        .await
+    user.ok_or_else(ApiError::internal)
 }
 
 fn malformed_form() -> ApiError {
@@ -217,30 +205,24 @@ async fn read_form(
 
 /// The signed-in user's avatar image.
 #[utoipa::path(
-    get,
-    path = "/api/user-proxy/avatar",
     tag = "auth",
     security(("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
     responses(
         (status = 200, description = "The image, with its content type", content(
             ("image/png"), ("image/jpeg"), ("image/gif"), ("image/webp"),
         )),
-        (status = 401, description = "`token_missing`, `token_expired`, `token_invalid`, `user_suspended`", body = ErrorResponse),
-        (status = 404, description = "`not_found`: no avatar", body = ErrorResponse),
-        (status = 503, description = "`service_unavailable`", body = ErrorResponse),
+        Errors<(Authenticated, NoAvatar)>,
     )
 )]
+#[get("/api/user-proxy/avatar")]
 pub async fn get_avatar(
     AuthenticatedUser(identity): AuthenticatedUser,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let request = pb::GetAvatarRequest {};
     let avatar = state
         .auth
-        .call(
-            &identity,
-            pb::GetAvatarRequest {},
-            |mut client, request| async move { client.get_avatar(request).await },
-        )
+        .call(&identity, request, rpc!(get_avatar))
         .await?;
     if avatar.image.is_empty() {
         return Err(ApiError::not_found("avatar"));
@@ -259,6 +241,16 @@ pub async fn get_avatar(
             HeaderValue::from_static("default-src 'none'; sandbox"),
         ))
         .body(avatar.image))
+}
+
+error_set! {
+    NoAvatar {
+        404 "not_found": "the user has no avatar",
+    }
+}
+
+pub fn routes(routes: &mut Routes) {
+    routes.add(get_profile).add(patch_profile).add(get_avatar);
 }
 
 #[cfg(test)]

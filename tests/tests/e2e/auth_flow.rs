@@ -478,3 +478,39 @@ async fn profile_and_avatar_through_the_user_proxy() {
         .await;
     assert_error(&rejected, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn the_role_is_checked_before_the_body() {
+    let app = spawn_app().await;
+    let (_, creator) = app.new_creator("nosy@genie.test").await;
+    for (path, body) in [
+        ("/api/impersonate", json!({})),
+        ("/api/impersonate", json!({"user_id": "not a uuid"})),
+        ("/api/invites", json!({"expires_in_hours": "soon"})),
+    ] {
+        let response = app.post(path, body.clone(), Some(&creator)).await;
+        assert_eq!(
+            assert_error(&response, StatusCode::FORBIDDEN),
+            "forbidden",
+            "{path} {body}"
+        );
+    }
+    // The same bodies from an administrator are judged as bodies.
+    let admin = app.admin_token().await;
+    let response = app.post("/api/impersonate", json!({}), Some(&admin)).await;
+    assert_eq!(
+        assert_error(&response, StatusCode::BAD_REQUEST),
+        "missing_field"
+    );
+    assert_eq!(response.body["field"], "user_id");
+    // `onboarding_state`, the name other answers use, is taken as `state`.
+    let moved = app
+        .patch(
+            "/api/onboarding",
+            json!({"onboarding_state": "DATA_COLLECTION"}),
+            &creator,
+        )
+        .await;
+    assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
+    assert_eq!(moved.body["state"], "DATA_COLLECTION");
+}

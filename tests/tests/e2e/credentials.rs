@@ -330,9 +330,10 @@ async fn bad_requests_name_the_field() {
     let (token, profile) = creator_with_profile(&app, "careless@genie.test", json!("pw")).await;
     let cases = [
         (
+            // A missing field goes by its documented name; a wrong one by the name it was sent as.
             "/api/credentials/store",
             json!({"credentials": "x"}),
-            "creatorProfileId",
+            "creator_profile_id",
         ),
         (
             "/api/credentials/store",

@@ -1,0 +1,324 @@
+//! The route kit: how every gateway route is written.
+//!
+//! A route is one handler with its `#[utoipa::path]` documentation and its actix method macro,
+//! and one line in its module's `routes`:
+//!
+//! ```ignore
+//! /// Reveals a creator profile's login credentials (audited).
+//! #[utoipa::path(tag = "credentials", security(OWNER_OR_SECRET),
+//!     request_body = ProfileRef,
+//!     responses((status = 200, body = Envelope<RevealedCredentials>),
+//!               Errors<(OwnerOrSecret, JsonBody, ProfileNotFound)>))]
+//! #[post("/api/credentials/reveal")]
+//! async fn reveal(Input(OwnerOrSystem(caller), body): Input<OwnerOrSystem, ProfileRef>,
+//!                 state: web::Data<AppState>) -> Reply<RevealedCredentials> {
+//!     state.credentials.forward(&caller, body.into(), rpc!(reveal_credentials)).await
+//! }
+//!
+//! pub fn routes(routes: &mut Routes) { routes.add(reveal); }
+//! ```
+//!
+//! - [`Routes::add`] mounts a route and puts it in the OpenAPI document in one step; nothing
+//!   else can mount a route, so the document lists exactly what is served.
+//! - [`Input`] runs the caller check (token, role, shared secret) before the body is read, so a
+//!   request that may not use a route is refused as such whatever its body.
+//! - Bodies are real types (required fields are not `Option`); a failure names the field and
+//!   never echoes a value ([`crate::body`]).
+//! - [`Service::forward`](crate::upstream::Service::forward) calls the RPC with the caller's
+//!   identity and a deadline, converts the reply, and wraps it in the [`Envelope`].
+//! - Errors are documented by sets ([`ErrorSet`]) that a route combines: `Errors<(A, B, C)>`.
+//!   Reasons that share a status are listed together under it.
+
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
+
+use actix_web::body::BoxBody;
+use actix_web::dev::{HttpServiceFactory, Payload};
+use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, Responder};
+use common::ApiError;
+use futures_util::future::LocalBoxFuture;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
+use utoipa::{IntoResponses, ToSchema};
+use utoipa_actix_web::OpenApiFactory;
+
+/// Calls one RPC of a generated client: `rpc!(reveal_credentials)` is the closure that
+/// [`Service::call`](crate::upstream::Service::call) and `forward` take.
+#[macro_export]
+macro_rules! rpc {
+    ($method:ident) => {
+        |mut client, request| async move { client.$method(request).await }
+    };
+}
+
+/// Where routes are mounted. Only documented routes can be added.
+pub struct Routes<'c, 's>(&'c mut utoipa_actix_web::service_config::ServiceConfig<'s>);
+
+impl<'c, 's> Routes<'c, 's> {
+    pub fn new(config: &'c mut utoipa_actix_web::service_config::ServiceConfig<'s>) -> Self {
+        Self(config)
+    }
+
+    /// Mounts a handler made by an actix method macro and annotated with `#[utoipa::path]`.
+    pub fn add<R: HttpServiceFactory + OpenApiFactory + 'static>(&mut self, route: R) -> &mut Self {
+        self.0.service(route);
+        self
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Success
+
+/// Every `/api` success body: `{"ok": true, "success": true, ...the route's fields}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Envelope<T> {
+    #[schema(example = true)]
+    ok: bool,
+    #[schema(example = true)]
+    success: bool,
+    #[serde(flatten)]
+    pub body: T,
+    /// Answers carrying a secret must not be kept by a browser or a proxy.
+    #[serde(skip)]
+    #[schema(ignore)]
+    no_store: bool,
+}
+
+impl<T> Envelope<T> {
+    pub fn new(body: T) -> Self {
+        Self {
+            ok: true,
+            success: true,
+            body,
+            no_store: false,
+        }
+    }
+
+    /// Adds `Cache-Control: no-store` (tokens, revealed secrets).
+    pub fn no_store(mut self) -> Self {
+        self.no_store = true;
+        self
+    }
+}
+
+impl<T: Serialize> Responder for Envelope<T> {
+    type Body = BoxBody;
+
+    fn respond_to(self, _: &HttpRequest) -> HttpResponse {
+        let mut response = HttpResponse::Ok();
+        if self.no_store {
+            response.insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        }
+        response.json(self)
+    }
+}
+
+/// What an `/api` handler returns.
+pub type Reply<T> = Result<Envelope<T>, ApiError>;
+
+// ---------------------------------------------------------------------------------------------
+// Input
+
+/// A caller check and a JSON body, in that order: the body is read only once the caller may use
+/// the route. `C` is one of the extractors of [`crate::session`].
+pub struct Input<C, B>(pub C, pub B);
+
+impl<C, B> FromRequest for Input<C, B>
+where
+    C: FromRequest<Error = ApiError> + 'static,
+    C::Future: 'static,
+    B: DeserializeOwned + 'static,
+{
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let caller = C::from_request(req, &mut Payload::None);
+        let req = req.clone();
+        let payload = payload.take();
+        Box::pin(async move {
+            let caller = caller.await?;
+            let limit = crate::body::body_limit(&req);
+            let body = crate::body::read_json(&req, payload, limit).await?;
+            Ok(Input(caller, body))
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Documented errors
+
+/// The error body a reason is answered with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorFormat {
+    /// `{ok, success, error, reason, field?}` (`ErrorResponse`).
+    Api,
+    /// Directus' `{errors: [{message, extensions: {code}}]}` (`DirectusErrors`).
+    Directus,
+}
+
+/// One way a route can fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorDoc {
+    pub status: u16,
+    pub reason: &'static str,
+    pub when: &'static str,
+    pub format: ErrorFormat,
+}
+
+/// A set of documented failures that routes share.
+pub trait ErrorSet {
+    fn collect(into: &mut Vec<ErrorDoc>);
+}
+
+macro_rules! tuple_error_sets {
+    ($($set:ident),+) => {
+        impl<$($set: ErrorSet),+> ErrorSet for ($($set,)+) {
+            fn collect(into: &mut Vec<ErrorDoc>) {
+                $($set::collect(into);)+
+            }
+        }
+    };
+}
+tuple_error_sets!(A);
+tuple_error_sets!(A, B);
+tuple_error_sets!(A, B, C);
+tuple_error_sets!(A, B, C, D);
+tuple_error_sets!(A, B, C, D, E);
+tuple_error_sets!(A, B, C, D, E, F);
+
+/// Declares an [`ErrorSet`]: `error_set!(pub NotYours { 404 "not_found": "another user's" });`.
+/// `error_set!(directus pub Name { ... })` declares one answered in Directus' format.
+#[macro_export]
+macro_rules! error_set {
+    ($(#[$meta:meta])* $vis:vis $name:ident { $($status:literal $reason:literal : $when:literal),+ $(,)? }) => {
+        $crate::error_set!(@format Api $(#[$meta])* $vis $name { $($status $reason : $when),+ });
+    };
+    (directus $(#[$meta:meta])* $vis:vis $name:ident { $($status:literal $reason:literal : $when:literal),+ $(,)? }) => {
+        $crate::error_set!(@format Directus $(#[$meta])* $vis $name { $($status $reason : $when),+ });
+    };
+    (@format $format:ident $(#[$meta:meta])* $vis:vis $name:ident { $($status:literal $reason:literal : $when:literal),+ }) => {
+        $(#[$meta])*
+        $vis struct $name;
+
+        impl $crate::kit::ErrorSet for $name {
+            fn collect(into: &mut Vec<$crate::kit::ErrorDoc>) {
+                into.extend([$($crate::kit::ErrorDoc {
+                    status: $status,
+                    reason: $reason,
+                    when: $when,
+                    format: $crate::kit::ErrorFormat::$format,
+                }),+]);
+            }
+        }
+    };
+}
+
+/// The responses of an [`ErrorSet`], one per status, each listing its reasons.
+pub struct Errors<S>(PhantomData<S>);
+
+impl<S: ErrorSet> IntoResponses for Errors<S> {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let mut docs = Vec::new();
+        S::collect(&mut docs);
+        let mut by_status: BTreeMap<u16, Vec<ErrorDoc>> = BTreeMap::new();
+        for doc in docs {
+            let listed = by_status.entry(doc.status).or_default();
+            if !listed.iter().any(|seen| seen.reason == doc.reason) {
+                listed.push(doc);
+            }
+        }
+        by_status
+            .into_iter()
+            .map(|(status, docs)| (status.to_string(), RefOr::T(response(status, &docs))))
+            .collect()
+    }
+}
+
+fn response(status: u16, docs: &[ErrorDoc]) -> Response {
+    let description = docs
+        .iter()
+        .map(|doc| format!("- `{}`: {}", doc.reason, doc.when))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let schema = match docs.first().map(|doc| doc.format) {
+        Some(ErrorFormat::Directus) => "DirectusErrors",
+        _ => "ErrorResponse",
+    };
+    let mut builder = ResponseBuilder::new().description(description).content(
+        "application/json",
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name(schema)))
+            .build(),
+    );
+    if status == 429 {
+        builder = builder.header(
+            "Retry-After",
+            utoipa::openapi::HeaderBuilder::new()
+                .schema(Some(u64::schema()))
+                .description(Some("Seconds until the next attempt is allowed"))
+                .build(),
+        );
+    }
+    builder.build()
+}
+
+use utoipa::PartialSchema as _;
+
+error_set! {
+    /// Routes that need a signed-in, active user.
+    pub Authenticated {
+        400 "token_ambiguous": "an access token both in the Authorization header and in the `access_token` query parameter",
+        401 "token_missing": "no access token",
+        401 "token_expired": "the access token has expired",
+        401 "token_invalid": "bad signature, algorithm or issuer, or a user that no longer exists",
+        401 "user_suspended": "the account is not active",
+        503 "service_unavailable": "a service (svc-auth or the route's own) is down or did not answer in time",
+    }
+}
+
+error_set! {
+    /// Routes for administrators only: checked before the body is read.
+    pub AdminOnly {
+        403 "forbidden": "the caller is not an administrator",
+    }
+}
+
+error_set! {
+    /// Routes for a server-to-server caller proving `X-RBAC-SYNC-SECRET` (a token does not count).
+    pub SecretOnly {
+        401 "invalid_secret": "missing or wrong `X-RBAC-SYNC-SECRET`",
+        503 "service_unavailable": "the route's service is down or did not answer in time",
+    }
+}
+
+error_set! {
+    /// Routes for a signed-in owner or a server-to-server caller: with `X-RBAC-SYNC-SECRET`
+    /// present, only the secret counts.
+    pub SecretOrToken {
+        401 "invalid_secret": "a wrong `X-RBAC-SYNC-SECRET` (the token is then not looked at)",
+    }
+}
+
+error_set! {
+    /// Routes that read a JSON body.
+    pub JsonBody {
+        400 "missing_field": "a required field is absent, null or blank (`field` names it)",
+        400 "invalid_body": "the body is not a JSON object, or a field has the wrong type or value (`field` names it)",
+        413 "payload_too_large": "the body is over the configured limit",
+    }
+}
+
+error_set! {
+    /// Routes that consume a quota (fail-closed).
+    pub QuotaGated {
+        403 "limit_reached": "the tier's limit for this billing cycle is used up (`error` is `tier_limit_reached`, `message` tells to upgrade)",
+        403 "quota_check_failed": "svc-usage could not be asked; nothing was consumed or done",
+        409 "idempotency_key_reused": "the idempotency key was used with other parameters",
+    }
+}
+
+/// Routes for a signed-in owner or a server-to-server caller.
+pub type OwnerOrSecret = (SecretOrToken, Authenticated);
