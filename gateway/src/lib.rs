@@ -10,6 +10,7 @@ pub mod body;
 pub mod client_ip;
 pub mod config;
 pub mod directus;
+pub mod docs_ui;
 pub mod errors;
 pub mod health;
 pub mod middleware;
@@ -83,7 +84,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .service(resource("/health/ready", "GET").route(web::get().to(health::health_ready)))
         .service(resource("/health/detailed", "GET").route(web::get().to(health::health_detailed)))
         .service(resource("/openapi.json", "GET").route(web::get().to(openapi::openapi_json)))
-        .service(resource("/docs", "GET").route(web::get().to(openapi::docs)))
+        .configure(docs_ui::routes)
         .service(resource("/auth/login", "POST").route(web::post().to(directus_compat::login)))
         .service(resource("/auth/refresh", "POST").route(web::post().to(directus_compat::refresh)))
         .service(resource("/auth/logout", "POST").route(web::post().to(directus_compat::logout)))
