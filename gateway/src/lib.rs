@@ -11,6 +11,7 @@ pub mod body;
 pub mod client_ip;
 pub mod config;
 pub mod directus;
+pub mod docs_ui;
 pub mod errors;
 pub mod health;
 pub mod kit;
@@ -77,6 +78,7 @@ pub fn build(config: Config, listener: TcpListener) -> anyhow::Result<Server> {
 fn routes(routes: &mut Routes) {
     health::routes(routes);
     openapi::routes(routes);
+    docs_ui::routes(routes);
     svc_auth::routes(routes);
     svc_usage::routes(routes);
     svc_credentials::routes(routes);

@@ -43,3 +43,19 @@ pub fn creator() -> Identity {
         "request-1",
     )
 }
+
+/// The gateway's routes and fallback on a state without upstreams, for `init_service`.
+macro_rules! gateway_app {
+    () => {{
+        let state = $crate::test_support::state_without_upstreams();
+        let document = $crate::openapi::Document::new(&$crate::document()).unwrap();
+        $crate::mounted(
+            actix_web::App::new()
+                .app_data(actix_web::web::Data::new(state))
+                .app_data(actix_web::web::Data::new(document)),
+        )
+        .0
+        .default_service(actix_web::web::to($crate::errors::no_route))
+    }};
+}
+pub(crate) use gateway_app;

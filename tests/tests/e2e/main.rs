@@ -6,6 +6,7 @@ mod helpers;
 mod auth_flow;
 mod credentials;
 mod directus_mode;
+mod docs_ui;
 mod observability;
 mod resilience;
 mod tokens;
