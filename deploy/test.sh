@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 ./deploy/services.sh
 ./deploy/directus.sh
 ./deploy/browser.sh
+./deploy/schemathesis.sh
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked "$@" 2>&1 | tee "$log"
+cat target/fuzz-summary.txt 2>/dev/null || true
 awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' "$log"

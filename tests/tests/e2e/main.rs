@@ -7,6 +7,7 @@ mod auth_flow;
 mod credentials;
 mod directus_mode;
 mod docs_ui;
+mod fuzz;
 mod observability;
 mod resilience;
 mod tokens;
