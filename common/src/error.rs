@@ -1,5 +1,5 @@
 //! The one error type that crosses service boundaries, with its two mappings: to a gRPC status
-//! (inside the platform) and to an HTTP response (at the gateway, DESIGN §4).
+//! (inside the platform) and to an HTTP response (at the gateway, docs/DESIGN.md §4).
 //!
 //! Each crate keeps its own `thiserror` enum and converts it into [`ApiError`]. The `reason` is a
 //! stable machine code that clients may match on; the message is for people and never carries
@@ -224,7 +224,7 @@ fn default_reason(kind: Kind) -> &'static str {
     }
 }
 
-/// The JSON error body of DESIGN §4.
+/// The JSON error body of docs/DESIGN.md §4.
 #[derive(Debug, Serialize)]
 pub struct ErrorBody<'a> {
     pub ok: bool,
