@@ -516,7 +516,7 @@ mod quota_client {
         let refused = client.consume(&me, "captions", 1, None).await.unwrap_err();
         assert_eq!(refused.kind, Kind::QuotaExhausted);
         assert_eq!(refused.reason, "limit_reached");
-        assert_eq!(refused.http_status().as_u16(), 403);
+        assert_eq!(refused.http_status_code(), 403);
         let bad = client.consume(&me, "dancing", 1, None).await.unwrap_err();
         assert_eq!(
             bad.kind,
@@ -572,7 +572,7 @@ mod quota_client {
             .await
             .unwrap_err();
         assert_eq!(denied.reason, "quota_check_failed");
-        assert_eq!(denied.http_status().as_u16(), 403);
+        assert_eq!(denied.http_status_code(), 403);
         assert!(
             started.elapsed() < Duration::from_secs(3),
             "took {:?}",
