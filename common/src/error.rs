@@ -235,6 +235,61 @@ fn default_reason(kind: Kind) -> &'static str {
     }
 }
 
+/// What every service's error enum repeats, written once. The enum keeps its own variants and
+/// its own `From<Enum> for ApiError` (the one mapping of its variants); it must have the variants
+/// `Api(ApiError)` and `Db(common::db::DbError)`. This adds to it:
+/// - `missing(field)` and `invalid(field, message)`: the request-field errors of every service;
+/// - `From<tokio_postgres::Error>` and `From<deadpool_postgres::PoolError>`, through
+///   [`crate::db::DbError`], so that `?` works on queries and pool checkouts;
+/// - `From<Enum> for tonic::Status`, through the enum's mapping to [`ApiError`].
+///
+/// ```ignore
+/// #[derive(Debug, thiserror::Error)]
+/// pub enum UsageError {
+///     #[error("this idempotency key was used with other parameters")]
+///     KeyReused,
+///     #[error(transparent)]
+///     Api(#[from] ApiError),
+///     #[error(transparent)]
+///     Db(#[from] common::db::DbError),
+/// }
+/// common::service_error!(UsageError);
+/// ```
+#[macro_export]
+macro_rules! service_error {
+    ($error:ident) => {
+        impl $error {
+            /// A request field that is absent.
+            pub fn missing(field: &str) -> Self {
+                Self::Api($crate::ApiError::missing_field(field))
+            }
+
+            /// A request field whose value is not acceptable, and why.
+            pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+                Self::Api($crate::ApiError::invalid_field(field, message))
+            }
+        }
+
+        impl From<$crate::__private::tokio_postgres::Error> for $error {
+            fn from(err: $crate::__private::tokio_postgres::Error) -> Self {
+                Self::Db(err.into())
+            }
+        }
+
+        impl From<$crate::__private::deadpool_postgres::PoolError> for $error {
+            fn from(err: $crate::__private::deadpool_postgres::PoolError) -> Self {
+                Self::Db(err.into())
+            }
+        }
+
+        impl From<$error> for $crate::__private::tonic::Status {
+            fn from(err: $error) -> Self {
+                $crate::ApiError::from(err).into()
+            }
+        }
+    };
+}
+
 #[cfg(feature = "http")]
 mod http {
     use actix_web::http::StatusCode;

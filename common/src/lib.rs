@@ -15,3 +15,11 @@ pub mod testing;
 
 pub use error::{ApiError, Kind};
 pub use identity::{Identity, Principal};
+
+/// What the macros of this crate name, so that a crate using them needs no dependency of its own.
+#[doc(hidden)]
+pub mod __private {
+    pub use deadpool_postgres;
+    pub use tokio_postgres;
+    pub use tonic;
+}
