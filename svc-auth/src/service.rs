@@ -151,7 +151,7 @@ impl AuthService {
         db: &impl deadpool_postgres::GenericClient,
         user: &User,
     ) -> Result<Tokens, AuthError> {
-        let refresh_token = tokens::new_refresh_token();
+        let refresh_token = tokens::new_refresh_token()?;
         let refresh_expires = Utc::now() + self.refresh_ttl;
         store::insert_refresh_session(
             db,
@@ -278,7 +278,7 @@ impl AuthService {
         email: Option<String>,
         hours: u32,
     ) -> Result<InviteCreated, AuthError> {
-        let code = tokens::new_invite_code();
+        let code = tokens::new_invite_code()?;
         let db = self.pool.get().await?;
         let expires_at = store::insert_invite(
             &db,

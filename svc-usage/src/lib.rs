@@ -44,7 +44,11 @@ pub async fn run_with_clock(
 ) -> anyhow::Result<()> {
     migrate(&config.database_url).await?;
     let pool = common::db::pool(&config.database_url, config.database_pool_size)?;
-    let service = Arc::new(UsageService::new(pool, config.tiers.clone(), clock));
+    let tiers = match &config.tiers {
+        Some(tiers) => tiers.clone(),
+        None => tiers::Tiers::shipped().map_err(anyhow::Error::msg)?,
+    };
+    let service = Arc::new(UsageService::new(pool, tiers, clock));
     tokio::spawn(forget_old_keys(
         Arc::clone(&service),
         config.idempotency_ttl,
