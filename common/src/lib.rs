@@ -1,6 +1,7 @@
 //! Shared plumbing of every Genie service. A service is built from these pieces and nothing
 //! service-specific lives here.
 
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;

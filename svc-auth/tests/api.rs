@@ -3,12 +3,17 @@
 // would. (clippy.toml allows this inside test functions only, not in the helpers beside them.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use chrono::{TimeDelta, Utc};
+use common::clock::Clock;
 
 use common::identity::Identity;
 use common::secret::Secret;
 use common::testing::{
-    self, TestService, anonymous, fresh_database, start_service, status_reason as reason,
+    self, ManualClock, TestService, anonymous, fresh_database, start_service,
+    status_reason as reason,
 };
 use proto::auth::v1 as pb;
 use proto::auth::v1::auth_client::AuthClient;
@@ -22,6 +27,8 @@ const ADMIN_PASSWORD: &str = "admin password 1";
 
 struct TestAuth {
     client: AuthClient<Channel>,
+    /// The service's clock: it stands still at the start of the test until the test moves it.
+    clock: Arc<ManualClock>,
     database_url: String,
     _service: TestService,
 }
@@ -35,9 +42,15 @@ async fn spawn_auth_with(login_floor: Duration) -> TestAuth {
     );
     config.login_floor = login_floor;
     config.admin = Some((ADMIN_EMAIL.into(), Secret::new(ADMIN_PASSWORD)));
-    let service = start_service(|listener, stop| svc_auth::run(config, listener, stop)).await;
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let serving_clock: Arc<dyn Clock> = clock.clone();
+    let service = start_service(|listener, stop| {
+        svc_auth::run_with_clock(config, listener, stop, serving_clock)
+    })
+    .await;
     TestAuth {
         client: AuthClient::new(service.channel.clone()),
+        clock,
         database_url: database.url,
         _service: service,
     }
@@ -200,6 +213,57 @@ async fn access_tokens_carry_the_users_role_uuid() {
 }
 
 #[tokio::test]
+async fn lifetimes_and_expiries_are_measured_on_the_service_clock() {
+    let mut auth = spawn_auth().await;
+    let started = auth.clock.now();
+    let tokens = auth.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.unwrap();
+    let claims = unverified_claims(&tokens.access_token);
+    assert_eq!(claims["iat"].as_i64().unwrap(), started.timestamp());
+    assert_eq!(claims["exp"].as_i64().unwrap(), started.timestamp() + 900);
+
+    // A refresh token lives 7 days from its issue: one minute short of that it still works,
+    // and the pair it gives is issued at the clock's new time.
+    let refresh = |token: &str| pb::RefreshRequest {
+        refresh_token: token.into(),
+    };
+    auth.clock
+        .advance(TimeDelta::days(7) - TimeDelta::minutes(1));
+    let renewed = auth
+        .client
+        .refresh(testing::request(
+            refresh(&tokens.refresh_token),
+            &anonymous(),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        unverified_claims(&renewed.access_token)["iat"]
+            .as_i64()
+            .unwrap(),
+        auth.clock.now().timestamp()
+    );
+    auth.clock
+        .advance(TimeDelta::days(7) + TimeDelta::seconds(1));
+    let expired = auth
+        .client
+        .refresh(testing::request(
+            refresh(&renewed.refresh_token),
+            &anonymous(),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(expired.code(), Code::Unauthenticated);
+
+    // An invite of 72 hours opens until its last second.
+    let admin = auth.admin().await;
+    let code = auth.invite(&admin, None).await;
+    auth.clock
+        .advance(TimeDelta::hours(72) - TimeDelta::seconds(1));
+    auth.register("in-time@genie.test", &code).await.unwrap();
+}
+
+#[tokio::test]
 async fn refresh_rotates_and_a_spent_token_is_rejected_even_under_a_race() {
     let mut auth = spawn_auth().await;
     let first = auth.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.unwrap();
@@ -311,14 +375,8 @@ async fn invites_bound_to_an_email_expire_and_need_an_administrator() {
     auth.register("only@genie.test", &code).await.unwrap();
 
     let code = auth.invite(&admin, None).await;
-    auth.sql()
-        .await
-        .execute(
-            "UPDATE auth.invites SET expires_at = now() - interval '1 second'",
-            &[],
-        )
-        .await
-        .unwrap();
+    auth.clock
+        .advance(TimeDelta::hours(72) + TimeDelta::seconds(1));
     assert_eq!(
         reason(&auth.register("late@genie.test", &code).await.unwrap_err()),
         "invalid_invite"

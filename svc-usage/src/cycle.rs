@@ -1,19 +1,7 @@
-//! Billing cycles: the calendar month in UTC, or monthly from a per-user anchor. The clock is
-//! injected so that tests can cross a cycle boundary.
+//! Billing cycles: the calendar month in UTC, or monthly from a per-user anchor. The service
+//! reads the time from a `common::clock::Clock`, so that tests can cross a cycle boundary.
 
 use chrono::{DateTime, Datelike, Months, Utc};
-
-pub trait Clock: Send + Sync {
-    fn now(&self) -> DateTime<Utc>;
-}
-
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cycle {

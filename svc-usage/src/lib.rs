@@ -19,9 +19,9 @@ use tokio::net::TcpListener;
 use tonic::service::Routes;
 use tonic::service::interceptor::InterceptedService;
 
+pub use common::clock::{Clock, SystemClock};
 use common::grpc::InternalAuth;
 pub use config::Config;
-pub use cycle::{Clock, SystemClock};
 pub use service::UsageService;
 
 mod embedded {

@@ -4,14 +4,14 @@
 // would. (clippy.toml allows this inside test functions only, not in the helpers beside them.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{TimeZone, Utc};
 use common::secret::Secret;
 use common::testing::{
-    self, TestService, administrator, creator, fresh_database, random_listener, request,
-    start_service, status_field as field,
+    self, ManualClock, TestService, administrator, creator, fresh_database, random_listener,
+    request, start_service, status_field as field,
 };
 use proto::usage::v1 as pb;
 use proto::usage::v1::usage_client::UsageClient;
@@ -19,20 +19,6 @@ use svc_usage::{Clock, Config};
 use tonic::Code;
 use tonic::transport::Channel;
 use uuid::Uuid;
-
-struct ManualClock(Mutex<DateTime<Utc>>);
-
-impl Clock for ManualClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap()
-    }
-}
-
-impl ManualClock {
-    fn set(&self, at: DateTime<Utc>) {
-        *self.0.lock().unwrap() = at;
-    }
-}
 
 struct TestUsage {
     service: TestService,
@@ -44,9 +30,9 @@ struct TestUsage {
 async fn spawn_usage() -> TestUsage {
     let database = fresh_database().await;
     let config = Config::local(database.url.clone(), testing::internal_token());
-    let clock = Arc::new(ManualClock(Mutex::new(
+    let clock = Arc::new(ManualClock::new(
         Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap(),
-    )));
+    ));
     let serving_clock: Arc<dyn Clock> = clock.clone();
     let service = start_service(|listener, stop| {
         svc_usage::run_with_clock(config, listener, stop, serving_clock)
