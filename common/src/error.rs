@@ -1,5 +1,7 @@
 //! The one error type that crosses service boundaries, with its two mappings: to a gRPC status
-//! (inside the platform) and to an HTTP response (at the gateway, DESIGN §4).
+//! (inside the platform) and to an HTTP response (at the gateway, docs/DESIGN.md §4). The HTTP
+//! response (actix-web's `ResponseError`) is behind the `http` feature, so that the gRPC services
+//! do not link actix-web; the status number it answers with is here for everyone.
 //!
 //! Each crate keeps its own `thiserror` enum and converts it into [`ApiError`]. The `reason` is a
 //! stable machine code that clients may match on; the message is for people and never carries
@@ -7,10 +9,10 @@
 
 use std::borrow::Cow;
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError};
-use serde::Serialize;
 use tonic::metadata::MetadataValue;
+
+#[cfg(feature = "http")]
+pub use http::ErrorBody;
 
 /// gRPC metadata carrying the stable reason code of an error.
 pub const REASON_METADATA: &str = "x-genie-reason";
@@ -105,19 +107,28 @@ impl ApiError {
         Self::new(Kind::Internal, "internal", "internal error")
     }
 
-    pub fn http_status(&self) -> StatusCode {
+    /// The HTTP status the gateway answers this error with (docs/DESIGN.md §4).
+    pub fn http_status_code(&self) -> u16 {
         match self.kind {
-            Kind::InvalidArgument => StatusCode::BAD_REQUEST,
-            Kind::Unauthenticated => StatusCode::UNAUTHORIZED,
-            Kind::PermissionDenied | Kind::QuotaExhausted => StatusCode::FORBIDDEN,
-            Kind::NotFound => StatusCode::NOT_FOUND,
-            Kind::Conflict => StatusCode::CONFLICT,
-            Kind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            Kind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Kind::FailedPrecondition | Kind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Kind::Upstream => StatusCode::BAD_GATEWAY,
-            Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Kind::InvalidArgument => 400,
+            Kind::Unauthenticated => 401,
+            Kind::PermissionDenied | Kind::QuotaExhausted => 403,
+            Kind::NotFound => 404,
+            Kind::Conflict => 409,
+            Kind::RateLimited => 429,
+            Kind::PayloadTooLarge => 413,
+            Kind::FailedPrecondition | Kind::Unavailable => 503,
+            Kind::Upstream => 502,
+            Kind::Internal => 500,
         }
+    }
+
+    /// [`Self::http_status_code`] as actix-web's type.
+    #[cfg(feature = "http")]
+    pub fn http_status(&self) -> actix_web::http::StatusCode {
+        // Every code above is a valid status; the fallback is never taken.
+        actix_web::http::StatusCode::from_u16(self.http_status_code())
+            .unwrap_or(actix_web::http::StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     fn grpc_code(&self) -> tonic::Code {
@@ -231,43 +242,108 @@ fn default_reason(kind: Kind) -> &'static str {
     }
 }
 
-/// The JSON error body of DESIGN §4.
-#[derive(Debug, Serialize)]
-pub struct ErrorBody<'a> {
-    pub ok: bool,
-    pub success: bool,
-    pub error: &'a str,
-    pub reason: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<&'a str>,
+/// What every service's error enum repeats, written once. The enum keeps its own variants and
+/// its own `From<Enum> for ApiError` (the one mapping of its variants); it must have the variants
+/// `Api(ApiError)` and `Db(common::db::DbError)`. This adds to it:
+/// - `missing(field)` and `invalid(field, message)`: the request-field errors of every service;
+/// - `From<tokio_postgres::Error>` and `From<deadpool_postgres::PoolError>`, through
+///   [`crate::db::DbError`], so that `?` works on queries and pool checkouts;
+/// - `From<Enum> for tonic::Status`, through the enum's mapping to [`ApiError`].
+///
+/// ```ignore
+/// #[derive(Debug, thiserror::Error)]
+/// pub enum UsageError {
+///     #[error("this idempotency key was used with other parameters")]
+///     KeyReused,
+///     #[error(transparent)]
+///     Api(#[from] ApiError),
+///     #[error(transparent)]
+///     Db(#[from] common::db::DbError),
+/// }
+/// common::service_error!(UsageError);
+/// ```
+#[macro_export]
+macro_rules! service_error {
+    ($error:ident) => {
+        impl $error {
+            /// A request field that is absent.
+            pub fn missing(field: &str) -> Self {
+                Self::Api($crate::ApiError::missing_field(field))
+            }
+
+            /// A request field whose value is not acceptable, and why.
+            pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+                Self::Api($crate::ApiError::invalid_field(field, message))
+            }
+        }
+
+        impl From<$crate::__private::tokio_postgres::Error> for $error {
+            fn from(err: $crate::__private::tokio_postgres::Error) -> Self {
+                Self::Db(err.into())
+            }
+        }
+
+        impl From<$crate::__private::deadpool_postgres::PoolError> for $error {
+            fn from(err: $crate::__private::deadpool_postgres::PoolError) -> Self {
+                Self::Db(err.into())
+            }
+        }
+
+        impl From<$error> for $crate::__private::tonic::Status {
+            fn from(err: $error) -> Self {
+                $crate::ApiError::from(err).into()
+            }
+        }
+    };
 }
 
-impl ResponseError for ApiError {
-    fn status_code(&self) -> StatusCode {
-        self.http_status()
+#[cfg(feature = "http")]
+mod http {
+    use actix_web::http::StatusCode;
+    use actix_web::http::header::RETRY_AFTER;
+    use actix_web::{HttpResponse, ResponseError};
+    use serde::Serialize;
+
+    use super::{ApiError, Kind};
+
+    /// The JSON error body of docs/DESIGN.md §4.
+    #[derive(Debug, Serialize)]
+    pub struct ErrorBody<'a> {
+        pub ok: bool,
+        pub success: bool,
+        pub error: &'a str,
+        pub reason: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub field: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub message: Option<&'a str>,
     }
 
-    fn error_response(&self) -> HttpResponse {
-        let quota = self.kind == Kind::QuotaExhausted;
-        let body = ErrorBody {
-            ok: false,
-            success: false,
-            error: if quota {
-                "tier_limit_reached"
-            } else {
-                &self.message
-            },
-            reason: &self.reason,
-            field: self.field.as_deref(),
-            message: quota.then_some(self.message.as_str()),
-        };
-        let mut response = HttpResponse::build(self.http_status());
-        if let Some(secs) = self.retry_after_secs {
-            response.insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()));
+    impl ResponseError for ApiError {
+        fn status_code(&self) -> StatusCode {
+            self.http_status()
         }
-        response.json(body)
+
+        fn error_response(&self) -> HttpResponse {
+            let quota = self.kind == Kind::QuotaExhausted;
+            let body = ErrorBody {
+                ok: false,
+                success: false,
+                error: if quota {
+                    "tier_limit_reached"
+                } else {
+                    &self.message
+                },
+                reason: &self.reason,
+                field: self.field.as_deref(),
+                message: quota.then_some(self.message.as_str()),
+            };
+            let mut response = HttpResponse::build(self.http_status());
+            if let Some(secs) = self.retry_after_secs {
+                response.insert_header((RETRY_AFTER, secs.to_string()));
+            }
+            response.json(body)
+        }
     }
 }
 
@@ -283,21 +359,21 @@ mod tests {
         assert_eq!(back.reason, "invalid_body");
         assert_eq!(back.field.as_deref(), Some("email"));
         assert_eq!(back.message, "email is not an address");
-        assert_eq!(back.http_status(), StatusCode::BAD_REQUEST);
+        assert_eq!(back.http_status_code(), 400);
     }
 
     #[test]
     fn transport_failures_hide_their_details() {
         let refused = tonic::Status::unavailable("tcp connect error: 127.0.0.1:50051 refused");
         let err = ApiError::from(refused);
-        assert_eq!(err.http_status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(err.http_status_code(), 503);
         assert_eq!(err.reason, "service_unavailable");
         assert!(!err.message.contains("127.0.0.1"));
 
         let internal = ApiError::from(tonic::Status::internal(
             "relation auth.users does not exist",
         ));
-        assert_eq!(internal.http_status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(internal.http_status_code(), 500);
         assert_eq!(internal.message, "internal error");
     }
 
@@ -309,13 +385,31 @@ mod tests {
             "Upgrade to continue.",
         );
         assert_eq!(
-            ApiError::from(tonic::Status::from(quota)).http_status(),
-            StatusCode::FORBIDDEN
+            ApiError::from(tonic::Status::from(quota)).http_status_code(),
+            403
         );
         let mut rate = ApiError::new(Kind::RateLimited, "rate_limited", "slow down");
         rate.retry_after_secs = Some(90);
         let back = ApiError::from(tonic::Status::from(rate));
-        assert_eq!(back.http_status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(back.http_status_code(), 429);
         assert_eq!(back.retry_after_secs, Some(90));
+    }
+
+    #[cfg(feature = "http")]
+    #[test]
+    fn the_http_response_has_the_status_and_the_retry_after_header() {
+        use actix_web::ResponseError;
+        let mut rate = ApiError::new(Kind::RateLimited, "rate_limited", "slow down");
+        rate.retry_after_secs = Some(90);
+        let response = rate.error_response();
+        assert_eq!(response.status().as_u16(), 429);
+        assert_eq!(
+            response.headers().get(actix_web::http::header::RETRY_AFTER),
+            Some(&actix_web::http::header::HeaderValue::from_static("90"))
+        );
+        for kind in [Kind::InvalidArgument, Kind::QuotaExhausted, Kind::Upstream] {
+            let err = ApiError::new(kind, "r", "m");
+            assert_eq!(err.http_status().as_u16(), err.http_status_code());
+        }
     }
 }

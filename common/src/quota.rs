@@ -1,6 +1,7 @@
-//! The quota client every billable service calls before doing its work (DESIGN §2): it consumes
-//! from svc-usage, refuses when the limit is reached, and is fail-closed: any error, timeout or
-//! unreachable svc-usage denies with reason `quota_check_failed`, never lets the work through.
+//! The quota client every billable service calls before doing its work (docs/DESIGN.md §2): it
+//! consumes from svc-usage, refuses when the limit is reached, and is fail-closed: any error,
+//! timeout or unreachable svc-usage denies with reason `quota_check_failed`, never lets the work
+//! through.
 
 use std::future::Future;
 use std::time::Duration;

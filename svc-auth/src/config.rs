@@ -4,7 +4,7 @@ use std::time::Duration;
 use common::config::{self, ConfigError};
 use common::secret::Secret;
 
-/// Where identity comes from (DESIGN §3).
+/// Where identity comes from (docs/DESIGN.md §3).
 #[derive(Debug, Clone)]
 pub enum Mode {
     /// svc-auth is the identity provider and serves the Directus-compatible endpoints.

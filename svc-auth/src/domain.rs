@@ -65,7 +65,7 @@ impl FromStr for OnboardingState {
 }
 
 pub const ADMIN_ROLE: &str = common::identity::ADMINISTRATOR;
-/// What `/api/register` makes of a new user (DESIGN §3).
+/// What `/api/register` makes of a new user (docs/DESIGN.md §3).
 pub const NEW_USER_ROLE: &str = "creator";
 pub const NEW_USER_TIER: &str = "starter";
 

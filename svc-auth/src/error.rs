@@ -36,28 +36,7 @@ pub enum AuthError {
     Hash(String),
 }
 
-impl AuthError {
-    /// A request field that is absent: the shape of error every service gives (`common`).
-    pub fn missing(field: &str) -> Self {
-        Self::Api(ApiError::missing_field(field))
-    }
-
-    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
-        Self::Api(ApiError::invalid_field(field, message))
-    }
-}
-
-impl From<tokio_postgres::Error> for AuthError {
-    fn from(err: tokio_postgres::Error) -> Self {
-        Self::Db(err.into())
-    }
-}
-
-impl From<deadpool_postgres::PoolError> for AuthError {
-    fn from(err: deadpool_postgres::PoolError) -> Self {
-        Self::Db(err.into())
-    }
-}
+common::service_error!(AuthError);
 
 impl From<AuthError> for ApiError {
     fn from(err: AuthError) -> Self {
@@ -94,11 +73,5 @@ impl From<AuthError> for ApiError {
                 ApiError::internal()
             }
         }
-    }
-}
-
-impl From<AuthError> for tonic::Status {
-    fn from(err: AuthError) -> Self {
-        ApiError::from(err).into()
     }
 }

@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 use tonic::service::Routes;
 use tonic::service::interceptor::InterceptedService;
 
+use common::clock::{Clock, SystemClock};
 use common::grpc::InternalAuth;
 pub use config::Config;
 pub use service::AuthService;
@@ -37,11 +38,12 @@ pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Migrates, prepares the service (first administrator, pool) and returns it.
-pub async fn prepare(config: &Config) -> anyhow::Result<Arc<AuthService>> {
+/// Migrates, prepares the service (first administrator, pool) and returns it; every expiry and
+/// token lifetime is measured on `clock`.
+pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<AuthService>> {
     migrate(&config.database_url).await?;
     let pool = common::db::pool(&config.database_url, config.database_pool_size)?;
-    let service = Arc::new(AuthService::new(config, pool)?);
+    let service = Arc::new(AuthService::new(config, pool, clock)?);
     match &config.admin {
         Some(_) if service.is_directus_mode() => {
             tracing::info!(
@@ -61,13 +63,14 @@ pub async fn prepare(config: &Config) -> anyhow::Result<Arc<AuthService>> {
     Ok(service)
 }
 
-/// Runs the gRPC server on `listener` until `shutdown` resolves.
-pub async fn run(
+/// Runs the gRPC server on `listener` until `shutdown` resolves, reading time from `clock`.
+pub async fn run_with_clock(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
+    clock: Arc<dyn Clock>,
 ) -> anyhow::Result<()> {
-    let service = prepare(&config).await?;
+    let service = prepare(&config, clock).await?;
     tokio::spawn(expire_sessions(Arc::clone(&service)));
     let auth = AuthServer::new(grpc::AuthGrpc::new(service));
     let routes = Routes::new(InterceptedService::new(
@@ -77,6 +80,15 @@ pub async fn run(
     tracing::info!(addr = %listener.local_addr()?, "svc-auth listening");
     common::grpc::serve(listener, routes, &[SERVICE_NAME], shutdown).await?;
     Ok(())
+}
+
+/// Runs the gRPC server on `listener` until `shutdown` resolves.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    run_with_clock(config, listener, shutdown, Arc::new(SystemClock)).await
 }
 
 /// Binds the configured address and runs until SIGTERM or Ctrl-C.
@@ -107,7 +119,7 @@ pub async fn create_invite(
 ) -> anyhow::Result<service::InviteCreated> {
     migrate(&config.database_url).await?;
     let pool = common::db::pool(&config.database_url, 1)?;
-    let service = AuthService::new(config, pool)?;
+    let service = AuthService::new(config, pool, Arc::new(SystemClock))?;
     let admin = service.admin_id(admin_email).await?;
     let email = email
         .map(|email| domain::normalize_email("--email", &email))

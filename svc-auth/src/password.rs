@@ -17,15 +17,15 @@ fn salt() -> Result<SaltString, AuthError> {
     SaltString::encode_b64(&bytes).map_err(|err| AuthError::Hash(err.to_string()))
 }
 
-fn argon2() -> Argon2<'static> {
+fn argon2() -> Result<Argon2<'static>, AuthError> {
     // m = 64 MiB, t = 3, p = 4: what Directus uses.
-    let params = Params::new(65_536, 3, 4, None).expect("constant argon2 parameters are valid");
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+    let params = Params::new(65_536, 3, 4, None).map_err(|err| AuthError::Hash(err.to_string()))?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
 pub async fn hash(password: String) -> Result<String, AuthError> {
     tokio::task::spawn_blocking(move || {
-        argon2()
+        argon2()?
             .hash_password(password.as_bytes(), &salt()?)
             .map(|hash| hash.to_string())
             .map_err(|err| AuthError::Hash(err.to_string()))
@@ -35,15 +35,15 @@ pub async fn hash(password: String) -> Result<String, AuthError> {
 }
 
 /// A hash of a password nobody has, verified when the email is unknown so that an unknown email
-/// costs the same work as a wrong password.
-static DECOY_HASH: LazyLock<String> = LazyLock::new(|| {
+/// costs the same work as a wrong password. Made once; if it cannot be made, logins of unknown
+/// emails fail as internal errors.
+static DECOY_HASH: LazyLock<Result<String, String>> = LazyLock::new(|| {
+    let salt = salt().map_err(|err| err.to_string())?;
     argon2()
-        .hash_password(
-            b"decoy password for unknown emails",
-            &salt().expect("the OS random source works"),
-        )
+        .map_err(|err| err.to_string())?
+        .hash_password(b"decoy password for unknown emails", &salt)
         .map(|hash| hash.to_string())
-        .expect("hashing a constant password succeeds")
+        .map_err(|err| err.to_string())
 });
 
 /// Whether `password` matches `stored`; with no stored hash the work is done against a decoy and
@@ -51,9 +51,12 @@ static DECOY_HASH: LazyLock<String> = LazyLock::new(|| {
 pub async fn verify(password: String, stored: Option<String>) -> Result<bool, AuthError> {
     tokio::task::spawn_blocking(move || {
         let known = stored.is_some();
-        let stored = stored.unwrap_or_else(|| DECOY_HASH.clone());
+        let stored = match stored {
+            Some(stored) => stored,
+            None => DECOY_HASH.clone().map_err(AuthError::Hash)?,
+        };
         let parsed = PasswordHash::new(&stored).map_err(|err| AuthError::Hash(err.to_string()))?;
-        let matches = argon2()
+        let matches = argon2()?
             .verify_password(password.as_bytes(), &parsed)
             .is_ok();
         Ok(known && matches)

@@ -1,9 +1,11 @@
 //! What svc-auth does, as plain async methods over the database. The gRPC layer (`grpc.rs`)
 //! only translates messages; these methods are the authority on every rule.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
+use common::clock::Clock;
 use common::identity::{Identity, Principal};
 use deadpool_postgres::Pool;
 use uuid::Uuid;
@@ -65,6 +67,8 @@ pub struct AuthService {
     impersonation_ttl: Duration,
     login_floor: Duration,
     avatar_max_bytes: usize,
+    /// What every expiry and token lifetime is measured from.
+    clock: Arc<dyn Clock>,
 }
 
 fn parse_user_id(field: &str, value: &str) -> Result<Uuid, AuthError> {
@@ -76,7 +80,7 @@ fn parse_user_id(field: &str, value: &str) -> Result<Uuid, AuthError> {
 }
 
 impl AuthService {
-    pub fn new(config: &Config, pool: Pool) -> Result<Self, AuthError> {
+    pub fn new(config: &Config, pool: Pool, clock: Arc<dyn Clock>) -> Result<Self, AuthError> {
         let directus = match &config.mode {
             Mode::Embedded => None,
             Mode::Directus(directus) => Some(Directus {
@@ -97,7 +101,17 @@ impl AuthService {
             impersonation_ttl: config.impersonation_ttl,
             login_floor: config.login_floor,
             avatar_max_bytes: config.avatar_max_bytes,
+            clock,
         })
+    }
+
+    /// The time `lifetime` from now on the service's clock; a lifetime too long for a date (a
+    /// misconfigured TTL) is an error, not an overflow.
+    fn after(&self, lifetime: Duration) -> Result<DateTime<Utc>, AuthError> {
+        TimeDelta::from_std(lifetime)
+            .ok()
+            .and_then(|lifetime| self.clock.now().checked_add_signed(lifetime))
+            .ok_or_else(|| AuthError::Token(format!("a lifetime of {lifetime:?} is out of range")))
     }
 
     pub fn is_directus_mode(&self) -> bool {
@@ -112,12 +126,15 @@ impl AuthService {
             return Ok(());
         };
         let db = self.pool.get().await?;
-        if store::mirror_is_fresh(&db, id, directus.mirror_ttl).await? {
+        let now = self.clock.now();
+        if store::mirror_is_fresh(&db, id, directus.mirror_ttl, now).await? {
             return Ok(());
         }
         match directus.client.user(id).await {
-            Ok(Some(user)) => store::upsert_mirror(&db, &user).await,
-            Ok(None) if store::user_exists(&db, id).await? => store::archive_mirror(&db, id).await,
+            Ok(Some(user)) => store::upsert_mirror(&db, &user, now).await,
+            Ok(None) if store::user_exists(&db, id).await? => {
+                store::archive_mirror(&db, id, now).await
+            }
             Ok(None) => Ok(()),
             Err(err) if store::user_exists(&db, id).await? => {
                 tracing::warn!(user = %id, error = %err, "using a stale mirror: Directus unreachable");
@@ -133,7 +150,7 @@ impl AuthService {
         ttl: Duration,
         impersonated_by: Option<Uuid>,
     ) -> Result<String, AuthError> {
-        let now = Utc::now().timestamp();
+        let now = self.clock.now().timestamp();
         self.signer.sign(&AccessClaims {
             id: user.id,
             role: user.role_id,
@@ -141,7 +158,7 @@ impl AuthService {
             admin_access: user.admin_access,
             impersonated_by,
             iat: now,
-            exp: now + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2),
+            exp: now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)),
             iss: tokens::ISSUER,
         })
     }
@@ -151,8 +168,8 @@ impl AuthService {
         db: &impl deadpool_postgres::GenericClient,
         user: &User,
     ) -> Result<Tokens, AuthError> {
-        let refresh_token = tokens::new_refresh_token();
-        let refresh_expires = Utc::now() + self.refresh_ttl;
+        let refresh_token = tokens::new_refresh_token()?;
+        let refresh_expires = self.after(self.refresh_ttl)?;
         store::insert_refresh_session(
             db,
             &tokens::digest(&refresh_token),
@@ -214,9 +231,10 @@ impl AuthService {
         }
         let mut db = self.pool.get().await?;
         let tx = db.transaction().await?;
-        let user_id = store::take_refresh_session(&tx, &tokens::digest(refresh_token))
-            .await?
-            .ok_or(AuthError::InvalidCredentials)?;
+        let user_id =
+            store::take_refresh_session(&tx, &tokens::digest(refresh_token), self.clock.now())
+                .await?
+                .ok_or(AuthError::InvalidCredentials)?;
         let user = store::user_by_id(&tx, user_id)
             .await?
             .filter(|user| user.status == "active")
@@ -235,7 +253,7 @@ impl AuthService {
             return directus.client.logout(refresh_token).await;
         }
         let db = self.pool.get().await?;
-        store::take_refresh_session(&db, &tokens::digest(refresh_token)).await?;
+        store::take_refresh_session(&db, &tokens::digest(refresh_token), self.clock.now()).await?;
         Ok(())
     }
 
@@ -278,14 +296,14 @@ impl AuthService {
         email: Option<String>,
         hours: u32,
     ) -> Result<InviteCreated, AuthError> {
-        let code = tokens::new_invite_code();
+        let code = tokens::new_invite_code()?;
         let db = self.pool.get().await?;
         let expires_at = store::insert_invite(
             &db,
             &tokens::digest(&code),
             email.as_deref(),
             created_by,
-            hours,
+            self.after(Duration::from_secs(u64::from(hours) * 3600))?,
         )
         .await?;
         Ok(InviteCreated {
@@ -326,9 +344,14 @@ impl AuthService {
 
         let mut db = self.pool.get().await?;
         let tx = db.transaction().await?;
-        let invite = store::redeem_invite(&tx, &tokens::digest(invite_code.trim()), &email)
-            .await?
-            .ok_or(AuthError::InvalidInvite)?;
+        let invite = store::redeem_invite(
+            &tx,
+            &tokens::digest(invite_code.trim()),
+            &email,
+            self.clock.now(),
+        )
+        .await?
+        .ok_or(AuthError::InvalidInvite)?;
         let new_user = store::NewUser {
             email: &email,
             password_hash: &password_hash,
@@ -363,9 +386,14 @@ impl AuthService {
     ) -> Result<User, AuthError> {
         let mut db = self.pool.get().await?;
         let tx = db.transaction().await?;
-        let invite = store::redeem_invite(&tx, &tokens::digest(invite_code.trim()), email)
-            .await?
-            .ok_or(AuthError::InvalidInvite)?;
+        let invite = store::redeem_invite(
+            &tx,
+            &tokens::digest(invite_code.trim()),
+            email,
+            self.clock.now(),
+        )
+        .await?
+        .ok_or(AuthError::InvalidInvite)?;
         let role = directus
             .client
             .role_named(domain::NEW_USER_ROLE)
@@ -380,7 +408,7 @@ impl AuthService {
             .client
             .create_user(email, password, role.id, first_name, last_name)
             .await?;
-        store::upsert_mirror(&tx, &created).await?;
+        store::upsert_mirror(&tx, &created, self.clock.now()).await?;
         store::set_invite_user(&tx, invite, created.id).await?;
         let user = store::user_by_id(&tx, created.id)
             .await?
@@ -493,7 +521,7 @@ impl AuthService {
                 "only active users can be impersonated",
             ));
         }
-        let expires_at = Utc::now() + self.impersonation_ttl;
+        let expires_at = self.after(self.impersonation_ttl)?;
         let db = self.pool.get().await?;
         store::insert_impersonation(&db, admin.id, target, &identity.request_id, expires_at)
             .await?;
@@ -570,6 +598,6 @@ impl AuthService {
 
     pub async fn delete_expired_sessions(&self) -> Result<u64, AuthError> {
         let db = self.pool.get().await?;
-        store::delete_expired_sessions(&db).await
+        store::delete_expired_sessions(&db, self.clock.now()).await
     }
 }

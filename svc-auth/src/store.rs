@@ -170,11 +170,12 @@ pub async fn insert_refresh_session(
 pub async fn take_refresh_session(
     db: &impl GenericClient,
     token_hash: &[u8],
+    now: DateTime<Utc>,
 ) -> Result<Option<Uuid>, AuthError> {
     let row = db
         .query_opt(
-            "DELETE FROM auth.refresh_sessions WHERE token_hash = $1 RETURNING user_id, expires_at > now()",
-            &[&token_hash],
+            "DELETE FROM auth.refresh_sessions WHERE token_hash = $1 RETURNING user_id, expires_at > $2",
+            &[&token_hash, &now],
         )
         .await?;
     Ok(row
@@ -182,11 +183,14 @@ pub async fn take_refresh_session(
         .map(|row| row.get(0)))
 }
 
-pub async fn delete_expired_sessions(db: &impl GenericClient) -> Result<u64, AuthError> {
+pub async fn delete_expired_sessions(
+    db: &impl GenericClient,
+    now: DateTime<Utc>,
+) -> Result<u64, AuthError> {
     Ok(db
         .execute(
-            "DELETE FROM auth.refresh_sessions WHERE expires_at <= now()",
-            &[],
+            "DELETE FROM auth.refresh_sessions WHERE expires_at <= $1",
+            &[&now],
         )
         .await?)
 }
@@ -196,32 +200,33 @@ pub async fn insert_invite(
     code_hash: &[u8],
     email: Option<&str>,
     created_by: Uuid,
-    hours: u32,
+    expires_at: DateTime<Utc>,
 ) -> Result<DateTime<Utc>, AuthError> {
-    let hours = i32::try_from(hours).unwrap_or(i32::MAX);
     let row = db
         .query_one(
             "INSERT INTO auth.invites (code_hash, email, created_by, expires_at) \
-             VALUES ($1, $2, $3, now() + make_interval(hours => $4)) RETURNING expires_at",
-            &[&code_hash, &email, &created_by, &hours],
+             VALUES ($1, $2, $3, $4) RETURNING expires_at",
+            &[&code_hash, &email, &created_by, &expires_at],
         )
         .await?;
     Ok(row.get(0))
 }
 
-/// Marks the invite used, if it is unused, unexpired and meant for this email (or for anyone).
+/// Marks the invite used, if it is unused, unexpired at `now` and meant for this email (or for
+/// anyone).
 pub async fn redeem_invite(
     db: &impl GenericClient,
     code_hash: &[u8],
     email: &str,
+    now: DateTime<Utc>,
 ) -> Result<Option<Uuid>, AuthError> {
     let row = db
         .query_opt(
-            "UPDATE auth.invites SET used_at = now() \
-             WHERE code_hash = $1 AND used_at IS NULL AND expires_at > now() \
+            "UPDATE auth.invites SET used_at = $3 \
+             WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $3 \
                AND (email IS NULL OR lower(email) = lower($2)) \
              RETURNING id",
-            &[&code_hash, &email],
+            &[&code_hash, &email, &now],
         )
         .await?;
     Ok(row.map(|row| row.get(0)))
@@ -377,17 +382,18 @@ pub async fn admin_exists(db: &impl GenericClient, email: &str) -> Result<bool, 
         .is_some())
 }
 
-/// Whether the user was mirrored from Directus less than `ttl` ago.
+/// Whether the user was mirrored from Directus less than `ttl` before `now`.
 pub async fn mirror_is_fresh(
     db: &impl GenericClient,
     id: Uuid,
     ttl: std::time::Duration,
+    now: DateTime<Utc>,
 ) -> Result<bool, AuthError> {
     let ttl_secs = ttl.as_secs_f64();
     let row = db
         .query_opt(
-            "SELECT 1 FROM auth.users WHERE id = $1 AND mirrored_at > now() - make_interval(secs => $2)",
-            &[&id, &ttl_secs],
+            "SELECT 1 FROM auth.users WHERE id = $1 AND mirrored_at > $3::timestamptz - make_interval(secs => $2)",
+            &[&id, &ttl_secs, &now],
         )
         .await?;
     Ok(row.is_some())
@@ -406,6 +412,7 @@ pub async fn user_exists(db: &impl GenericClient, id: Uuid) -> Result<bool, Auth
 pub async fn upsert_mirror(
     db: &impl GenericClient,
     user: &crate::directus::DirectusUser,
+    now: DateTime<Utc>,
 ) -> Result<(), AuthError> {
     if let Some(role) = &user.role {
         db.execute(
@@ -419,10 +426,10 @@ pub async fn upsert_mirror(
     let email = user.email.clone().unwrap_or_else(|| user.id.to_string());
     db.execute(
         "INSERT INTO auth.users (id, email, first_name, last_name, role_id, status, mirrored_at) \
-         VALUES ($1, $2, $3, $4, (SELECT id FROM auth.roles WHERE id = $5), $6, now()) \
+         VALUES ($1, $2, $3, $4, (SELECT id FROM auth.roles WHERE id = $5), $6, $7) \
          ON CONFLICT (id) DO UPDATE SET email = excluded.email, first_name = excluded.first_name, \
            last_name = excluded.last_name, role_id = excluded.role_id, status = excluded.status, \
-           mirrored_at = now(), updated_at = now()",
+           mirrored_at = excluded.mirrored_at, updated_at = now()",
         &[
             &user.id,
             &email,
@@ -430,6 +437,7 @@ pub async fn upsert_mirror(
             &user.last_name,
             &role_id,
             &user.status,
+            &now,
         ],
     )
     .await?;
@@ -437,10 +445,14 @@ pub async fn upsert_mirror(
 }
 
 /// A mirrored user that Directus no longer has: archived here, so its tokens stop working.
-pub async fn archive_mirror(db: &impl GenericClient, id: Uuid) -> Result<(), AuthError> {
+pub async fn archive_mirror(
+    db: &impl GenericClient,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(), AuthError> {
     db.execute(
-        "UPDATE auth.users SET status = 'archived', mirrored_at = now(), updated_at = now() WHERE id = $1",
-        &[&id],
+        "UPDATE auth.users SET status = 'archived', mirrored_at = $2, updated_at = now() WHERE id = $1",
+        &[&id, &now],
     )
     .await?;
     Ok(())

@@ -58,21 +58,21 @@ impl Signer {
 }
 
 /// Random URL-safe text of `bytes` random bytes (4 characters for every 3 bytes).
-fn random_token(bytes: usize) -> String {
+fn random_token(bytes: usize) -> Result<String, AuthError> {
     let mut buffer = vec![0u8; bytes];
     SystemRandom::new()
         .fill(&mut buffer)
-        .expect("the operating system's random source never fails on Linux");
-    URL_SAFE_NO_PAD.encode(buffer)
+        .map_err(|_| AuthError::Token("no randomness for a token".into()))?;
+    Ok(URL_SAFE_NO_PAD.encode(buffer))
 }
 
 /// 64 characters of `[A-Za-z0-9_-]`, like Directus' refresh tokens.
-pub fn new_refresh_token() -> String {
+pub fn new_refresh_token() -> Result<String, AuthError> {
     random_token(48)
 }
 
 /// 32 characters of `[A-Za-z0-9_-]`.
-pub fn new_invite_code() -> String {
+pub fn new_invite_code() -> Result<String, AuthError> {
     random_token(24)
 }
 
@@ -94,14 +94,14 @@ mod tests {
 
     #[test]
     fn refresh_tokens_look_like_directus_ones() {
-        let token = new_refresh_token();
+        let token = new_refresh_token().unwrap();
         assert_eq!(token.len(), 64);
         assert!(
             token
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         );
-        assert_ne!(token, new_refresh_token());
+        assert_ne!(token, new_refresh_token().unwrap());
         assert_eq!(digest(&token).len(), 32);
     }
 

@@ -1,10 +1,20 @@
 //! svc-auth over real gRPC on a random port, against a fresh PostgreSQL database per test.
+// Test code: a helper of these tests that cannot do its job fails the test, as an assertion
+// would. (clippy.toml allows this inside test functions only, not in the helpers beside them.)
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::identity::{Identity, UserIdentity};
+use chrono::{TimeDelta, Utc};
+use common::clock::Clock;
+
+use common::identity::Identity;
 use common::secret::Secret;
-use common::testing::{fresh_database, random_listener, status_reason as reason};
+use common::testing::{
+    self, ManualClock, TestService, anonymous, fresh_database, start_service,
+    status_reason as reason,
+};
 use proto::auth::v1 as pb;
 use proto::auth::v1::auth_client::AuthClient;
 use svc_auth::Config;
@@ -17,42 +27,32 @@ const ADMIN_PASSWORD: &str = "admin password 1";
 
 struct TestAuth {
     client: AuthClient<Channel>,
-    token: Secret,
+    /// The service's clock: it stands still at the start of the test until the test moves it.
+    clock: Arc<ManualClock>,
     database_url: String,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for TestAuth {
-    fn drop(&mut self) {
-        if let Some(stop) = self.shutdown.take() {
-            let _ = stop.send(());
-        }
-    }
+    _service: TestService,
 }
 
 async fn spawn_auth_with(login_floor: Duration) -> TestAuth {
     let database = fresh_database().await;
-    let token = Secret::new("internal token for the svc-auth tests 0123456789");
     let mut config = Config::local(
         database.url.clone(),
-        token.clone(),
+        testing::internal_token(),
         Secret::new("directus secret for the svc-auth tests 0123456789"),
     );
     config.login_floor = login_floor;
     config.admin = Some((ADMIN_EMAIL.into(), Secret::new(ADMIN_PASSWORD)));
-    let (listener, addr) = random_listener().await;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(svc_auth::run(config, listener, async {
-        let _ = stopped.await;
-    }));
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect_lazy();
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let serving_clock: Arc<dyn Clock> = clock.clone();
+    let service = start_service(|listener, stop| {
+        svc_auth::run_with_clock(config, listener, stop, serving_clock)
+    })
+    .await;
     TestAuth {
-        client: AuthClient::new(channel),
-        token,
+        client: AuthClient::new(service.channel.clone()),
+        clock,
         database_url: database.url,
-        shutdown: Some(stop),
+        _service: service,
     }
 }
 
@@ -60,33 +60,17 @@ async fn spawn_auth() -> TestAuth {
     spawn_auth_with(Duration::from_millis(10)).await
 }
 
-fn anonymous() -> Identity {
-    Identity::anonymous("test")
-}
-
 fn as_user(user: &pb::User) -> Identity {
-    Identity::user(
-        UserIdentity {
-            id: user.id.parse().unwrap(),
-            role: user.role.clone(),
-            tier: user.pricing_tier.clone(),
-            impersonated_by: None,
-        },
-        "test",
-    )
+    testing::user(user.id.parse().unwrap(), &user.role, &user.pricing_tier)
 }
 
 impl TestAuth {
-    fn call<T>(&self, message: T, identity: &Identity) -> tonic::Request<T> {
-        common::grpc::outgoing(message, identity, &self.token, Duration::from_secs(20))
-    }
-
     async fn sql(&self) -> tokio_postgres::Client {
         common::testing::connect(&self.database_url).await
     }
 
     async fn login(&mut self, email: &str, password: &str) -> Result<pb::TokenPair, tonic::Status> {
-        let request = self.call(
+        let request = testing::request(
             pb::LoginRequest {
                 email: email.into(),
                 password: password.into(),
@@ -100,7 +84,7 @@ impl TestAuth {
     }
 
     async fn me(&mut self, identity: &Identity) -> pb::User {
-        let request = self.call(pb::MeRequest {}, identity);
+        let request = testing::request(pb::MeRequest {}, identity);
         self.client.me(request).await.unwrap().into_inner()
     }
 
@@ -108,20 +92,11 @@ impl TestAuth {
         let tokens = self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.unwrap();
         let claims = unverified_claims(&tokens.access_token);
         let id: Uuid = claims["id"].as_str().unwrap().parse().unwrap();
-        let identity = Identity::user(
-            UserIdentity {
-                id,
-                role: "administrator".into(),
-                tier: "studio".into(),
-                impersonated_by: None,
-            },
-            "test",
-        );
-        self.me(&identity).await
+        self.me(&testing::administrator(id)).await
     }
 
     async fn invite(&mut self, admin: &pb::User, email: Option<&str>) -> String {
-        let request = self.call(
+        let request = testing::request(
             pb::CreateInviteRequest {
                 email: email.map(Into::into),
                 expires_in_hours: None,
@@ -137,7 +112,7 @@ impl TestAuth {
     }
 
     async fn register(&mut self, email: &str, code: &str) -> Result<pb::User, tonic::Status> {
-        let request = self.call(
+        let request = testing::request(
             pb::RegisterRequest {
                 email: email.into(),
                 password: "creator password".into(),
@@ -238,6 +213,57 @@ async fn access_tokens_carry_the_users_role_uuid() {
 }
 
 #[tokio::test]
+async fn lifetimes_and_expiries_are_measured_on_the_service_clock() {
+    let mut auth = spawn_auth().await;
+    let started = auth.clock.now();
+    let tokens = auth.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.unwrap();
+    let claims = unverified_claims(&tokens.access_token);
+    assert_eq!(claims["iat"].as_i64().unwrap(), started.timestamp());
+    assert_eq!(claims["exp"].as_i64().unwrap(), started.timestamp() + 900);
+
+    // A refresh token lives 7 days from its issue: one minute short of that it still works,
+    // and the pair it gives is issued at the clock's new time.
+    let refresh = |token: &str| pb::RefreshRequest {
+        refresh_token: token.into(),
+    };
+    auth.clock
+        .advance(TimeDelta::days(7) - TimeDelta::minutes(1));
+    let renewed = auth
+        .client
+        .refresh(testing::request(
+            refresh(&tokens.refresh_token),
+            &anonymous(),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        unverified_claims(&renewed.access_token)["iat"]
+            .as_i64()
+            .unwrap(),
+        auth.clock.now().timestamp()
+    );
+    auth.clock
+        .advance(TimeDelta::days(7) + TimeDelta::seconds(1));
+    let expired = auth
+        .client
+        .refresh(testing::request(
+            refresh(&renewed.refresh_token),
+            &anonymous(),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(expired.code(), Code::Unauthenticated);
+
+    // An invite of 72 hours opens until its last second.
+    let admin = auth.admin().await;
+    let code = auth.invite(&admin, None).await;
+    auth.clock
+        .advance(TimeDelta::hours(72) - TimeDelta::seconds(1));
+    auth.register("in-time@genie.test", &code).await.unwrap();
+}
+
+#[tokio::test]
 async fn refresh_rotates_and_a_spent_token_is_rejected_even_under_a_race() {
     let mut auth = spawn_auth().await;
     let first = auth.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.unwrap();
@@ -247,14 +273,20 @@ async fn refresh_rotates_and_a_spent_token_is_rejected_even_under_a_race() {
 
     let second = auth
         .client
-        .refresh(auth.call(refresh(&first.refresh_token), &anonymous()))
+        .refresh(testing::request(
+            refresh(&first.refresh_token),
+            &anonymous(),
+        ))
         .await
         .unwrap()
         .into_inner();
     assert_ne!(second.refresh_token, first.refresh_token);
     let reused = auth
         .client
-        .refresh(auth.call(refresh(&first.refresh_token), &anonymous()))
+        .refresh(testing::request(
+            refresh(&first.refresh_token),
+            &anonymous(),
+        ))
         .await
         .unwrap_err();
     assert_eq!(reused.code(), Code::Unauthenticated);
@@ -262,7 +294,7 @@ async fn refresh_rotates_and_a_spent_token_is_rejected_even_under_a_race() {
     let racers: Vec<_> = (0..8)
         .map(|_| {
             let mut client = auth.client.clone();
-            let request = auth.call(refresh(&second.refresh_token), &anonymous());
+            let request = testing::request(refresh(&second.refresh_token), &anonymous());
             tokio::spawn(async move { client.refresh(request).await.is_ok() })
         })
         .collect();
@@ -277,14 +309,14 @@ async fn refresh_rotates_and_a_spent_token_is_rejected_even_under_a_race() {
 async fn logout_ends_the_session() {
     let mut auth = spawn_auth().await;
     let tokens = auth.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.unwrap();
-    let logout = auth.call(
+    let logout = testing::request(
         pb::LogoutRequest {
             refresh_token: tokens.refresh_token.clone(),
         },
         &anonymous(),
     );
     auth.client.logout(logout).await.unwrap();
-    let refresh = auth.call(
+    let refresh = testing::request(
         pb::RefreshRequest {
             refresh_token: tokens.refresh_token,
         },
@@ -343,14 +375,8 @@ async fn invites_bound_to_an_email_expire_and_need_an_administrator() {
     auth.register("only@genie.test", &code).await.unwrap();
 
     let code = auth.invite(&admin, None).await;
-    auth.sql()
-        .await
-        .execute(
-            "UPDATE auth.invites SET expires_at = now() - interval '1 second'",
-            &[],
-        )
-        .await
-        .unwrap();
+    auth.clock
+        .advance(TimeDelta::hours(72) + TimeDelta::seconds(1));
     assert_eq!(
         reason(&auth.register("late@genie.test", &code).await.unwrap_err()),
         "invalid_invite"
@@ -366,12 +392,12 @@ async fn invites_bound_to_an_email_expire_and_need_an_administrator() {
     );
 
     let creator = auth.new_creator("creator@genie.test").await;
-    let request = auth.call(pb::CreateInviteRequest::default(), &as_user(&creator));
+    let request = testing::request(pb::CreateInviteRequest::default(), &as_user(&creator));
     assert_eq!(
         auth.client.create_invite(request).await.unwrap_err().code(),
         Code::PermissionDenied
     );
-    let request = auth.call(
+    let request = testing::request(
         pb::CreateInviteRequest {
             email: None,
             expires_in_hours: Some(0),
@@ -401,7 +427,7 @@ async fn register_rejects_bad_fields_naming_them() {
         ("", "long enough pw", "email"),
     ];
     for (email, password, field) in cases {
-        let request = auth.call(
+        let request = testing::request(
             pb::RegisterRequest {
                 email: email.into(),
                 password: password.into(),
@@ -434,28 +460,34 @@ async fn onboarding_moves_forward_for_creators_and_anywhere_for_administrators()
 
     let moved = auth
         .client
-        .set_onboarding(auth.call(set("PROCESSING", None), &as_user(&creator)))
+        .set_onboarding(testing::request(
+            set("PROCESSING", None),
+            &as_user(&creator),
+        ))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(moved.state, "PROCESSING");
     let back = auth
         .client
-        .set_onboarding(auth.call(set("DATA_COLLECTION", None), &as_user(&creator)))
+        .set_onboarding(testing::request(
+            set("DATA_COLLECTION", None),
+            &as_user(&creator),
+        ))
         .await
         .unwrap_err();
     assert_eq!(back.code(), Code::PermissionDenied);
     assert_eq!(reason(&back), "onboarding_backward");
     let bad = auth
         .client
-        .set_onboarding(auth.call(set("DONE", None), &as_user(&creator)))
+        .set_onboarding(testing::request(set("DONE", None), &as_user(&creator)))
         .await
         .unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
 
     let reset = auth
         .client
-        .set_onboarding(auth.call(
+        .set_onboarding(testing::request(
             set("EXTENSION_INSTALL", Some(&creator.id)),
             &as_user(&admin),
         ))
@@ -467,7 +499,10 @@ async fn onboarding_moves_forward_for_creators_and_anywhere_for_administrators()
 
     let other = auth
         .client
-        .set_onboarding(auth.call(set("COMPLETE", Some(&admin.id)), &as_user(&creator)))
+        .set_onboarding(testing::request(
+            set("COMPLETE", Some(&admin.id)),
+            &as_user(&creator),
+        ))
         .await
         .unwrap_err();
     assert_eq!(
@@ -477,7 +512,10 @@ async fn onboarding_moves_forward_for_creators_and_anywhere_for_administrators()
     );
     let state = auth
         .client
-        .get_onboarding(auth.call(pb::GetOnboardingRequest {}, &as_user(&creator)))
+        .get_onboarding(testing::request(
+            pb::GetOnboardingRequest {},
+            &as_user(&creator),
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -496,15 +534,21 @@ async fn rbac_sync_is_for_the_system_principal_only() {
     };
     let denied = auth
         .client
-        .rbac_sync(auth.call(sync(Some("administrator"), None), &as_user(&creator)))
+        .rbac_sync(testing::request(
+            sync(Some("administrator"), None),
+            &as_user(&creator),
+        ))
         .await
         .unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
 
-    let system = Identity::system("test");
+    let system = testing::system();
     let user = auth
         .client
-        .rbac_sync(auth.call(sync(Some("viewer"), Some("suspended")), &system))
+        .rbac_sync(testing::request(
+            sync(Some("viewer"), Some("suspended")),
+            &system,
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -518,7 +562,7 @@ async fn rbac_sync_is_for_the_system_principal_only() {
     );
     let resolved = auth
         .client
-        .resolve(auth.call(
+        .resolve(testing::request(
             pb::ResolveRequest {
                 user_id: creator.id.clone(),
             },
@@ -537,7 +581,7 @@ async fn rbac_sync_is_for_the_system_principal_only() {
 
     let bad_role = auth
         .client
-        .rbac_sync(auth.call(sync(Some("emperor"), None), &system))
+        .rbac_sync(testing::request(sync(Some("emperor"), None), &system))
         .await
         .unwrap_err();
     assert_eq!(bad_role.code(), Code::InvalidArgument);
@@ -545,7 +589,7 @@ async fn rbac_sync_is_for_the_system_principal_only() {
     unknown.user_id = Uuid::new_v4().to_string();
     assert_eq!(
         auth.client
-            .rbac_sync(auth.call(unknown, &system))
+            .rbac_sync(testing::request(unknown, &system))
             .await
             .unwrap_err()
             .code(),
@@ -562,14 +606,14 @@ async fn impersonation_is_audited_and_for_administrators_only() {
 
     let denied = auth
         .client
-        .impersonate(auth.call(target(&admin.id), &as_user(&creator)))
+        .impersonate(testing::request(target(&admin.id), &as_user(&creator)))
         .await
         .unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
 
     let granted = auth
         .client
-        .impersonate(auth.call(target(&creator.id), &as_user(&admin)))
+        .impersonate(testing::request(target(&creator.id), &as_user(&admin)))
         .await
         .unwrap()
         .into_inner();
@@ -597,7 +641,10 @@ async fn impersonation_is_audited_and_for_administrators_only() {
 
     let missing = auth
         .client
-        .impersonate(auth.call(target(&Uuid::new_v4().to_string()), &as_user(&admin)))
+        .impersonate(testing::request(
+            target(&Uuid::new_v4().to_string()),
+            &as_user(&admin),
+        ))
         .await
         .unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
@@ -610,7 +657,7 @@ async fn profiles_and_avatars() {
     let me = as_user(&creator);
     let updated = auth
         .client
-        .update_profile(auth.call(
+        .update_profile(testing::request(
             pb::UpdateProfileRequest {
                 first_name: Some("Grace".into()),
                 last_name: Some("Hopper".into()),
@@ -627,14 +674,14 @@ async fn profiles_and_avatars() {
 
     let missing = auth
         .client
-        .get_avatar(auth.call(pb::GetAvatarRequest {}, &me))
+        .get_avatar(testing::request(pb::GetAvatarRequest {}, &me))
         .await
         .unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
     let png = b"\x89PNG\r\n\x1a\nnot really drawn but a PNG by its header".to_vec();
     let with_avatar = auth
         .client
-        .set_avatar(auth.call(
+        .set_avatar(testing::request(
             pb::SetAvatarRequest {
                 content_type: "image/png".into(),
                 image: png.clone(),
@@ -647,7 +694,7 @@ async fn profiles_and_avatars() {
     assert_eq!(with_avatar.avatar_content_type, "image/png");
     let avatar = auth
         .client
-        .get_avatar(auth.call(pb::GetAvatarRequest {}, &me))
+        .get_avatar(testing::request(pb::GetAvatarRequest {}, &me))
         .await
         .unwrap()
         .into_inner();
@@ -655,7 +702,7 @@ async fn profiles_and_avatars() {
 
     let html = auth
         .client
-        .set_avatar(auth.call(
+        .set_avatar(testing::request(
             pb::SetAvatarRequest {
                 content_type: "image/png".into(),
                 image: b"<html>".to_vec(),
@@ -669,7 +716,7 @@ async fn profiles_and_avatars() {
     huge.resize(2 * 1024 * 1024 + 1, 0);
     let too_large = auth
         .client
-        .set_avatar(auth.call(
+        .set_avatar(testing::request(
             pb::SetAvatarRequest {
                 content_type: "image/png".into(),
                 image: huge,

@@ -16,27 +16,7 @@ pub enum VaultError {
     Db(#[from] common::db::DbError),
 }
 
-impl VaultError {
-    pub fn missing(field: &str) -> Self {
-        Self::Api(ApiError::missing_field(field))
-    }
-
-    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
-        Self::Api(ApiError::invalid_field(field, message))
-    }
-}
-
-impl From<tokio_postgres::Error> for VaultError {
-    fn from(err: tokio_postgres::Error) -> Self {
-        Self::Db(err.into())
-    }
-}
-
-impl From<deadpool_postgres::PoolError> for VaultError {
-    fn from(err: deadpool_postgres::PoolError) -> Self {
-        Self::Db(err.into())
-    }
-}
+common::service_error!(VaultError);
 
 impl From<CryptoError> for ApiError {
     /// A key that is not configured or retired is the operator's to fix (503, with a reason they
@@ -77,11 +57,5 @@ impl From<VaultError> for ApiError {
             VaultError::Api(err) => err,
             VaultError::Db(err) => err.into(),
         }
-    }
-}
-
-impl From<VaultError> for tonic::Status {
-    fn from(err: VaultError) -> Self {
-        ApiError::from(err).into()
     }
 }

@@ -1,16 +1,20 @@
 //! svc-credentials over real gRPC on a random port, against a fresh PostgreSQL database per test:
 //! sealing bound to the row, key versions and their retirement, the original service's records,
 //! live rotation, ownership and the reveal audit.
+// Test code: a helper of these tests that cannot do its job fails the test, as an assertion
+// would. (clippy.toml allows this inside test functions only, not in the helpers beside them.)
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
-use common::identity::{Identity, UserIdentity};
+use common::identity::Identity;
 use common::secret::Secret;
 use common::testing::{
-    fresh_database, random_listener, status_field as field, status_reason as reason,
+    self, TestService, creator as user, fresh_database, status_field as field,
+    status_reason as reason, try_start_service,
 };
 use proto::credentials::v1 as pb;
 use proto::credentials::v1::credentials_client::CredentialsClient;
@@ -22,7 +26,6 @@ use tonic::Code;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
-const TOKEN: &str = "internal token for the svc-credentials tests 0123";
 const KEY_1: &str = "dGVzdCBrZXkgb25lIGZvciB0aGUgdmF1bHQgdGVzdHM="; // "test key one for the vault tests"
 const KEY_2: &str = "c2Vjb25kIGtleSBvZiB0aGUgdmF1bHQgdGVzdHMhISE="; // "second key of the vault tests!!!"
 
@@ -44,62 +47,24 @@ fn keys(v1: &str, more: &[(u32, &str)], retired: &[u32]) -> KeyRing {
 struct Vault {
     client: CredentialsClient<Channel>,
     database_url: String,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    _service: TestService,
 }
 
+/// The vault on `database_url` under `keys`, once it serves; a start-up that fails is its error.
 async fn start(database_url: &str, keys: KeyRing) -> anyhow::Result<Vault> {
-    let config = Config::local(database_url.to_owned(), Secret::new(TOKEN), keys);
-    let (listener, addr) = random_listener().await;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (ended_tx, mut ended) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        let result = svc_credentials::run(config, listener, async {
-            let _ = stopped.await;
-        })
-        .await;
-        let _ = ended_tx.send(result);
-    });
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect_lazy();
-    let client = CredentialsClient::new(channel);
-    // Serving once a call without the internal token is refused by the service itself; a
-    // start-up that fails ends the task with its error.
-    for _ in 0..400 {
-        let probe = client
-            .clone()
-            .list_vault(tonic::Request::new(pb::ListVaultRequest::default()))
-            .await;
-        if matches!(&probe, Err(status) if status.code() == Code::Unauthenticated) {
-            return Ok(Vault {
-                client,
-                database_url: database_url.to_owned(),
-                _stop: stop,
-            });
-        }
-        if let Ok(result) = ended.try_recv() {
-            return Err(result.err().unwrap_or_else(|| anyhow::anyhow!("stopped")));
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    anyhow::bail!("svc-credentials did not start within 10 s")
+    let config = Config::local(database_url.to_owned(), testing::internal_token(), keys);
+    let service =
+        try_start_service(|listener, stop| svc_credentials::run(config, listener, stop)).await?;
+    Ok(Vault {
+        client: CredentialsClient::new(service.channel.clone()),
+        database_url: database_url.to_owned(),
+        _service: service,
+    })
 }
 
 async fn spawn_vault() -> Vault {
     let database = fresh_database().await;
     start(&database.url, keys(KEY_1, &[], &[])).await.unwrap()
-}
-
-fn user(id: Uuid) -> Identity {
-    Identity::user(
-        UserIdentity {
-            id,
-            role: "creator".into(),
-            tier: "starter".into(),
-            impersonated_by: None,
-        },
-        "req-test",
-    )
 }
 
 fn secret(value: Value) -> Option<pb::Secret> {
@@ -113,15 +78,6 @@ fn revealed(secret: Option<pb::Secret>) -> Value {
 }
 
 impl Vault {
-    fn call<T>(&self, message: T, identity: &Identity) -> tonic::Request<T> {
-        common::grpc::outgoing(
-            message,
-            identity,
-            &Secret::new(TOKEN),
-            Duration::from_secs(30),
-        )
-    }
-
     async fn create_profile(
         &self,
         owner: Uuid,
@@ -136,7 +92,7 @@ impl Vault {
             scrape_frequency: "0 */6 * * *".into(),
             profile_data_json: String::new(),
         };
-        let request = self.call(request, &user(owner));
+        let request = testing::request(request, &user(owner));
         Ok(self
             .client
             .clone()
@@ -150,7 +106,7 @@ impl Vault {
         identity: &Identity,
         profile_id: &str,
     ) -> Result<pb::RevealedCredentials, tonic::Status> {
-        let request = self.call(
+        let request = testing::request(
             pb::ProfileRef {
                 creator_profile_id: profile_id.into(),
             },
@@ -170,7 +126,7 @@ impl Vault {
         profile_id: &str,
         credentials: Option<pb::Secret>,
     ) -> Result<pb::CreatorProfile, tonic::Status> {
-        let request = self.call(
+        let request = testing::request(
             pb::StoreCredentialsRequest {
                 creator_profile_id: profile_id.into(),
                 credentials,
@@ -191,7 +147,7 @@ impl Vault {
         profile_id: &str,
         cookies: Value,
     ) -> Result<pb::PlatformSessionInfo, tonic::Status> {
-        let request = self.call(
+        let request = testing::request(
             pb::StorePlatformSessionRequest {
                 creator_profile_id: profile_id.into(),
                 cookies: secret(cookies),
@@ -213,7 +169,7 @@ impl Vault {
         identity: &Identity,
         profile_id: &str,
     ) -> Result<pb::PlatformSession, tonic::Status> {
-        let request = self.call(
+        let request = testing::request(
             pb::ProfileRef {
                 creator_profile_id: profile_id.into(),
             },
@@ -233,7 +189,7 @@ impl Vault {
         name: &str,
         value: Value,
     ) -> Result<pb::VaultEntry, tonic::Status> {
-        let request = self.call(
+        let request = testing::request(
             pb::CreateVaultEntryRequest {
                 name: name.into(),
                 kind: "download".into(),
@@ -256,7 +212,7 @@ impl Vault {
         owner: Uuid,
         id: &str,
     ) -> Result<pb::RevealedVaultEntry, tonic::Status> {
-        let request = self.call(pb::VaultEntryRef { id: id.into() }, &user(owner));
+        let request = testing::request(pb::VaultEntryRef { id: id.into() }, &user(owner));
         Ok(self
             .client
             .clone()
@@ -294,10 +250,7 @@ async fn credentials_round_trip_and_each_reveal_is_audited_without_the_secret() 
         .store(&user(owner), &profile.id, secret(replaced.clone()))
         .await
         .unwrap();
-    let by_system = vault
-        .reveal(&Identity::system("req-system"), &profile.id)
-        .await
-        .unwrap();
+    let by_system = vault.reveal(&testing::system(), &profile.id).await.unwrap();
     assert_eq!(revealed(by_system.credentials), replaced);
 
     let db = vault.sql().await;
@@ -657,19 +610,19 @@ async fn a_user_reaches_only_their_own_profiles_and_entries() {
     let by_id = |id: &str| pb::VaultEntryRef { id: id.into() };
     not_found(
         client
-            .rotate_vault_entry(vault.call(by_id(&entry.id), &other))
+            .rotate_vault_entry(testing::request(by_id(&entry.id), &other))
             .await
             .map(drop),
     );
     not_found(
         client
-            .delete_vault_entry(vault.call(by_id(&entry.id), &other))
+            .delete_vault_entry(testing::request(by_id(&entry.id), &other))
             .await
             .map(drop),
     );
     not_found(
         client
-            .update_vault_entry(vault.call(
+            .update_vault_entry(testing::request(
                 pb::UpdateVaultEntryRequest {
                     id: entry.id.clone(),
                     name: Some("mine now".into()),
@@ -681,7 +634,7 @@ async fn a_user_reaches_only_their_own_profiles_and_entries() {
             .map(drop),
     );
     let linked = client
-        .create_vault_entry(vault.call(
+        .create_vault_entry(testing::request(
             pb::CreateVaultEntryRequest {
                 name: "linked".into(),
                 creator_profile_id: profile.id.clone(),
@@ -695,7 +648,7 @@ async fn a_user_reaches_only_their_own_profiles_and_entries() {
     assert_eq!(linked.code(), Code::NotFound);
     assert_eq!(field(&linked), "creatorProfileId");
     let listed = client
-        .list_vault(vault.call(pb::ListVaultRequest::default(), &other))
+        .list_vault(testing::request(pb::ListVaultRequest::default(), &other))
         .await
         .unwrap()
         .into_inner();
@@ -718,14 +671,14 @@ async fn a_user_reaches_only_their_own_profiles_and_entries() {
         json!("alice-token")
     );
     // The system principal has no vault of its own, and an anonymous caller nothing.
-    let system = Identity::system("req-system");
+    let system = testing::system();
     let err = client
-        .list_vault(vault.call(pb::ListVaultRequest::default(), &system))
+        .list_vault(testing::request(pb::ListVaultRequest::default(), &system))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
     let err = vault
-        .reveal(&Identity::anonymous("req-anon"), &profile.id)
+        .reveal(&testing::anonymous(), &profile.id)
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
@@ -750,7 +703,7 @@ async fn the_vault_lists_metadata_updates_rotates_and_deletes() {
             .unwrap();
     }
     let linked = client
-        .create_vault_entry(vault.call(
+        .create_vault_entry(testing::request(
             pb::CreateVaultEntryRequest {
                 name: "api".into(),
                 kind: "api_key".into(),
@@ -767,7 +720,7 @@ async fn the_vault_lists_metadata_updates_rotates_and_deletes() {
 
     let list = |request: pb::ListVaultRequest| {
         let mut client = client.clone();
-        let request = vault.call(request, &user(owner));
+        let request = testing::request(request, &user(owner));
         async move { client.list_vault(request).await.map(|r| r.into_inner()) }
     };
     let all = list(pb::ListVaultRequest::default()).await.unwrap();
@@ -798,7 +751,7 @@ async fn the_vault_lists_metadata_updates_rotates_and_deletes() {
     assert_eq!(field(&err), "kind");
 
     let updated = client
-        .update_vault_entry(vault.call(
+        .update_vault_entry(testing::request(
             pb::UpdateVaultEntryRequest {
                 id: linked.id.clone(),
                 name: Some("renamed".into()),
@@ -820,7 +773,7 @@ async fn the_vault_lists_metadata_updates_rotates_and_deletes() {
         json!("sk-live-456")
     );
     let empty = client
-        .update_vault_entry(vault.call(
+        .update_vault_entry(testing::request(
             pb::UpdateVaultEntryRequest {
                 id: linked.id.clone(),
                 ..Default::default()
@@ -835,7 +788,7 @@ async fn the_vault_lists_metadata_updates_rotates_and_deletes() {
     );
 
     let rotated = client
-        .rotate_vault_entry(vault.call(
+        .rotate_vault_entry(testing::request(
             pb::VaultEntryRef {
                 id: linked.id.clone(),
             },
@@ -851,7 +804,7 @@ async fn the_vault_lists_metadata_updates_rotates_and_deletes() {
     );
 
     let deleted = client
-        .delete_vault_entry(vault.call(
+        .delete_vault_entry(testing::request(
             pb::VaultEntryRef {
                 id: linked.id.clone(),
             },
@@ -881,13 +834,13 @@ async fn a_captured_session_completes_pending_hitl_requests_and_is_marked_used()
         notes: "login expired".into(),
     };
     let first = client
-        .request_hitl_login(vault.call(request(), &Identity::system("req-worker")))
+        .request_hitl_login(testing::request(request(), &testing::system()))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(first.status, "pending");
     let again = client
-        .request_hitl_login(vault.call(request(), &user(owner)))
+        .request_hitl_login(testing::request(request(), &user(owner)))
         .await
         .unwrap()
         .into_inner();
@@ -916,7 +869,7 @@ async fn a_captured_session_completes_pending_hitl_requests_and_is_marked_used()
     assert_eq!(info.user_agent, "Mozilla/5.0 (test)");
 
     let next = client
-        .request_hitl_login(vault.call(request(), &user(owner)))
+        .request_hitl_login(testing::request(request(), &user(owner)))
         .await
         .unwrap()
         .into_inner();
@@ -1004,7 +957,7 @@ async fn bad_input_is_refused_naming_the_field() {
     }
     let mut client = vault.client.clone();
     let bad_profile = client
-        .create_profile(vault.call(
+        .create_profile(testing::request(
             pb::CreateProfileRequest {
                 platform: "only fans".into(),
                 username: "u".into(),
@@ -1016,7 +969,7 @@ async fn bad_input_is_refused_naming_the_field() {
         .unwrap_err();
     assert_eq!(field(&bad_profile), "platform");
     let bad_cron = client
-        .create_profile(vault.call(
+        .create_profile(testing::request(
             pb::CreateProfileRequest {
                 platform: "fansly".into(),
                 username: "u".into(),

@@ -13,7 +13,9 @@ pub struct Config {
     pub database_url: String,
     pub database_pool_size: usize,
     pub internal_token: Secret,
-    pub tiers: Tiers,
+    /// The tier file of `USAGE_TIERS_PATH`, read and checked; `None`: the one shipped with
+    /// svc-usage, read at start-up.
+    pub tiers: Option<Tiers>,
     /// Idempotency keys are kept at least this long (never under 24 hours).
     pub idempotency_ttl: Duration,
 }
@@ -24,7 +26,7 @@ const MIN_IDEMPOTENCY_HOURS: u64 = 24;
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         let tiers = match config::optional::<PathBuf>("USAGE_TIERS_PATH")? {
-            None => Tiers::shipped(),
+            None => None,
             Some(path) => {
                 let text = std::fs::read_to_string(&path).map_err(|err| {
                     ConfigError::new(
@@ -32,8 +34,9 @@ impl Config {
                         format!("cannot read {}: {err}", path.display()),
                     )
                 })?;
-                Tiers::parse(&text)
-                    .map_err(|problem| ConfigError::new("USAGE_TIERS_PATH", problem))?
+                let tiers = Tiers::parse(&text)
+                    .map_err(|problem| ConfigError::new("USAGE_TIERS_PATH", problem))?;
+                Some(tiers)
             }
         };
         let hours: u64 = config::var("USAGE_IDEMPOTENCY_TTL_HOURS", 48)?;
@@ -60,7 +63,7 @@ impl Config {
             database_url,
             database_pool_size: 16,
             internal_token,
-            tiers: Tiers::shipped(),
+            tiers: None,
             idempotency_ttl: Duration::from_secs(48 * 3600),
         }
     }

@@ -1,19 +1,7 @@
-//! Billing cycles: the calendar month in UTC, or monthly from a per-user anchor. The clock is
-//! injected so that tests can cross a cycle boundary.
+//! Billing cycles: the calendar month in UTC, or monthly from a per-user anchor. The service
+//! reads the time from a `common::clock::Clock`, so that tests can cross a cycle boundary.
 
-use chrono::{DateTime, Datelike, Months, TimeZone, Utc};
-
-pub trait Clock: Send + Sync {
-    fn now(&self) -> DateTime<Utc>;
-}
-
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
+use chrono::{DateTime, Datelike, Months, Utc};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cycle {
@@ -22,18 +10,10 @@ pub struct Cycle {
 }
 
 /// The cycle that contains `now`. With an anchor, cycle k starts at `anchor + k months` (a
-/// 31st clamps to the month's last day, and the next month returns to the 31st).
+/// 31st clamps to the month's last day, and the next month returns to the 31st). Without one,
+/// the calendar month in UTC: the cycles anchored at the Unix epoch, 1970-01-01T00:00:00Z.
 pub fn cycle_at(anchor: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Cycle {
-    let Some(anchor) = anchor else {
-        let start = Utc
-            .with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0)
-            .single()
-            .expect("the first of a month at midnight UTC exists");
-        return Cycle {
-            start,
-            end: start + Months::new(1),
-        };
-    };
+    let anchor = anchor.unwrap_or(DateTime::UNIX_EPOCH);
     let shift = |months: i64| -> DateTime<Utc> {
         let magnitude = Months::new(u32::try_from(months.unsigned_abs()).unwrap_or(u32::MAX));
         if months >= 0 {
@@ -63,6 +43,7 @@ pub fn cycle_at(anchor: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Cycle {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
 
     fn at(y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(y, m, d, h, 0, 0).unwrap()

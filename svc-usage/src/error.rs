@@ -14,28 +14,7 @@ pub enum UsageError {
     Db(#[from] common::db::DbError),
 }
 
-impl UsageError {
-    /// A request field that is absent: the shape of error every service gives (`common`).
-    pub fn missing(field: &str) -> Self {
-        Self::Api(ApiError::missing_field(field))
-    }
-
-    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
-        Self::Api(ApiError::invalid_field(field, message))
-    }
-}
-
-impl From<tokio_postgres::Error> for UsageError {
-    fn from(err: tokio_postgres::Error) -> Self {
-        Self::Db(err.into())
-    }
-}
-
-impl From<deadpool_postgres::PoolError> for UsageError {
-    fn from(err: deadpool_postgres::PoolError) -> Self {
-        Self::Db(err.into())
-    }
-}
+common::service_error!(UsageError);
 
 impl From<UsageError> for ApiError {
     fn from(err: UsageError) -> Self {
@@ -49,11 +28,5 @@ impl From<UsageError> for ApiError {
             UsageError::Api(err) => err,
             UsageError::Db(err) => err.into(),
         }
-    }
-}
-
-impl From<UsageError> for tonic::Status {
-    fn from(err: UsageError) -> Self {
-        ApiError::from(err).into()
     }
 }

@@ -19,9 +19,9 @@ use tokio::net::TcpListener;
 use tonic::service::Routes;
 use tonic::service::interceptor::InterceptedService;
 
+pub use common::clock::{Clock, SystemClock};
 use common::grpc::InternalAuth;
 pub use config::Config;
-pub use cycle::{Clock, SystemClock};
 pub use service::UsageService;
 
 mod embedded {
@@ -44,7 +44,11 @@ pub async fn run_with_clock(
 ) -> anyhow::Result<()> {
     migrate(&config.database_url).await?;
     let pool = common::db::pool(&config.database_url, config.database_pool_size)?;
-    let service = Arc::new(UsageService::new(pool, config.tiers.clone(), clock));
+    let tiers = match &config.tiers {
+        Some(tiers) => tiers.clone(),
+        None => tiers::Tiers::shipped().map_err(anyhow::Error::msg)?,
+    };
+    let service = Arc::new(UsageService::new(pool, tiers, clock));
     tokio::spawn(forget_old_keys(
         Arc::clone(&service),
         config.idempotency_ttl,

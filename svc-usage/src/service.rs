@@ -4,11 +4,12 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use common::clock::Clock;
 use common::identity::{Identity, Principal};
 use deadpool_postgres::{GenericClient, Pool};
 use uuid::Uuid;
 
-use crate::cycle::{Clock, Cycle, cycle_at};
+use crate::cycle::{Cycle, cycle_at};
 use crate::error::UsageError;
 use crate::store::{self, StoredAnswer};
 use crate::tiers::{Tiers, remaining};

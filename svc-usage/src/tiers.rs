@@ -51,8 +51,10 @@ impl Tiers {
         Ok(tiers)
     }
 
-    pub fn shipped() -> Self {
-        Self::parse(SHIPPED).expect("the tier file shipped with svc-usage is valid (tested)")
+    /// The tier file shipped with svc-usage (a test checks that it parses).
+    pub fn shipped() -> Result<Self, String> {
+        Self::parse(SHIPPED)
+            .map_err(|problem| format!("the tier file shipped with svc-usage: {problem}"))
     }
 
     pub fn check_operation(&self, operation: &str) -> Result<(), UsageError> {
@@ -95,7 +97,7 @@ mod tests {
 
     #[test]
     fn the_shipped_file_matches_the_design_table() {
-        let tiers = Tiers::shipped();
+        let tiers = Tiers::shipped().unwrap();
         assert_eq!(tiers.limit("starter", "captions").unwrap(), 3);
         assert_eq!(tiers.limit("creator", "captions").unwrap(), 50);
         assert_eq!(tiers.limit("pro", "taxonomy_ai").unwrap(), 500);
@@ -108,7 +110,7 @@ mod tests {
 
     #[test]
     fn unknown_names_are_errors_naming_the_field() {
-        let tiers = Tiers::shipped();
+        let tiers = Tiers::shipped().unwrap();
         let field = |err: UsageError| common::ApiError::from(err).field;
         assert_eq!(
             field(tiers.limit("gold", "captions").unwrap_err()).as_deref(),

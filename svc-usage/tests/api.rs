@@ -1,13 +1,18 @@
 //! svc-usage over real gRPC on a random port, against a fresh PostgreSQL database per test, with
 //! a clock the tests move.
+// Test code: a helper of these tests that cannot do its job fails the test, as an assertion
+// would. (clippy.toml allows this inside test functions only, not in the helpers beside them.)
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, TimeZone, Utc};
-use common::identity::{Identity, UserIdentity};
+use chrono::{TimeZone, Utc};
 use common::secret::Secret;
-use common::testing::{fresh_database, random_listener, status_field as field};
+use common::testing::{
+    self, ManualClock, TestService, administrator, creator, fresh_database, random_listener,
+    request, start_service, status_field as field,
+};
 use proto::usage::v1 as pb;
 use proto::usage::v1::usage_client::UsageClient;
 use svc_usage::{Clock, Config};
@@ -15,69 +20,30 @@ use tonic::Code;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
-struct ManualClock(Mutex<DateTime<Utc>>);
-
-impl Clock for ManualClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap()
-    }
-}
-
-impl ManualClock {
-    fn set(&self, at: DateTime<Utc>) {
-        *self.0.lock().unwrap() = at;
-    }
-}
-
 struct TestUsage {
-    channel: Channel,
+    service: TestService,
     client: UsageClient<Channel>,
-    token: Secret,
     clock: Arc<ManualClock>,
     database_url: String,
-    _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 async fn spawn_usage() -> TestUsage {
     let database = fresh_database().await;
-    let token = Secret::new("internal token for the svc-usage tests 0123456789");
-    let config = Config::local(database.url.clone(), token.clone());
-    let clock = Arc::new(ManualClock(Mutex::new(
+    let config = Config::local(database.url.clone(), testing::internal_token());
+    let clock = Arc::new(ManualClock::new(
         Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap(),
-    )));
-    let (listener, addr) = random_listener().await;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(svc_usage::run_with_clock(
-        config,
-        listener,
-        async {
-            let _ = stopped.await;
-        },
-        clock.clone(),
     ));
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect_lazy();
+    let serving_clock: Arc<dyn Clock> = clock.clone();
+    let service = start_service(|listener, stop| {
+        svc_usage::run_with_clock(config, listener, stop, serving_clock)
+    })
+    .await;
     TestUsage {
-        client: UsageClient::new(channel.clone()),
-        channel,
-        token,
+        client: UsageClient::new(service.channel.clone()),
+        service,
         clock,
         database_url: database.url,
-        _stop: stop,
     }
-}
-
-fn user(id: Uuid, role: &str) -> Identity {
-    Identity::user(
-        UserIdentity {
-            id,
-            role: role.into(),
-            tier: "starter".into(),
-            impersonated_by: None,
-        },
-        "test",
-    )
 }
 
 fn consume(
@@ -97,10 +63,6 @@ fn consume(
 }
 
 impl TestUsage {
-    fn call<T>(&self, message: T, identity: &Identity) -> tonic::Request<T> {
-        common::grpc::outgoing(message, identity, &self.token, Duration::from_secs(30))
-    }
-
     async fn consume(
         &self,
         id: Uuid,
@@ -110,27 +72,23 @@ impl TestUsage {
         key: &str,
     ) -> Result<pb::QuotaAnswer, tonic::Status> {
         let mut client = self.client.clone();
-        let request = self.call(
-            consume(id, tier, operation, amount, key),
-            &user(id, "creator"),
-        );
         client
-            .consume(request)
+            .consume(request(
+                consume(id, tier, operation, amount, key),
+                &creator(id),
+            ))
             .await
             .map(tonic::Response::into_inner)
     }
 
     async fn refund(&self, id: Uuid, key: &str) -> Result<pb::RefundAnswer, tonic::Status> {
         let mut client = self.client.clone();
-        let request = self.call(
-            pb::RefundRequest {
-                user_id: id.to_string(),
-                idempotency_key: key.into(),
-            },
-            &user(id, "creator"),
-        );
+        let refund = pb::RefundRequest {
+            user_id: id.to_string(),
+            idempotency_key: key.into(),
+        };
         client
-            .refund(request)
+            .refund(request(refund, &creator(id)))
             .await
             .map(tonic::Response::into_inner)
     }
@@ -364,19 +322,19 @@ async fn crossing_the_month_boundary_resets_and_anchors_move_the_cycle() {
     assert_eq!(fresh.used, 1);
     assert_eq!(fresh.cycle_start, "2027-02-01T00:00:00Z");
 
-    let admin = user(Uuid::new_v4(), "administrator");
+    let admin = administrator(Uuid::new_v4());
     let mut client = usage.client.clone();
     let anchor = pb::SetCycleAnchorRequest {
         user_id: id.to_string(),
         anchor: "2026-12-15T09:30:00Z".into(),
     };
     let denied = client
-        .set_cycle_anchor(usage.call(anchor.clone(), &user(id, "creator")))
+        .set_cycle_anchor(request(anchor.clone(), &creator(id)))
         .await
         .unwrap_err();
     assert_eq!(denied.code(), Code::PermissionDenied);
     let set = client
-        .set_cycle_anchor(usage.call(anchor, &admin))
+        .set_cycle_anchor(request(anchor, &admin))
         .await
         .unwrap()
         .into_inner();
@@ -385,12 +343,12 @@ async fn crossing_the_month_boundary_resets_and_anchors_move_the_cycle() {
         ("2027-01-15T09:30:00Z", "2027-02-15T09:30:00Z")
     );
     let report = client
-        .report(usage.call(
+        .report(request(
             pb::ReportRequest {
                 user_id: id.to_string(),
                 tier: "starter".into(),
             },
-            &user(id, "creator"),
+            &creator(id),
         ))
         .await
         .unwrap()
@@ -412,7 +370,7 @@ async fn crossing_the_month_boundary_resets_and_anchors_move_the_cycle() {
 async fn bad_requests_name_their_field_and_users_cannot_touch_each_other() {
     let usage = spawn_usage().await;
     let id = Uuid::new_v4();
-    for (request, expected) in [
+    for (message, expected) in [
         (consume(id, "starter", "dancing", 1, ""), "operation"),
         (consume(id, "starter", "captions", 0, ""), "amount"),
         (consume(id, "starter", "captions", 1001, ""), "amount"),
@@ -424,7 +382,7 @@ async fn bad_requests_name_their_field_and_users_cannot_touch_each_other() {
     ] {
         let mut client = usage.client.clone();
         let status = client
-            .consume(usage.call(request, &user(id, "creator")))
+            .consume(request(message, &creator(id)))
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument);
@@ -434,23 +392,23 @@ async fn bad_requests_name_their_field_and_users_cannot_touch_each_other() {
     let mut missing = consume(id, "starter", "captions", 1, "");
     missing.user_id = String::new();
     let status = client
-        .consume(usage.call(missing, &user(id, "creator")))
+        .consume(request(missing, &creator(id)))
         .await
         .unwrap_err();
     assert_eq!(field(&status), "user_id");
 
     let someone_else = client
-        .consume(usage.call(
+        .consume(request(
             consume(Uuid::new_v4(), "starter", "captions", 1, ""),
-            &user(id, "creator"),
+            &creator(id),
         ))
         .await
         .unwrap_err();
     assert_eq!(someone_else.code(), Code::NotFound);
     let anonymous = client
-        .consume(usage.call(
+        .consume(request(
             consume(id, "starter", "captions", 1, ""),
-            &Identity::anonymous("t"),
+            &testing::anonymous(),
         ))
         .await
         .unwrap_err();
@@ -494,21 +452,17 @@ mod quota_client {
 
     fn quota(usage: &TestUsage) -> QuotaClient {
         QuotaClient::new(
-            usage.channel.clone(),
-            usage.token.clone(),
+            usage.service.channel.clone(),
+            testing::internal_token(),
             Duration::from_secs(2),
         )
-    }
-
-    fn starter(id: Uuid) -> Identity {
-        user(id, "creator")
     }
 
     #[tokio::test]
     async fn grants_then_refuses_with_the_upgrade_message() {
         let usage = spawn_usage().await;
         let client = quota(&usage);
-        let me = starter(Uuid::new_v4());
+        let me = creator(Uuid::new_v4());
         for used in 1..=3 {
             let answer = client.consume(&me, "captions", 1, None).await.unwrap();
             assert_eq!(answer.used, used);
@@ -516,7 +470,7 @@ mod quota_client {
         let refused = client.consume(&me, "captions", 1, None).await.unwrap_err();
         assert_eq!(refused.kind, Kind::QuotaExhausted);
         assert_eq!(refused.reason, "limit_reached");
-        assert_eq!(refused.http_status().as_u16(), 403);
+        assert_eq!(refused.http_status_code(), 403);
         let bad = client.consume(&me, "dancing", 1, None).await.unwrap_err();
         assert_eq!(
             bad.kind,
@@ -530,7 +484,7 @@ mod quota_client {
         let usage = spawn_usage().await;
         let client = quota(&usage);
         let id = Uuid::new_v4();
-        let me = starter(id);
+        let me = creator(id);
         let failed: Result<(), ApiError> = client
             .guarded(&me, "ai_media_ops", 5, None, || async {
                 Err(ApiError::internal())
@@ -568,11 +522,11 @@ mod quota_client {
         );
         let started = Instant::now();
         let denied = client
-            .consume(&starter(Uuid::new_v4()), "captions", 1, None)
+            .consume(&creator(Uuid::new_v4()), "captions", 1, None)
             .await
             .unwrap_err();
         assert_eq!(denied.reason, "quota_check_failed");
-        assert_eq!(denied.http_status().as_u16(), 403);
+        assert_eq!(denied.http_status_code(), 403);
         assert!(
             started.elapsed() < Duration::from_secs(3),
             "took {:?}",
@@ -580,7 +534,7 @@ mod quota_client {
         );
         let work_ran = std::sync::atomic::AtomicBool::new(false);
         let guarded: Result<(), ApiError> = client
-            .guarded(&starter(Uuid::new_v4()), "captions", 1, None, || async {
+            .guarded(&creator(Uuid::new_v4()), "captions", 1, None, || async {
                 work_ran.store(true, std::sync::atomic::Ordering::SeqCst);
                 Ok(())
             })
@@ -596,12 +550,12 @@ mod quota_client {
     async fn a_wrong_internal_token_denies_too() {
         let usage = spawn_usage().await;
         let client = QuotaClient::new(
-            usage.channel.clone(),
+            usage.service.channel.clone(),
             Secret::new("not the internal token of this service at all"),
             Duration::from_secs(2),
         );
         let denied = client
-            .consume(&starter(Uuid::new_v4()), "captions", 1, None)
+            .consume(&creator(Uuid::new_v4()), "captions", 1, None)
             .await
             .unwrap_err();
         assert_eq!(denied.reason, "quota_check_failed");
