@@ -1,4 +1,4 @@
-//! Directus access tokens: where a request carries one, and whether it is genuine (DESIGN §3).
+//! Directus access tokens: where a request carries one, and whether it is genuine (docs/DESIGN.md §3).
 //!
 //! Pure functions with no I/O, so that every attack has a unit test; the extractors that turn a
 //! verified token into an [`common::Identity`] live in [`crate::session`].

@@ -7,9 +7,9 @@ use std::time::Duration;
 use common::config::{self, ConfigError};
 use common::secret::Secret;
 
-/// DESIGN §2: a resolved user may be stale for at most this long.
+/// docs/DESIGN.md §2: a resolved user may be stale for at most this long.
 pub const MAX_RESOLVE_CACHE: Duration = Duration::from_secs(30);
-/// DESIGN §3: at most this much clock skew is forgiven on `exp`.
+/// docs/DESIGN.md §3: at most this much clock skew is forgiven on `exp`.
 pub const MAX_JWT_LEEWAY: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]

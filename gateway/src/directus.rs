@@ -1,5 +1,5 @@
 //! Directus' error format, for the Directus-compatible routes (`/auth/*`, `/users/me`), so that
-//! the Directus SDK and apps written against a real Directus keep working (DESIGN §3).
+//! the Directus SDK and apps written against a real Directus keep working (docs/DESIGN.md §3).
 
 use std::borrow::Cow;
 use std::fmt;

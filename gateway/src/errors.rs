@@ -1,4 +1,4 @@
-//! Answers for requests no handler takes, in the error format of DESIGN §4.
+//! Answers for requests no handler takes, in the error format of docs/DESIGN.md §4.
 
 use actix_web::http::header::ALLOW;
 use actix_web::{HttpRequest, HttpResponse, web};

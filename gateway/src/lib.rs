@@ -1,5 +1,5 @@
 //! The HTTP edge of the Genie platform: verifies Directus JWTs, resolves the user through
-//! svc-auth, and forwards each call over gRPC to the service that owns it (DESIGN §1-4).
+//! svc-auth, and forwards each call over gRPC to the service that owns it (docs/DESIGN.md §1-4).
 //!
 //! Layout: one module per concern ([`auth`] tokens, [`session`] identity, [`body`] request
 //! bodies, [`kit`] how a route is written, [`rate_limit`], [`health`], [`openapi`]) and one

@@ -1,5 +1,5 @@
 //! The register rate limit: `GATEWAY_REGISTER_LIMIT` attempts per `GATEWAY_REGISTER_WINDOW_SECS`
-//! per client address, counted in this process (one replica; DESIGN §1 plans Redis for several).
+//! per client address, counted in this process (one replica; docs/DESIGN.md §1 plans Redis for several).
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;

@@ -1,6 +1,6 @@
 //! Calls to the services behind the gateway. Every call goes through [`Service::call`], so every
 //! call carries the internal token, the caller's identity, the trace context and a deadline, and
-//! every failure becomes an [`ApiError`] through the one mapping of DESIGN §4.
+//! every failure becomes an [`ApiError`] through the one mapping of docs/DESIGN.md §4.
 
 use std::future::Future;
 use std::time::Duration;

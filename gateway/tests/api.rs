@@ -2,6 +2,9 @@
 //! at closed ports): everything the gateway decides on its own, and that an unreachable upstream
 //! is a quick 503.
 
+// Benchmark and test support: a failed setup step should stop the run with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::{Duration, Instant};
 
 use common::secret::Secret;
@@ -98,7 +101,7 @@ impl Gateway {
     }
 }
 
-/// Asserts our error body (DESIGN §4) and returns its reason.
+/// Asserts our error body (docs/DESIGN.md §4) and returns its reason.
 fn error_reason(reply: &Reply, status: StatusCode) -> String {
     assert_eq!(reply.status, status, "{:?}", reply.body);
     assert_eq!(reply.body["ok"], false, "{:?}", reply.body);

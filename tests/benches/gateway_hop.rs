@@ -5,6 +5,8 @@
 //! `cargo bench -p tests --bench gateway_hop` (release build). Client, gateway and svc-auth share
 //! the machine's cores, so the figures are for comparison, not capacity planning.
 
+// Benchmark and test support: a failed setup step should stop the run with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(dead_code)] // the e2e helpers and `measure` carry more than the benchmark uses
 
 #[path = "../tests/e2e/helpers.rs"]

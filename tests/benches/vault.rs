@@ -9,6 +9,8 @@
 //! Every reveal writes its audit line (an `INSERT` into `credentials.reveal_audit`) before it
 //! answers: a reveal is a read and a write.
 
+// Benchmark and test support: a failed setup step should stop the run with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(dead_code)] // the e2e helpers and `measure` carry more than the benchmark uses
 
 #[path = "../tests/e2e/helpers.rs"]

@@ -1,5 +1,5 @@
 //! The Directus-compatible routes: the shapes, cookies and error codes of a real Directus, so
-//! that the Directus SDK and apps written for Directus work unchanged (DESIGN §3).
+//! that the Directus SDK and apps written for Directus work unchanged (docs/DESIGN.md §3).
 
 use actix_web::cookie::{Cookie, SameSite, time};
 use actix_web::http::header::{CACHE_CONTROL, HeaderValue};

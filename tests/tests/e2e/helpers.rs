@@ -19,7 +19,7 @@ pub fn vault_keys() -> svc_credentials::crypto::KeyRing {
         .expect("the e2e vault key is valid")
 }
 
-/// The whole stack of this issue, started for one test.
+/// The whole stack (every service and the gateway), started for one test.
 pub struct TestApp {
     pub address: String,
     /// svc-auth's gRPC endpoint, for calls that bypass the gateway.
@@ -300,7 +300,7 @@ pub fn expired_token_of(token: &str) -> String {
     .expect("sign the expired token")
 }
 
-/// Asserts the error body of DESIGN §4 and returns its reason.
+/// Asserts the error body of docs/DESIGN.md §4 and returns its reason.
 pub fn assert_error(response: &Response, status: StatusCode) -> String {
     assert_eq!(response.status, status, "{:?}", response.body);
     assert_eq!(response.body["ok"], false, "{:?}", response.body);

@@ -1,6 +1,9 @@
 //! End-to-end tests: svc-auth and the gateway on random ports, in this process, against a fresh
 //! PostgreSQL database per test, driven over HTTP as a client would.
 
+// Test support: a failed setup step should stop the test with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod helpers;
 
 mod auth_flow;
