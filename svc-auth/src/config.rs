@@ -43,19 +43,32 @@ pub struct Config {
     pub admin: Option<(String, Secret)>,
 }
 
+impl DirectusConfig {
+    fn from_env() -> Result<Self, ConfigError> {
+        let url: String = config::required("DIRECTUS_URL")?;
+        let url = url.trim_end_matches('/').to_owned();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(ConfigError::new(
+                "DIRECTUS_URL",
+                "must start with http:// or https://",
+            ));
+        }
+        Ok(Self {
+            url,
+            admin_token: config::secret("DIRECTUS_ADMIN_TOKEN", 16)?,
+            mirror_ttl: Duration::from_secs(config::var("AUTH_DIRECTUS_MIRROR_TTL_SECS", 300)?),
+            timeout: config::millis("AUTH_DIRECTUS_TIMEOUT_MS", 5000)?,
+        })
+    }
+}
+
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/genie";
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
         let mode = match config::var("AUTH_MODE", "embedded".to_owned())?.as_str() {
             "embedded" => Mode::Embedded,
-            "directus" => {
-                return Err(ConfigError::new(
-                    "AUTH_MODE",
-                    "directus mode (mirroring users from a running Directus) is not available in this \
-                     release; use embedded",
-                ));
-            }
+            "directus" => Mode::Directus(DirectusConfig::from_env()?),
             _ => {
                 return Err(ConfigError::new(
                     "AUTH_MODE",

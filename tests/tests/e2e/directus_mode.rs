@@ -1,132 +1,19 @@
-//! svc-auth in directus mode against a real Directus (the version pinned in deploy/directus,
-//! installed by deploy/directus.sh), started on a random port with its own database: logins go
-//! to Directus, users are mirrored from it, and its own tokens work at the gateway. (Directus
-//! refuses emails at reserved domains such as `.test`, hence `example.com` here.)
+//! svc-auth in directus mode against a real Directus (`tests::Directus`): logins go to Directus,
+//! users are mirrored from it, and its own tokens work at the gateway.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::secret::Secret;
-use common::testing::{fresh_database, random_listener};
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 use svc_auth::config::{DirectusConfig, Mode};
+use tests::Directus;
 
 use crate::helpers::*;
 
-const DIRECTUS_ADMIN: &str = "admin@example.com";
-const DIRECTUS_ADMIN_PASSWORD: &str = "directus admin password";
-const DIRECTUS_ADMIN_TOKEN: &str = "static-admin-token-of-the-e2e-directus";
-
-struct Directus {
-    url: String,
-    http: reqwest::Client,
-    // Killed when the test ends, pass or fail.
-    _process: tokio::process::Child,
-}
-
-impl Directus {
-    async fn start() -> Self {
-        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/directus");
-        let cli = format!("{root}/node_modules/.bin/directus");
-        assert!(
-            std::path::Path::new(&cli).exists(),
-            "Directus is not installed: run deploy/directus.sh (deploy/test.sh does)"
-        );
-        let database = fresh_database().await;
-        let port = {
-            let (listener, addr) = random_listener().await;
-            drop(listener);
-            addr.port()
-        };
-        let env = [
-            ("DB_CLIENT", "pg".to_owned()),
-            ("DB_CONNECTION_STRING", database.url.clone()),
-            ("KEY", uuid::Uuid::new_v4().to_string()),
-            ("SECRET", DIRECTUS_SECRET.to_owned()),
-            ("ADMIN_EMAIL", DIRECTUS_ADMIN.to_owned()),
-            ("ADMIN_PASSWORD", DIRECTUS_ADMIN_PASSWORD.to_owned()),
-            ("ADMIN_TOKEN", DIRECTUS_ADMIN_TOKEN.to_owned()),
-            ("HOST", "127.0.0.1".to_owned()),
-            ("PORT", port.to_string()),
-            ("PUBLIC_URL", format!("http://127.0.0.1:{port}")),
-            ("TELEMETRY", "false".to_owned()),
-            ("LOG_LEVEL", "error".to_owned()),
-        ];
-        let bootstrap = tokio::process::Command::new(&cli)
-            .arg("bootstrap")
-            .current_dir(root)
-            .envs(env.clone())
-            .output()
-            .await
-            .expect("run directus bootstrap");
-        assert!(
-            bootstrap.status.success(),
-            "directus bootstrap failed: {}",
-            String::from_utf8_lossy(&bootstrap.stderr)
-        );
-        let process = tokio::process::Command::new(&cli)
-            .arg("start")
-            .current_dir(root)
-            .envs(env)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start directus");
-        let directus = Self {
-            url: format!("http://127.0.0.1:{port}"),
-            http: http_client(),
-            _process: process,
-        };
-        for _ in 0..120 {
-            if directus
-                .http
-                .get(directus.url("/server/ping"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return directus;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-        panic!("Directus did not answer /server/ping within 30 s");
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.url)
-    }
-
-    async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut request = self
-            .http
-            .request(method, self.url(path))
-            .bearer_auth(DIRECTUS_ADMIN_TOKEN);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        assert!(
-            response.status().is_success(),
-            "Directus {path}: {}",
-            response.status()
-        );
-        response.json().await.unwrap_or(Value::Null)
-    }
-
-    async fn login(&self, email: &str, password: &str) -> Value {
-        let response = self
-            .http
-            .post(self.url("/auth/login"))
-            .json(&json!({"email": email, "password": password}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        response.json::<Value>().await.unwrap()["data"].clone()
-    }
-}
+const DIRECTUS_ADMIN: &str = Directus::ADMIN;
+const DIRECTUS_ADMIN_PASSWORD: &str = Directus::ADMIN_PASSWORD;
+const DIRECTUS_ADMIN_TOKEN: &str = Directus::ADMIN_TOKEN;
 
 #[tokio::test]
 async fn directus_mode_logs_in_at_directus_and_mirrors_its_users() {

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 pub const ADMIN_EMAIL: &str = "admin@genie.test";
 pub const ADMIN_PASSWORD: &str = "admin password 1";
-pub const DIRECTUS_SECRET: &str = "directus secret shared by the e2e tests 0123456789";
+pub use tests::{DIRECTUS_SECRET, http_client};
 pub const INTERNAL_TOKEN: &str = "internal token shared by the e2e tests 0123456789";
 pub const RBAC_SECRET: &str = "rbac sync secret of the e2e tests";
 /// Vault key v1 of the e2e tests: base64 of "vault key v1 of the e2e tests..." (32 bytes).
@@ -95,17 +95,6 @@ pub async fn spawn_app_with_resolve_cache(resolve_cache_ttl: Duration) -> TestAp
 /// The stack with svc-auth's configuration adjusted by `configure`.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut svc_auth::Config)) -> TestApp {
     spawn(Duration::ZERO, configure).await
-}
-
-/// An HTTP client for tests. reqwest is built without a TLS crypto provider of its own, so this
-/// installs ring's first (a second install is a harmless no-op).
-pub fn http_client() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("build the test HTTP client")
 }
 
 async fn spawn(
