@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Makes sure PostgreSQL (127.0.0.1:5432, trust auth on loopback) and RabbitMQ (127.0.0.1:5672,
-# guest/guest) are running, installing them from Debian's packages where they are missing, and
+# Makes sure PostgreSQL (127.0.0.1:5432, trust auth on loopback), RabbitMQ (127.0.0.1:5672,
+# guest/guest) and Redis (127.0.0.1:6379) are running, installing them from Debian's packages where they are missing, and
 # that the local `genie` database exists. Idempotent: safe to run again and again.
 set -euo pipefail
 
@@ -59,4 +59,15 @@ if ! port_open 5672; then
   wait_port 5672 RabbitMQ
 fi
 
-log "PostgreSQL and RabbitMQ are up"
+# Redis (the gateway's shared rate limits)
+if ! port_open 6379; then
+  if ! command -v redis-server >/dev/null; then
+    log "installing Redis"
+    apt_install redis-server
+  fi
+  log "starting Redis"
+  as_root redis-server --bind 127.0.0.1 --port 6379 --save '' --appendonly no --daemonize yes >/dev/null
+  wait_port 6379 Redis
+fi
+
+log "PostgreSQL, RabbitMQ and Redis are up"

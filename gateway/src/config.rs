@@ -40,9 +40,61 @@ pub struct Config {
     pub quota_timeout: Duration,
     /// How long a resolved user (role, tier, status) is reused; zero resolves on every request.
     pub resolve_cache_ttl: Duration,
-    pub register_limit: u32,
-    pub register_window: Duration,
+    /// Registrations per client address.
+    pub register_limit: RateLimit,
+    /// Logins per client address.
+    pub login_limit: RateLimit,
+    /// Logins per account (email).
+    pub login_email_limit: RateLimit,
+    /// Where the rate limits are shared across replicas; none: each replica counts alone.
+    pub redis_url: Option<Secret>,
+    /// Start of every key this gateway writes in Redis, so that deployments can share one.
+    pub redis_key_prefix: String,
+    /// Deadline of each Redis call; past it the local count answers.
+    pub redis_timeout: Duration,
     pub jwt_leeway: Duration,
+}
+
+/// At most `count` attempts in any `window`.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimit {
+    pub count: u32,
+    pub window: Duration,
+}
+
+impl RateLimit {
+    const fn new(count: u32, window_secs: u64) -> Self {
+        Self {
+            count,
+            window: Duration::from_secs(window_secs),
+        }
+    }
+
+    fn from_env(prefix: &str, default: RateLimit) -> Result<Self, ConfigError> {
+        Ok(Self {
+            count: config::var(&format!("{prefix}_LIMIT"), default.count)?,
+            window: Duration::from_secs(config::var(
+                &format!("{prefix}_WINDOW_SECS"),
+                default.window.as_secs(),
+            )?),
+        })
+    }
+
+    fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        if self.count == 0 {
+            return Err(ConfigError::new(
+                &format!("{prefix}_LIMIT"),
+                "must be at least 1",
+            ));
+        }
+        if self.window.is_zero() {
+            return Err(ConfigError::new(
+                &format!("{prefix}_WINDOW_SECS"),
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
 }
 
 pub const DEFAULT_ADDR: SocketAddr =
@@ -56,8 +108,11 @@ pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 1_000;
 pub const DEFAULT_QUOTA_TIMEOUT_MS: u64 = 2_000;
 pub const DEFAULT_RESOLVE_CACHE_SECS: u64 = 30;
-pub const DEFAULT_REGISTER_LIMIT: u32 = 10;
-pub const DEFAULT_REGISTER_WINDOW_SECS: u64 = 900;
+pub const DEFAULT_REGISTER_LIMIT: RateLimit = RateLimit::new(10, 900);
+pub const DEFAULT_LOGIN_LIMIT: RateLimit = RateLimit::new(30, 60);
+pub const DEFAULT_LOGIN_EMAIL_LIMIT: RateLimit = RateLimit::new(10, 300);
+pub const DEFAULT_REDIS_KEY_PREFIX: &str = "genie";
+pub const DEFAULT_REDIS_TIMEOUT_MS: u64 = 100;
 pub const DEFAULT_JWT_LEEWAY_SECS: u64 = 30;
 
 impl Config {
@@ -105,11 +160,15 @@ impl Config {
                 "GATEWAY_RESOLVE_CACHE_SECS",
                 DEFAULT_RESOLVE_CACHE_SECS,
             )?),
-            register_limit: config::var("GATEWAY_REGISTER_LIMIT", DEFAULT_REGISTER_LIMIT)?,
-            register_window: Duration::from_secs(config::var(
-                "GATEWAY_REGISTER_WINDOW_SECS",
-                DEFAULT_REGISTER_WINDOW_SECS,
-            )?),
+            register_limit: RateLimit::from_env("GATEWAY_REGISTER", DEFAULT_REGISTER_LIMIT)?,
+            login_limit: RateLimit::from_env("GATEWAY_LOGIN", DEFAULT_LOGIN_LIMIT)?,
+            login_email_limit: RateLimit::from_env(
+                "GATEWAY_LOGIN_EMAIL",
+                DEFAULT_LOGIN_EMAIL_LIMIT,
+            )?,
+            redis_url: config::optional("REDIS_URL")?,
+            redis_key_prefix: config::var("REDIS_KEY_PREFIX", DEFAULT_REDIS_KEY_PREFIX.to_owned())?,
+            redis_timeout: config::millis("REDIS_TIMEOUT_MS", DEFAULT_REDIS_TIMEOUT_MS)?,
             jwt_leeway: Duration::from_secs(config::var(
                 "JWT_LEEWAY_SECS",
                 DEFAULT_JWT_LEEWAY_SECS,
@@ -144,7 +203,11 @@ impl Config {
             quota_timeout: Duration::from_millis(DEFAULT_QUOTA_TIMEOUT_MS),
             resolve_cache_ttl: Duration::from_secs(DEFAULT_RESOLVE_CACHE_SECS),
             register_limit: DEFAULT_REGISTER_LIMIT,
-            register_window: Duration::from_secs(DEFAULT_REGISTER_WINDOW_SECS),
+            login_limit: DEFAULT_LOGIN_LIMIT,
+            login_email_limit: DEFAULT_LOGIN_EMAIL_LIMIT,
+            redis_url: None,
+            redis_key_prefix: DEFAULT_REDIS_KEY_PREFIX.to_owned(),
+            redis_timeout: Duration::from_millis(DEFAULT_REDIS_TIMEOUT_MS),
             jwt_leeway: Duration::from_secs(DEFAULT_JWT_LEEWAY_SECS),
         }
     }
@@ -177,18 +240,6 @@ impl Config {
                 "must be between 0 and 30",
             ));
         }
-        if self.register_limit == 0 {
-            return Err(ConfigError::new(
-                "GATEWAY_REGISTER_LIMIT",
-                "must be at least 1",
-            ));
-        }
-        if self.register_window.as_secs() == 0 {
-            return Err(ConfigError::new(
-                "GATEWAY_REGISTER_WINDOW_SECS",
-                "must be at least 1",
-            ));
-        }
         let positive = [
             ("GATEWAY_BODY_LIMIT_BYTES", self.body_limit_bytes == 0),
             ("GATEWAY_UPLOAD_LIMIT_BYTES", self.upload_limit_bytes == 0),
@@ -198,10 +249,14 @@ impl Config {
             ),
             ("GATEWAY_CONNECT_TIMEOUT_MS", self.connect_timeout.is_zero()),
             ("GATEWAY_QUOTA_TIMEOUT_MS", self.quota_timeout.is_zero()),
+            ("REDIS_TIMEOUT_MS", self.redis_timeout.is_zero()),
         ];
         if let Some((variable, _)) = positive.iter().find(|(_, zero)| *zero) {
             return Err(ConfigError::new(variable, "must be greater than 0"));
         }
+        self.register_limit.validate("GATEWAY_REGISTER")?;
+        self.login_limit.validate("GATEWAY_LOGIN")?;
+        self.login_email_limit.validate("GATEWAY_LOGIN_EMAIL")?;
         for (index, origin) in self.cors_allowed_origins.iter().enumerate() {
             if !valid_origin(origin) {
                 return Err(ConfigError::new(
@@ -343,7 +398,7 @@ mod tests {
         assert!(!err.to_string().contains("short"));
 
         let mut no_limit = config();
-        no_limit.register_limit = 0;
+        no_limit.register_limit.count = 0;
         assert_eq!(
             no_limit.validate().unwrap_err().variable,
             "GATEWAY_REGISTER_LIMIT"

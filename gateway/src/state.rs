@@ -11,7 +11,7 @@ use tonic::transport::Channel;
 use crate::auth::TokenVerifier;
 use crate::config::Config;
 use crate::health::Upstream;
-use crate::rate_limit::RegisterLimiter;
+use crate::rate_limit::Limits;
 use crate::session::UserResolver;
 use crate::upstream::{
     AuthClient, AuthService, CredentialsClient, CredentialsService, UsageClient, UsageService,
@@ -21,7 +21,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub verifier: Arc<TokenVerifier>,
     pub resolver: Arc<UserResolver>,
-    pub register_limiter: Arc<RegisterLimiter>,
+    /// The rate limits of registrations and logins.
+    pub limits: Arc<Limits>,
     pub auth: AuthService,
     /// svc-usage for reads (the usage report), with the ordinary upstream deadline.
     pub usage: UsageService,
@@ -64,10 +65,7 @@ impl AppState {
                 config.jwt_leeway,
             )),
             Arc::new(UserResolver::new(config.resolve_cache_ttl)),
-            Arc::new(RegisterLimiter::new(
-                config.register_limit,
-                config.register_window,
-            )),
+            Arc::new(Limits::new(&config)?),
             Arc::new(config),
             channels,
         ))
@@ -83,7 +81,7 @@ impl AppState {
         Self::assemble(
             self.verifier.clone(),
             self.resolver.clone(),
-            self.register_limiter.clone(),
+            self.limits.clone(),
             self.config.clone(),
             channels,
         )
@@ -92,7 +90,7 @@ impl AppState {
     fn assemble(
         verifier: Arc<TokenVerifier>,
         resolver: Arc<UserResolver>,
-        register_limiter: Arc<RegisterLimiter>,
+        limits: Arc<Limits>,
         config: Arc<Config>,
         channels: Channels,
     ) -> Self {
@@ -121,7 +119,7 @@ impl AppState {
             ],
             verifier,
             resolver,
-            register_limiter,
+            limits,
             config,
             channels,
         }

@@ -525,7 +525,7 @@ async fn the_eleventh_registration_from_one_address_is_rate_limited() {
 async fn behind_a_trusted_proxy_each_forwarded_client_is_counted_apart() {
     let gateway = spawn_with(|config| {
         config.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
-        config.register_limit = 2;
+        config.register_limit.count = 2;
     })
     .await;
     for client in ["203.0.113.1", "203.0.113.2", "203.0.113.3"] {

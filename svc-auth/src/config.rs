@@ -39,6 +39,10 @@ pub struct Config {
     /// No login answers sooner than this, right or wrong.
     pub login_floor: Duration,
     pub avatar_max_bytes: usize,
+    /// Passwords hashed at once (each holds 64 MiB and a core while it runs).
+    pub hash_concurrency: usize,
+    /// Hashes that may wait for one of those; beyond, a login is refused at once (503).
+    pub hash_queue: usize,
     /// First administrator, created on start when no user has this email.
     pub admin: Option<(String, Secret)>,
 }
@@ -60,6 +64,20 @@ impl DirectusConfig {
             timeout: config::millis("AUTH_DIRECTUS_TIMEOUT_MS", 5000)?,
         })
     }
+}
+
+/// Waiting hashes admitted per core by default: about a second of waiting at most.
+pub const DEFAULT_HASH_QUEUE_PER_CORE: usize = 4;
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+fn positive(variable: &str, value: usize) -> Result<usize, ConfigError> {
+    if value == 0 {
+        return Err(ConfigError::new(variable, "must be at least 1"));
+    }
+    Ok(value)
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/genie";
@@ -110,6 +128,11 @@ impl Config {
             )?),
             login_floor: config::millis("LOGIN_FLOOR_MS", 500)?,
             avatar_max_bytes: config::var("AVATAR_MAX_BYTES", 2 * 1024 * 1024)?,
+            hash_concurrency: positive(
+                "AUTH_HASH_CONCURRENCY",
+                config::var("AUTH_HASH_CONCURRENCY", cores())?,
+            )?,
+            hash_queue: config::var("AUTH_HASH_QUEUE", DEFAULT_HASH_QUEUE_PER_CORE * cores())?,
             admin,
         })
     }
@@ -128,6 +151,8 @@ impl Config {
             impersonation_ttl: Duration::from_secs(600),
             login_floor: Duration::from_millis(500),
             avatar_max_bytes: 2 * 1024 * 1024,
+            hash_concurrency: cores(),
+            hash_queue: DEFAULT_HASH_QUEUE_PER_CORE * cores(),
             admin: None,
         }
     }

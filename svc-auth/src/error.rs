@@ -34,6 +34,9 @@ pub enum AuthError {
     Token(String),
     #[error("password hashing failed: {0}")]
     Hash(String),
+    /// As many passwords are being hashed, and waiting, as the gate admits.
+    #[error("too many logins at once, try again in a moment")]
+    Busy,
 }
 
 common::service_error!(AuthError);
@@ -65,6 +68,11 @@ impl From<AuthError> for ApiError {
                     "upstream_error",
                     "the identity provider (Directus) failed",
                 )
+            }
+            AuthError::Busy => {
+                let mut err = ApiError::new(Kind::Unavailable, "service_busy", message);
+                err.retry_after_secs = Some(1);
+                err
             }
             AuthError::Api(err) => err,
             AuthError::Db(err) => err.into(),

@@ -1,6 +1,12 @@
-//! argon2id password hashing with Directus' parameters, off the async runtime's threads.
+//! argon2id password hashing with Directus' parameters, off the async runtime's threads and
+//! behind a gate: at most `concurrency` hashes run at once (each holds 64 MiB and a core for
+//! about a tenth of a second), at most `queue` more wait, and anything beyond is refused at once
+//! with `AuthError::Busy`, so that a flood of logins neither piles up nor starves other work.
 
 use std::sync::LazyLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::sync::Semaphore;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -23,15 +29,82 @@ fn argon2() -> Result<Argon2<'static>, AuthError> {
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
-pub async fn hash(password: String) -> Result<String, AuthError> {
-    tokio::task::spawn_blocking(move || {
-        argon2()?
-            .hash_password(password.as_bytes(), &salt()?)
-            .map(|hash| hash.to_string())
-            .map_err(|err| AuthError::Hash(err.to_string()))
-    })
-    .await
-    .map_err(|err| AuthError::Hash(err.to_string()))?
+/// Admits at most `concurrency` hashes at once and `queue` waiting ones.
+pub struct Hasher {
+    running: Semaphore,
+    admitted: AtomicUsize,
+    capacity: usize,
+}
+
+/// Gives the admission back when the hash ends or its caller goes away.
+struct Admission<'a>(&'a AtomicUsize);
+
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Hasher {
+    pub fn new(concurrency: usize, queue: usize) -> Self {
+        let concurrency = concurrency.max(1);
+        Self {
+            running: Semaphore::new(concurrency),
+            admitted: AtomicUsize::new(0),
+            capacity: concurrency + queue,
+        }
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, AuthError> + Send + 'static,
+    ) -> Result<T, AuthError> {
+        let _admission = Admission(&self.admitted);
+        if self.admitted.fetch_add(1, Ordering::AcqRel) >= self.capacity {
+            return Err(AuthError::Busy);
+        }
+        let _running = self
+            .running
+            .acquire()
+            .await
+            .map_err(|err| AuthError::Hash(err.to_string()))?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|err| AuthError::Hash(err.to_string()))?
+    }
+
+    pub async fn hash(&self, password: String) -> Result<String, AuthError> {
+        self.run(move || {
+            argon2()?
+                .hash_password(password.as_bytes(), &salt()?)
+                .map(|hash| hash.to_string())
+                .map_err(|err| AuthError::Hash(err.to_string()))
+        })
+        .await
+    }
+
+    /// Whether `password` matches `stored`; with no stored hash the work is done against a decoy
+    /// and the answer is always no.
+    pub async fn verify(
+        &self,
+        password: String,
+        stored: Option<String>,
+    ) -> Result<bool, AuthError> {
+        self.run(move || {
+            let known = stored.is_some();
+            let stored = match stored {
+                Some(stored) => stored,
+                None => DECOY_HASH.clone().map_err(AuthError::Hash)?,
+            };
+            let parsed =
+                PasswordHash::new(&stored).map_err(|err| AuthError::Hash(err.to_string()))?;
+            let matches = argon2()?
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok();
+            Ok(known && matches)
+        })
+        .await
+    }
 }
 
 /// A hash of a password nobody has, verified when the email is unknown so that an unknown email
@@ -46,46 +119,64 @@ static DECOY_HASH: LazyLock<Result<String, String>> = LazyLock::new(|| {
         .map_err(|err| err.to_string())
 });
 
-/// Whether `password` matches `stored`; with no stored hash the work is done against a decoy and
-/// the answer is always no.
-pub async fn verify(password: String, stored: Option<String>) -> Result<bool, AuthError> {
-    tokio::task::spawn_blocking(move || {
-        let known = stored.is_some();
-        let stored = match stored {
-            Some(stored) => stored,
-            None => DECOY_HASH.clone().map_err(AuthError::Hash)?,
-        };
-        let parsed = PasswordHash::new(&stored).map_err(|err| AuthError::Hash(err.to_string()))?;
-        let matches = argon2()?
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok();
-        Ok(known && matches)
-    })
-    .await
-    .map_err(|err| AuthError::Hash(err.to_string()))?
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[tokio::test]
     async fn hashes_with_argon2id_and_verifies() {
-        let stored = hash("correct horse battery".into()).await.unwrap();
+        let hasher = Hasher::new(2, 2);
+        let stored = hasher.hash("correct horse battery".into()).await.unwrap();
         assert!(
             stored.starts_with("$argon2id$v=19$m=65536,t=3,p=4$"),
             "{stored}"
         );
         assert!(
-            verify("correct horse battery".into(), Some(stored.clone()))
+            hasher
+                .verify("correct horse battery".into(), Some(stored.clone()))
                 .await
                 .unwrap()
         );
-        assert!(!verify("wrong".into(), Some(stored)).await.unwrap());
+        assert!(!hasher.verify("wrong".into(), Some(stored)).await.unwrap());
         assert!(
-            !verify("decoy password for unknown emails".into(), None)
+            !hasher
+                .verify("decoy password for unknown emails".into(), None)
                 .await
                 .unwrap()
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn beyond_the_running_and_waiting_hashes_a_caller_is_refused_at_once() {
+        let hasher = std::sync::Arc::new(Hasher::new(1, 1));
+        let calls: Vec<_> = (0..6)
+            .map(|_| {
+                let hasher = hasher.clone();
+                tokio::spawn(async move {
+                    let started = std::time::Instant::now();
+                    let outcome = hasher.verify("password".into(), None).await;
+                    (outcome, started.elapsed())
+                })
+            })
+            .collect();
+        let mut refused = 0;
+        let mut done = 0;
+        for call in calls {
+            match call.await.unwrap() {
+                (Err(AuthError::Busy), waited) => {
+                    refused += 1;
+                    assert!(waited < std::time::Duration::from_millis(50), "{waited:?}");
+                }
+                (Ok(false), _) => done += 1,
+                (other, _) => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(
+            (done, refused),
+            (2, 4),
+            "one running and one waiting get through"
+        );
+        assert_eq!(hasher.admitted.load(Ordering::Acquire), 0);
+        assert!(!hasher.verify("password".into(), None).await.unwrap());
     }
 }

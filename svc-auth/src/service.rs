@@ -14,7 +14,7 @@ use crate::config::{Config, Mode};
 use crate::directus::DirectusClient;
 use crate::domain::{self, OnboardingState};
 use crate::error::AuthError;
-use crate::password;
+use crate::password::Hasher;
 use crate::store::{self, User};
 use crate::tokens::{self, AccessClaims, Signer};
 
@@ -67,6 +67,7 @@ pub struct AuthService {
     impersonation_ttl: Duration,
     login_floor: Duration,
     avatar_max_bytes: usize,
+    hasher: Hasher,
     /// What every expiry and token lifetime is measured from.
     clock: Arc<dyn Clock>,
 }
@@ -101,6 +102,7 @@ impl AuthService {
             impersonation_ttl: config.impersonation_ttl,
             login_floor: config.login_floor,
             avatar_max_bytes: config.avatar_max_bytes,
+            hasher: Hasher::new(config.hash_concurrency, config.hash_queue),
             clock,
         })
     }
@@ -205,15 +207,17 @@ impl AuthService {
         if password.len() > domain::PASSWORD_MAX_BYTES {
             return Err(AuthError::InvalidCredentials);
         }
-        let db = self.pool.get().await?;
-        let found = store::user_by_email(&db, email).await?;
+        // The connection goes back to the pool while the password is hashed: a hash takes far
+        // longer than the query, and a flood of logins must not hold every connection.
+        let found = store::user_by_email(&self.pool.get().await?, email).await?;
         let (user, hash) = match found {
             Some((user, hash)) => (Some(user), hash),
             None => (None, None),
         };
-        let matches = password::verify(password.to_owned(), hash).await?;
+        let matches = self.hasher.verify(password.to_owned(), hash).await?;
         match user {
             Some(user) if matches && user.status == "active" => {
+                let db = self.pool.get().await?;
                 store::touch_last_access(&db, user.id).await?;
                 self.issue_tokens(&db, &user).await
             }
@@ -340,7 +344,7 @@ impl AuthService {
                 )
                 .await;
         }
-        let password_hash = password::hash(password.to_owned()).await?;
+        let password_hash = self.hasher.hash(password.to_owned()).await?;
 
         let mut db = self.pool.get().await?;
         let tx = db.transaction().await?;
@@ -576,12 +580,11 @@ impl AuthService {
     pub async fn ensure_admin(&self, email: &str, password: &str) -> Result<(), AuthError> {
         let email = domain::normalize_email("ADMIN_EMAIL", email)?;
         domain::check_new_password(password)?;
-        let db = self.pool.get().await?;
-        if store::admin_exists(&db, &email).await? {
+        if store::admin_exists(&self.pool.get().await?, &email).await? {
             return Ok(());
         }
-        let hash = password::hash(password.to_owned()).await?;
-        if store::ensure_admin(&db, &email, &hash).await? {
+        let hash = self.hasher.hash(password.to_owned()).await?;
+        if store::ensure_admin(&self.pool.get().await?, &email, &hash).await? {
             tracing::info!(email = %email, "created the first administrator");
         }
         Ok(())

@@ -14,6 +14,7 @@ use crate::body::{DirectusJson, NonBlank};
 use crate::directus::DirectusError;
 use crate::kit::{Errors, Routes};
 use crate::middleware::request_id;
+use crate::rate_limit::{LoginAttempt, email_key};
 use crate::session::DirectusUser;
 use crate::state::AppState;
 use crate::{error_set, rpc};
@@ -174,20 +175,23 @@ fn refresh_token_of(req: &HttpRequest, from_body: Option<String>) -> Result<Stri
     request_body = LoginBody,
     responses(
         (status = 200, description = "Tokens (no refresh_token in cookie mode: it is in the Set-Cookie `directus_refresh_token`)", body = TokenResponse),
-        Errors<(DirectusBody, DirectusCredentials)>,
+        Errors<(DirectusBody, DirectusCredentials, DirectusLoginLimits)>,
     )
 )]
 #[post("/auth/login")]
 pub async fn login(
     state: web::Data<AppState>,
-    req: HttpRequest,
+    LoginAttempt(caller): LoginAttempt,
     DirectusJson(body): DirectusJson<LoginBody>,
 ) -> Result<HttpResponse, DirectusError> {
+    let limits = &state.limits;
+    limits
+        .check(&limits.login_by_email, &email_key(body.email.as_str()))
+        .await?;
     let request = pb::LoginRequest {
         email: body.email.into(),
         password: body.password.into(),
     };
-    let caller = Identity::anonymous(request_id(&req));
     let pair = state.auth.call(&caller, request, rpc!(login)).await?;
     Ok(tokens(pair, body.mode.unwrap_or_default()))
 }
@@ -275,6 +279,13 @@ error_set! {
 error_set! {
     directus DirectusCredentials {
         401 "INVALID_CREDENTIALS": "wrong email or password, or an unknown, expired or already used refresh token",
+    }
+}
+
+error_set! {
+    directus DirectusLoginLimits {
+        429 "REQUESTS_EXCEEDED": "too many logins from this address or for this account (`GATEWAY_LOGIN_*` limits); `Retry-After` tells the seconds to wait",
+        503 "SERVICE_UNAVAILABLE": "svc-auth is hashing as many passwords as it can; `Retry-After` tells when to try again",
     }
 }
 
