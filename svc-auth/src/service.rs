@@ -102,7 +102,7 @@ impl AuthService {
             impersonation_ttl: config.impersonation_ttl,
             login_floor: config.login_floor,
             avatar_max_bytes: config.avatar_max_bytes,
-            hasher: Hasher::new(config.hash_concurrency, config.hash_queue),
+            hasher: Hasher::new(config.hash_concurrency, config.hash_queue)?,
             clock,
         })
     }
