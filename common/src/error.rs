@@ -32,6 +32,8 @@ pub enum Kind {
     QuotaExhausted,
     RateLimited,
     PayloadTooLarge,
+    /// A body in an encoding or media type the route does not take: HTTP 415.
+    UnsupportedMediaType,
     FailedPrecondition,
     Unavailable,
     /// An outside dependency (LLM provider, Directus) failed: HTTP 502.
@@ -117,6 +119,7 @@ impl ApiError {
             Kind::Conflict => 409,
             Kind::RateLimited => 429,
             Kind::PayloadTooLarge => 413,
+            Kind::UnsupportedMediaType => 415,
             Kind::FailedPrecondition | Kind::Unavailable => 503,
             Kind::Upstream => 502,
             Kind::Internal => 500,
@@ -140,6 +143,7 @@ impl ApiError {
             Kind::Conflict => tonic::Code::AlreadyExists,
             Kind::QuotaExhausted | Kind::RateLimited => tonic::Code::ResourceExhausted,
             Kind::PayloadTooLarge => tonic::Code::OutOfRange,
+            Kind::UnsupportedMediaType => tonic::Code::InvalidArgument,
             Kind::FailedPrecondition => tonic::Code::FailedPrecondition,
             Kind::Unavailable => tonic::Code::Unavailable,
             Kind::Upstream => tonic::Code::Aborted,
@@ -236,6 +240,7 @@ fn default_reason(kind: Kind) -> &'static str {
         Kind::QuotaExhausted => "limit_reached",
         Kind::RateLimited => "rate_limited",
         Kind::PayloadTooLarge => "payload_too_large",
+        Kind::UnsupportedMediaType => "unsupported_media_type",
         Kind::FailedPrecondition | Kind::Unavailable => "service_unavailable",
         Kind::Upstream => "upstream_error",
         Kind::Internal => "internal",

@@ -5,8 +5,10 @@
 //! Body structs are real types: a required field is not an `Option`, blank text is
 //! [`NonBlank`], closed sets are enums. Every failure names the field.
 
-use actix_web::dev::{Decompress, Payload};
-use actix_web::http::header::CONTENT_LENGTH;
+use std::io::Write as _;
+
+use actix_web::dev::Payload;
+use actix_web::http::header::{CONTENT_ENCODING, CONTENT_LENGTH};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use common::{ApiError, Kind};
 use futures_util::StreamExt as _;
@@ -47,23 +49,143 @@ pub fn check_announced_length(req: &HttpRequest, limit: usize) -> Result<(), Api
     }
 }
 
-/// Reads the whole body, decompressed, refusing it as soon as it grows past `limit`.
+/// How a request body is compressed. gzip and deflate are decoded as they arrive, into a buffer
+/// that refuses to grow past the body limit, so a small compressed body cannot inflate into a
+/// large one in memory; any other coding is refused.
+enum Coding {
+    Identity,
+    Gzip,
+    Deflate,
+}
+
+fn unsupported_coding() -> ApiError {
+    ApiError::new(
+        Kind::UnsupportedMediaType,
+        "unsupported_content_encoding",
+        "the body's Content-Encoding is not supported: send it uncompressed, gzip or deflate",
+    )
+}
+
+fn coding(req: &HttpRequest) -> Result<Coding, ApiError> {
+    let Some(value) = req.headers().get(CONTENT_ENCODING) else {
+        return Ok(Coding::Identity);
+    };
+    let value = value.to_str().map_err(|_| unsupported_coding())?;
+    match value.trim().to_ascii_lowercase().as_str() {
+        "" | "identity" => Ok(Coding::Identity),
+        "gzip" | "x-gzip" => Ok(Coding::Gzip),
+        "deflate" => Ok(Coding::Deflate),
+        _ => Err(unsupported_coding()),
+    }
+}
+
+/// Refuses a compressed body, for routes that stream their body as it is (multipart).
+pub fn require_uncompressed(req: &HttpRequest) -> Result<(), ApiError> {
+    match coding(req)? {
+        Coding::Identity => Ok(()),
+        Coding::Gzip | Coding::Deflate => Err(ApiError::new(
+            Kind::UnsupportedMediaType,
+            "unsupported_content_encoding",
+            "this route takes its body uncompressed",
+        )),
+    }
+}
+
+/// The decoded body, refusing to hold more than `limit` bytes.
+struct Bounded {
+    body: web::BytesMut,
+    limit: usize,
+}
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if self.body.len() + bytes.len() > self.limit {
+            return Err(std::io::Error::other(BodyTooLarge));
+        }
+        self.body.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the decoded body is over the limit")]
+struct BodyTooLarge;
+
+enum Decoder {
+    Identity(Bounded),
+    Gzip(flate2::write::GzDecoder<Bounded>),
+    Deflate(flate2::write::ZlibDecoder<Bounded>),
+}
+
+impl Decoder {
+    fn write_all(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        match self {
+            Decoder::Identity(sink) => sink.write_all(chunk),
+            Decoder::Gzip(decoder) => decoder.write_all(chunk),
+            Decoder::Deflate(decoder) => decoder.write_all(chunk),
+        }
+    }
+
+    fn finish(self) -> std::io::Result<Bounded> {
+        match self {
+            Decoder::Identity(sink) => Ok(sink),
+            Decoder::Gzip(decoder) => decoder.finish(),
+            Decoder::Deflate(decoder) => decoder.finish(),
+        }
+    }
+}
+
+fn decode_error(err: &std::io::Error, limit: usize) -> ApiError {
+    if err
+        .get_ref()
+        .is_some_and(|inner| inner.is::<BodyTooLarge>())
+    {
+        too_large(limit)
+    } else {
+        invalid_body("the compressed body could not be decoded")
+    }
+}
+
+/// Reads the whole body, decoded, refusing it as soon as it (compressed or decoded) grows past
+/// `limit`.
 pub async fn read_limited(
     req: &HttpRequest,
-    payload: Payload,
+    mut payload: Payload,
     limit: usize,
 ) -> Result<web::BytesMut, ApiError> {
     check_announced_length(req, limit)?;
-    let mut stream = Decompress::from_headers(payload, req.headers());
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = stream.next().await {
+    let sink = Bounded {
+        body: web::BytesMut::new(),
+        limit,
+    };
+    let mut decoder = match coding(req)? {
+        Coding::Identity => Decoder::Identity(sink),
+        Coding::Gzip => Decoder::Gzip(flate2::write::GzDecoder::new(sink)),
+        Coding::Deflate => Decoder::Deflate(flate2::write::ZlibDecoder::new(sink)),
+    };
+    let mut received = 0usize;
+    let mut refused = None;
+    while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|_| invalid_body("the body could not be read"))?;
-        if body.len() + chunk.len() > limit {
+        received += chunk.len();
+        if received > limit {
             return Err(too_large(limit));
         }
-        body.extend_from_slice(&chunk);
+        // Once the decoded body is refused, the rest of the (small) compressed body is still
+        // read and dropped, so that the client gets the answer rather than a reset connection.
+        if refused.is_none() {
+            refused = decoder.write_all(&chunk).err();
+        }
     }
-    Ok(body)
+    if let Some(err) = refused {
+        return Err(decode_error(&err, limit));
+    }
+    let sink = decoder.finish().map_err(|err| decode_error(&err, limit))?;
+    Ok(sink.body)
 }
 
 fn is_json(req: &HttpRequest) -> bool {
@@ -425,5 +547,67 @@ mod tests {
         let (req, payload) = TestRequest::post().to_http_parts();
         let empty: Register = read_json(&req, payload, 100).await.unwrap();
         assert!(empty.email.is_none());
+    }
+
+    fn compressed(coding: &str, bytes: &[u8]) -> Vec<u8> {
+        let level = flate2::Compression::best();
+        match coding {
+            "gzip" => {
+                let mut encoder = flate2::write::GzEncoder::new(Vec::new(), level);
+                encoder.write_all(bytes).unwrap();
+                encoder.finish().unwrap()
+            }
+            _ => {
+                let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), level);
+                encoder.write_all(bytes).unwrap();
+                encoder.finish().unwrap()
+            }
+        }
+    }
+
+    fn encoded(coding: &str, body: Vec<u8>) -> (HttpRequest, Payload) {
+        TestRequest::post()
+            .insert_header(("content-type", "application/json"))
+            .insert_header(("content-encoding", coding))
+            .set_payload(body)
+            .to_http_parts()
+    }
+
+    #[actix_web::test]
+    async fn gzip_and_deflate_bodies_are_decoded_within_the_limit() {
+        for coding in ["gzip", "deflate"] {
+            let (req, payload) = encoded(coding, compressed(coding, br#"{"email":"a@b.c"}"#));
+            let body: Register = read_json(&req, payload, 100).await.unwrap();
+            assert_eq!(body.email.map(String::from).as_deref(), Some("a@b.c"));
+
+            // 64 MiB of spaces compress to about 64 KiB: refused once 1 MiB is decoded, and
+            // never held beyond it.
+            let bomb = compressed(coding, &vec![b' '; 64 << 20]);
+            assert!(bomb.len() < 1 << 20, "{}", bomb.len());
+            let (req, payload) = encoded(coding, bomb);
+            let err = read_limited(&req, payload, 1 << 20).await.unwrap_err();
+            assert_eq!(err.reason, "payload_too_large", "{coding}");
+
+            let (req, payload) = encoded(coding, b"not compressed at all".to_vec());
+            let err = read_limited(&req, payload, 1 << 20).await.unwrap_err();
+            assert_eq!(err.reason, "invalid_body", "{coding}");
+        }
+    }
+
+    #[actix_web::test]
+    async fn other_codings_are_refused_with_415() {
+        for coding in ["br", "zstd", "gzip, gzip", "compress"] {
+            let (req, payload) = encoded(coding, b"{}".to_vec());
+            let err = read_limited(&req, payload, 100).await.unwrap_err();
+            assert_eq!(err.kind, Kind::UnsupportedMediaType, "{coding}");
+            assert_eq!(err.reason, "unsupported_content_encoding");
+        }
+        let (req, _) = encoded("gzip", Vec::new());
+        assert_eq!(
+            require_uncompressed(&req).unwrap_err().reason,
+            "unsupported_content_encoding"
+        );
+        let (req, _) = encoded("identity", Vec::new());
+        assert!(require_uncompressed(&req).is_ok());
     }
 }

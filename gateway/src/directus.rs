@@ -92,6 +92,11 @@ impl From<ApiError> for DirectusError {
                 "CONTENT_TOO_LARGE",
                 "Uploaded content is too large.",
             ),
+            Kind::UnsupportedMediaType => Self::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "UNSUPPORTED_MEDIA_TYPE",
+                err.message,
+            ),
             Kind::FailedPrecondition | Kind::Unavailable => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "SERVICE_UNAVAILABLE",

@@ -307,7 +307,8 @@ error_set! {
     pub JsonBody {
         400 "missing_field": "a required field is absent, null or blank (`field` names it)",
         400 "invalid_body": "the body is not a JSON object, or a field has the wrong type or value (`field` names it)",
-        413 "payload_too_large": "the body is over the configured limit",
+        413 "payload_too_large": "the body is over the configured limit, as sent or once decoded",
+        415 "unsupported_content_encoding": "a `Content-Encoding` other than gzip or deflate",
     }
 }
 

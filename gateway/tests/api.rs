@@ -551,6 +551,79 @@ async fn behind_a_trusted_proxy_each_forwarded_client_is_counted_apart() {
     );
 }
 
+fn login_attempt(gateway: &Gateway, forwarded_for: &str, email: &str) -> reqwest::RequestBuilder {
+    gateway
+        .client
+        .post(gateway.url("/auth/login"))
+        .header("X-Forwarded-For", forwarded_for)
+        .json(&json!({"email": email, "password": "a password"}))
+}
+
+fn directus_code(reply: &Reply) -> &str {
+    reply.body["errors"][0]["extensions"]["code"]
+        .as_str()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn logins_are_limited_per_address_and_per_email() {
+    let gateway = spawn_with(|config| {
+        config.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+        config.login_limit.count = 3;
+        config.login_email_limit.count = 2;
+    })
+    .await;
+    for attempt in 0..3 {
+        let reply = gateway
+            .send(login_attempt(
+                &gateway,
+                "203.0.113.1",
+                &format!("user{attempt}@example.com"),
+            ))
+            .await;
+        assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{attempt}");
+    }
+    let by_address = gateway
+        .send(login_attempt(&gateway, "203.0.113.1", "other@example.com"))
+        .await;
+    assert_eq!(by_address.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(directus_code(&by_address), "REQUESTS_EXCEEDED");
+    assert!(by_address.headers.contains_key("retry-after"));
+
+    // One email tried from many addresses: the third try is refused whatever its address, and
+    // the email's case and spaces do not make another email.
+    for (client, email) in [
+        ("198.51.100.1", "victim@example.com"),
+        ("198.51.100.2", " Victim@Example.com"),
+    ] {
+        let reply = gateway.send(login_attempt(&gateway, client, email)).await;
+        assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{client}");
+    }
+    let by_email = gateway
+        .send(login_attempt(
+            &gateway,
+            "198.51.100.3",
+            "VICTIM@example.com",
+        ))
+        .await;
+    assert_eq!(by_email.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(directus_code(&by_email), "REQUESTS_EXCEEDED");
+    let retry_after: u64 = by_email.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=300).contains(&retry_after), "{retry_after}");
+    let someone_else = gateway
+        .send(login_attempt(
+            &gateway,
+            "198.51.100.3",
+            "someone@example.com",
+        ))
+        .await;
+    assert_eq!(someone_else.status, StatusCode::SERVICE_UNAVAILABLE);
+}
+
 #[tokio::test]
 async fn request_ids_are_echoed_or_made() {
     let gateway = spawn().await;

@@ -24,7 +24,7 @@ async fn free_port() -> u16 {
 struct Genie {
     url: String,
     http: reqwest::Client,
-    _process: tokio::process::Child,
+    process: tokio::process::Child,
 }
 
 impl Genie {
@@ -74,7 +74,7 @@ impl Genie {
         let genie = Self {
             url: format!("http://127.0.0.1:{gateway}"),
             http: http_client(),
-            _process: process,
+            process,
         };
         for _ in 0..200 {
             if genie
@@ -93,6 +93,18 @@ impl Genie {
 
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.url)
+    }
+
+    /// The most memory the process has held so far (VmHWM), in bytes.
+    fn peak_memory(&self) -> u64 {
+        let pid = self.process.id().unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap();
+        kib * 1024
     }
 
     async fn call(
@@ -128,12 +140,17 @@ impl Genie {
     }
 }
 
+/// Tests that measure latency or start Directus (which takes both cores for a while) run one at a
+/// time.
+static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn leak(name: String) -> &'static str {
     Box::leak(name.into_boxed_str())
 }
 
 #[tokio::test]
 async fn directus_mode_from_the_environment_logs_in_resolves_and_registers_through_directus() {
+    let _heavy = HEAVY.lock().await;
     let directus = Directus::start().await;
     directus
         .admin(
@@ -237,4 +254,154 @@ async fn directus_mode_without_its_url_stops_start_up_naming_it() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("DIRECTUS_URL"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_flood_from_many_addresses_neither_starves_other_users_nor_eats_memory() {
+    let _heavy = HEAVY.lock().await;
+    let genie = std::sync::Arc::new(
+        Genie::up(vec![
+            ("ADMIN_EMAIL", "bystander@example.com".to_owned()),
+            ("ADMIN_PASSWORD", "bystander password".to_owned()),
+            // Every attempt comes from another forwarded address, so only the hashing bound
+            // stands between the flood and the CPU.
+            ("TRUSTED_PROXIES", "127.0.0.1".to_owned()),
+            ("RUST_LOG", "info".to_owned()),
+        ])
+        .await,
+    );
+    let bystander = genie
+        .login("bystander@example.com", "bystander password")
+        .await;
+    let flood_for = Duration::from_secs(10);
+    let started = std::time::Instant::now();
+    let attackers: Vec<_> = (0..200u32)
+        .map(|attacker| {
+            let genie = genie.clone();
+            tokio::spawn(async move {
+                let http = http_client();
+                let mut statuses = Vec::new();
+                let mut attempt = 0u32;
+                while started.elapsed() < flood_for {
+                    attempt += 1;
+                    let address = format!(
+                        "10.{}.{}.{}",
+                        attacker % 250,
+                        attempt / 250 % 250,
+                        attempt % 250
+                    );
+                    let reply = http
+                        .post(genie.url("/auth/login"))
+                        .header("X-Forwarded-For", address)
+                        .json(
+                            &json!({"email": format!("flood-{attacker}-{attempt}@example.com"),
+                                      "password": "guessed password"}),
+                        )
+                        .send()
+                        .await;
+                    statuses.push(reply.map(|r| r.status()).map_err(|e| format!("{e:?}")));
+                }
+                statuses
+            })
+        })
+        .collect();
+    // Let the flood build up before measuring the bystander.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut latencies = Vec::new();
+    while started.elapsed() < flood_for {
+        let call = std::time::Instant::now();
+        let reply = genie
+            .http
+            .get(genie.url("/api/onboarding"))
+            .bearer_auth(&bystander)
+            .send()
+            .await;
+        latencies.push(call.elapsed());
+        match reply {
+            Ok(r) => assert_eq!(r.status(), StatusCode::OK),
+            Err(e) => eprintln!(
+                "bystander at {:?} after {:?}: {e:?}",
+                started.elapsed(),
+                call.elapsed()
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut statuses = Vec::new();
+    for attacker in attackers {
+        statuses.extend(attacker.await.unwrap());
+    }
+    latencies.sort();
+    let p99 = latencies[latencies.len() * 99 / 100];
+    let peak = genie.peak_memory();
+    let errors: Vec<_> = statuses.iter().filter_map(|s| s.as_ref().err()).collect();
+    eprintln!(
+        "{} transport errors, first {:?}",
+        errors.len(),
+        errors.first()
+    );
+    let statuses: Vec<_> = statuses
+        .iter()
+        .filter_map(|s| s.as_ref().ok().copied())
+        .collect();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::SERVICE_UNAVAILABLE)
+        .count();
+    eprintln!(
+        "login flood: {} attempts ({} refused busy), bystander p99 {p99:?} over {} calls, peak memory {} MiB",
+        statuses.len(),
+        refused,
+        latencies.len(),
+        peak >> 20
+    );
+    assert!(
+        statuses
+            .iter()
+            .all(|s| [StatusCode::UNAUTHORIZED, StatusCode::SERVICE_UNAVAILABLE].contains(s)),
+        "only wrong credentials and busy refusals: {:?}",
+        statuses
+            .iter()
+            .find(|s| ![StatusCode::UNAUTHORIZED, StatusCode::SERVICE_UNAVAILABLE].contains(s))
+    );
+    assert!(refused > 0, "the flood went beyond the hashing bound");
+    assert!(p99 < Duration::from_millis(250), "bystander p99 {p99:?}");
+    assert!(peak < 1 << 30, "peak memory {} MiB", peak >> 20);
+}
+
+#[tokio::test]
+async fn a_burst_of_compressed_bombs_is_refused_without_inflating_memory() {
+    let _heavy = HEAVY.lock().await;
+    // About 400 KB of gzip that would inflate to 400 MB.
+    let bomb = {
+        use std::io::Write as _;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let spaces = vec![b' '; 1 << 20];
+        for _ in 0..400 {
+            encoder.write_all(&spaces).unwrap();
+        }
+        encoder.finish().unwrap()
+    };
+    assert!(bomb.len() < 1 << 20, "{}", bomb.len());
+    let genie = Genie::up(vec![]).await;
+    let before = genie.peak_memory();
+    let burst: Vec<_> = (0..8)
+        .map(|_| {
+            genie
+                .http
+                .post(genie.url("/auth/login"))
+                .header("content-type", "application/json")
+                .header("content-encoding", "gzip")
+                .body(bomb.clone())
+                .send()
+        })
+        .collect();
+    for reply in futures_util::future::join_all(burst).await {
+        let reply = reply.unwrap();
+        assert_eq!(reply.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let body: Value = reply.json().await.unwrap();
+        assert_eq!(body["errors"][0]["extensions"]["code"], "CONTENT_TOO_LARGE");
+    }
+    let grown = genie.peak_memory().saturating_sub(before);
+    assert!(grown < 64 << 20, "peak memory grew by {} MiB", grown >> 20);
 }

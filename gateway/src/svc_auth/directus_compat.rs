@@ -271,7 +271,8 @@ pub async fn me(
 error_set! {
     directus DirectusBody {
         400 "INVALID_PAYLOAD": "a field is missing or invalid, or no refresh token in the body or the cookie",
-        413 "CONTENT_TOO_LARGE": "the body is over the configured limit",
+        413 "CONTENT_TOO_LARGE": "the body is over the configured limit, as sent or once decoded",
+        415 "UNSUPPORTED_MEDIA_TYPE": "a `Content-Encoding` other than gzip or deflate",
         503 "SERVICE_UNAVAILABLE": "svc-auth is down or did not answer in time",
     }
 }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::UserReply;
-use crate::body::{check_announced_length, read_json, too_large};
+use crate::body::{check_announced_length, read_json, require_uncompressed, too_large};
 use crate::kit::{Authenticated, Envelope, Errors, JsonBody, Reply, Routes};
 use crate::session::AuthenticatedUser;
 use crate::state::AppState;
@@ -44,6 +44,7 @@ error_set! {
         400 "invalid_body": "a name over 100 characters, an avatar that is not a PNG, JPEG, GIF or WebP image, or a malformed form (`field` names it)",
         400 "missing_field": "nothing to change: neither `first_name`, `last_name` nor `avatar`",
         413 "payload_too_large": "over the body or upload limit, or an avatar over 2 MiB",
+        415 "unsupported_content_encoding": "a compressed form, or a JSON body in a coding other than gzip or deflate",
     }
 }
 
@@ -147,6 +148,7 @@ async fn read_form(
     limit: usize,
 ) -> Result<(ProfileBody, Option<pb::SetAvatarRequest>), ApiError> {
     check_announced_length(req, limit)?;
+    require_uncompressed(req)?;
     let mut form = Multipart::new(req.headers(), payload);
     let mut names = ProfileBody::default();
     let mut avatar: Option<pb::SetAvatarRequest> = None;
