@@ -82,10 +82,15 @@ impl Identity {
         }
     }
 
-    /// The calling user when an administrator, else `PERMISSION_DENIED`.
+    /// The calling user when an administrator acting as themselves, else `PERMISSION_DENIED`:
+    /// an impersonation session never carries an administrator's power, whoever is impersonated.
     pub fn require_admin(&self) -> Result<&UserIdentity, ApiError> {
         let user = self.require_user()?;
-        if user.is_admin() {
+        if user.impersonated_by.is_some() {
+            Err(ApiError::forbidden(
+                "an impersonation session cannot do administrator work",
+            ))
+        } else if user.is_admin() {
             Ok(user)
         } else {
             Err(ApiError::forbidden("administrators only"))

@@ -275,6 +275,7 @@ error_set! {
         401 "token_expired": "the access token has expired",
         401 "token_invalid": "bad signature, algorithm or issuer, or a user that no longer exists",
         401 "user_suspended": "the account is not active",
+        401 "impersonation_revoked": "an impersonation token whose administrator has since been suspended, demoted or removed",
         503 "service_unavailable": "a service (svc-auth or the route's own) is down or did not answer in time",
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use actix_web::dev::Payload;
 use actix_web::http::header::AUTHORIZATION;
 use actix_web::{FromRequest, HttpRequest};
-use common::identity::{Identity, UserIdentity};
+use common::identity::{ADMINISTRATOR, Identity, UserIdentity};
 use common::{ApiError, Kind};
 use futures_util::future::{LocalBoxFuture, Ready, ready};
 use moka::future::Cache;
@@ -33,6 +33,8 @@ pub enum AuthFailure {
     UnknownUser,
     /// The user's status is not `active`.
     Suspended,
+    /// An impersonation token whose administrator is no longer an active administrator.
+    ImpersonationRevoked,
     /// svc-auth could not be asked.
     Upstream(ApiError),
 }
@@ -62,6 +64,10 @@ impl From<AuthFailure> for ApiError {
             AuthFailure::Suspended => {
                 ApiError::unauthenticated("user_suspended", "this account is not active")
             }
+            AuthFailure::ImpersonationRevoked => ApiError::unauthenticated(
+                "impersonation_revoked",
+                "the administrator who started this impersonation is no longer an active administrator",
+            ),
             AuthFailure::Upstream(err) => err,
         }
     }
@@ -72,7 +78,8 @@ impl From<AuthFailure> for DirectusError {
         match failure {
             AuthFailure::Token(TokenError::Missing)
             | AuthFailure::UnknownUser
-            | AuthFailure::Suspended => DirectusError::invalid_credentials(),
+            | AuthFailure::Suspended
+            | AuthFailure::ImpersonationRevoked => DirectusError::invalid_credentials(),
             AuthFailure::Token(TokenError::Ambiguous) => DirectusError::invalid_payload(
                 "The request uses more than one method for including an access token",
             ),
@@ -190,6 +197,20 @@ pub async fn authenticate(req: &HttpRequest) -> Result<Identity, AuthFailure> {
         .resolver
         .resolve(&state.auth, claims.user_id, &request_id)
         .await?;
+    if let Some(admin) = claims.impersonated_by {
+        // The impersonation lasts only while the administrator who started it still is one.
+        match state
+            .resolver
+            .resolve(&state.auth, admin, &request_id)
+            .await
+        {
+            Ok(acting) if acting.role == ADMINISTRATOR => {}
+            Ok(_) | Err(AuthFailure::Suspended | AuthFailure::UnknownUser) => {
+                return Err(AuthFailure::ImpersonationRevoked);
+            }
+            Err(other) => return Err(other),
+        }
+    }
     Ok(Identity::user(
         UserIdentity {
             id: claims.user_id,

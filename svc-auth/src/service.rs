@@ -525,6 +525,12 @@ impl AuthService {
                 "only active users can be impersonated",
             ));
         }
+        // An administrator's session would hand over everything an administrator can do.
+        if user.role.as_deref() == Some(domain::ADMIN_ROLE) || user.admin_access {
+            return Err(AuthError::Forbidden(
+                "administrators cannot be impersonated",
+            ));
+        }
         let expires_at = self.after(self.impersonation_ttl)?;
         let db = self.pool.get().await?;
         store::insert_impersonation(&db, admin.id, target, &identity.request_id, expires_at)

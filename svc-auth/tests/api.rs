@@ -651,6 +651,76 @@ async fn impersonation_is_audited_and_for_administrators_only() {
 }
 
 #[tokio::test]
+async fn administrators_cannot_be_impersonated_and_impersonators_hold_no_admin_power() {
+    let mut auth = spawn_auth().await;
+    let admin = auth.admin().await;
+    let other_admin = auth.new_creator("second-admin@genie.test").await;
+    auth.client
+        .rbac_sync(testing::request(
+            pb::RbacSyncRequest {
+                user_id: other_admin.id.clone(),
+                role: Some("administrator".into()),
+                status: None,
+                pricing_tier: None,
+            },
+            &testing::system(),
+        ))
+        .await
+        .unwrap();
+    let refused = auth
+        .client
+        .impersonate(testing::request(
+            pb::ImpersonateRequest {
+                user_id: other_admin.id.clone(),
+            },
+            &as_user(&admin),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert!(
+        refused.message().contains("administrators cannot"),
+        "{refused:?}"
+    );
+
+    // Even a session that claims an administrator's role, when it is an impersonation, can
+    // neither impersonate again nor create invites.
+    let third = auth.new_creator("third@genie.test").await;
+    let mut impersonating = as_user(&admin);
+    if let common::identity::Principal::User(user) = &mut impersonating.principal {
+        user.impersonated_by = Some(admin.id.parse().unwrap());
+    }
+    let again = auth
+        .client
+        .impersonate(testing::request(
+            pb::ImpersonateRequest {
+                user_id: third.id.clone(),
+            },
+            &impersonating,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::PermissionDenied);
+    let invite = auth
+        .client
+        .create_invite(testing::request(
+            pb::CreateInviteRequest::default(),
+            &impersonating,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(invite.code(), Code::PermissionDenied);
+    let audited: i64 = auth
+        .sql()
+        .await
+        .query_one("SELECT count(*) FROM auth.impersonation_audit", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(audited, 0, "nothing was issued, so nothing is audited");
+}
+
+#[tokio::test]
 async fn profiles_and_avatars() {
     let mut auth = spawn_auth().await;
     let creator = auth.new_creator("creator@genie.test").await;

@@ -354,6 +354,92 @@ async fn only_administrators_create_invites_and_impersonate() {
 }
 
 #[tokio::test]
+async fn an_impersonation_carries_no_admin_power_and_ends_with_its_administrators() {
+    let app = spawn_app().await;
+    let sync = |body: serde_json::Value| {
+        app.send(
+            app.client
+                .post(app.url("/api/rbac-sync"))
+                .header("X-RBAC-SYNC-SECRET", RBAC_SECRET)
+                .json(&body),
+        )
+    };
+    let (second, second_token) = app.new_creator("second-admin@genie.test").await;
+    let promoted = sync(json!({"user_id": second["id"], "role": "administrator"})).await;
+    assert_eq!(promoted.status, StatusCode::OK, "{:?}", promoted.body);
+
+    let admin = app.admin_token().await;
+    let of_an_admin = app
+        .post(
+            "/api/impersonate",
+            json!({"user_id": second["id"]}),
+            Some(&admin),
+        )
+        .await;
+    assert_eq!(
+        assert_error(&of_an_admin, StatusCode::FORBIDDEN),
+        "forbidden"
+    );
+
+    let (creator, _) = app.new_creator("creator@genie.test").await;
+    let (third, _) = app.new_creator("third@genie.test").await;
+    let granted = app
+        .post(
+            "/api/impersonate",
+            json!({"user_id": creator["id"]}),
+            Some(&second_token),
+        )
+        .await;
+    assert_eq!(granted.status, StatusCode::OK, "{:?}", granted.body);
+    let as_creator = granted.body["access_token"].as_str().unwrap().to_owned();
+    let onboarding = app.get("/api/onboarding", Some(&as_creator)).await;
+    assert_eq!(onboarding.status, StatusCode::OK, "{:?}", onboarding.body);
+    for (path, body) in [
+        ("/api/impersonate", json!({"user_id": third["id"]})),
+        ("/api/invites", json!({})),
+    ] {
+        let refused = app.post(path, body, Some(&as_creator)).await;
+        assert_eq!(
+            assert_error(&refused, StatusCode::FORBIDDEN),
+            "forbidden",
+            "{path}"
+        );
+    }
+
+    // The administrator who started it is demoted: the impersonation ends with their power.
+    let demoted = sync(json!({"user_id": second["id"], "role": "creator"})).await;
+    assert_eq!(demoted.status, StatusCode::OK, "{:?}", demoted.body);
+    let ended = app.get("/api/onboarding", Some(&as_creator)).await;
+    assert_eq!(
+        assert_error(&ended, StatusCode::UNAUTHORIZED),
+        "impersonation_revoked"
+    );
+    let directus = app.get("/users/me", Some(&as_creator)).await;
+    assert_eq!(
+        assert_directus_error(&directus, StatusCode::UNAUTHORIZED),
+        "INVALID_CREDENTIALS"
+    );
+
+    // And suspension ends one too.
+    let granted = app
+        .post(
+            "/api/impersonate",
+            json!({"user_id": creator["id"]}),
+            Some(&admin),
+        )
+        .await;
+    let as_creator = granted.body["access_token"].as_str().unwrap().to_owned();
+    let admin_id = app.get("/users/me", Some(&admin)).await.body["data"]["id"].clone();
+    let suspended = sync(json!({"user_id": admin_id, "status": "suspended"})).await;
+    assert_eq!(suspended.status, StatusCode::OK, "{:?}", suspended.body);
+    let ended = app.get("/api/onboarding", Some(&as_creator)).await;
+    assert_eq!(
+        assert_error(&ended, StatusCode::UNAUTHORIZED),
+        "impersonation_revoked"
+    );
+}
+
+#[tokio::test]
 async fn rbac_sync_needs_the_shared_secret_and_takes_effect() {
     let app = spawn_app().await;
     let (creator, creator_token) = app.new_creator("creator@genie.test").await;
