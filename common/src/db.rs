@@ -28,12 +28,32 @@ impl From<DbError> for crate::ApiError {
                 tracing::warn!(error = %err, "database unavailable");
                 crate::ApiError::unavailable("the database is unavailable, try again shortly")
             }
+            // Every route checks its text for what PostgreSQL refuses; this is the net under
+            // those checks (an internal caller, a field forgotten), so bad bytes are never a 500.
+            DbError::Query(query) if refused_value(&query) => crate::ApiError::new(
+                crate::Kind::InvalidArgument,
+                "invalid_body",
+                "a value holds characters the database cannot store (such as NUL)",
+            ),
             other => {
                 tracing::error!(error = %other, "database error");
                 crate::ApiError::internal()
             }
         }
     }
+}
+
+/// Whether PostgreSQL refused a value itself: NUL in `text` or `jsonb`, bytes that are not UTF-8.
+fn refused_value(err: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    err.code().is_some_and(|code| {
+        [
+            SqlState::CHARACTER_NOT_IN_REPERTOIRE,
+            SqlState::UNTRANSLATABLE_CHARACTER,
+            SqlState::INVALID_TEXT_REPRESENTATION,
+        ]
+        .contains(code)
+    })
 }
 
 /// A pool of at most `max_size` connections. Connections open lazily, so a service starts (and

@@ -721,6 +721,25 @@ async fn administrators_cannot_be_impersonated_and_impersonators_hold_no_admin_p
 }
 
 #[tokio::test]
+async fn text_the_database_refuses_is_an_invalid_argument_not_an_internal_error() {
+    let mut auth = spawn_auth().await;
+    let creator = auth.new_creator("creator@genie.test").await;
+    let refused = auth
+        .client
+        .update_profile(testing::request(
+            pb::UpdateProfileRequest {
+                first_name: Some("Gr\0ce".into()),
+                last_name: None,
+            },
+            &as_user(&creator),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert_eq!(testing::status_reason(&refused), "invalid_body");
+}
+
+#[tokio::test]
 async fn profiles_and_avatars() {
     let mut auth = spawn_auth().await;
     let creator = auth.new_creator("creator@genie.test").await;

@@ -192,7 +192,14 @@ async fn read_form(
             }
             "first_name" | "last_name" => {
                 let text = String::from_utf8(bytes)
-                    .map_err(|_| ApiError::invalid_field(&name, format!("{name} is not text")))?;
+                    .ok()
+                    .filter(|text| !text.contains('\0'))
+                    .ok_or_else(|| {
+                        ApiError::invalid_field(
+                            &name,
+                            format!("{name} must be UTF-8 text without NUL"),
+                        )
+                    })?;
                 if name == "first_name" {
                     names.first_name = Some(text);
                 } else {
@@ -306,6 +313,31 @@ mod tests {
         let avatar = avatar.unwrap();
         assert_eq!(avatar.content_type, "image/png");
         assert_eq!(avatar.image, b"\x89PNG\r\n\x1a\n pixels");
+    }
+
+    #[actix_web::test]
+    async fn a_name_with_nul_or_invalid_utf8_is_refused_naming_it() {
+        for (name, bytes) in [
+            ("first_name", &b"Gr\0ce"[..]),
+            ("last_name", &b"\xff\xfe"[..]),
+        ] {
+            let err = read(form("XyZ", &[(name, None, bytes)]), 10_000)
+                .await
+                .unwrap_err();
+            assert_eq!(err.reason, "invalid_body");
+            assert_eq!(err.field.as_deref(), Some(name));
+        }
+    }
+
+    #[actix_web::test]
+    async fn a_compressed_form_is_refused() {
+        let (req, payload) = TestRequest::patch()
+            .insert_header(("content-type", "multipart/form-data; boundary=XyZ"))
+            .insert_header(("content-encoding", "gzip"))
+            .set_payload(form("XyZ", &[("first_name", None, b"Grace")]))
+            .to_http_parts();
+        let err = read_form(&req, payload, 10_000).await.unwrap_err();
+        assert_eq!(err.kind, Kind::UnsupportedMediaType);
     }
 
     #[actix_web::test]

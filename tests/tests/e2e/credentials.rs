@@ -463,3 +463,59 @@ async fn a_tampered_record_is_a_500_without_internals_and_svc_credentials_down_a
     );
     assert!(started.elapsed() < Duration::from_secs(3));
 }
+
+#[tokio::test]
+async fn text_with_nul_is_refused_naming_the_field_on_every_storing_route() {
+    let app = spawn_app().await;
+    let (token, profile) = creator_with_profile(&app, "nul@genie.test", json!({"p": "x"})).await;
+    let cases = [
+        (
+            "/api/credentials/create-profile",
+            json!({"platform": "fansly", "username": "a", "profileData": {"bio": "a\u{0}b"}}),
+            "profileData",
+        ),
+        (
+            "/api/credentials/create-profile",
+            json!({"platform": "fansly", "username": "a\u{0}"}),
+            "username",
+        ),
+        (
+            "/api/credentials/store",
+            json!({"creator_profile_id": profile, "credentials": {"password": "\u{0}"}}),
+            "credentials",
+        ),
+        (
+            "/api/credentials/store-platform-session",
+            json!({"creator_profile_id": profile, "cookies": [], "user_agent": "Mozilla\u{0}"}),
+            "user_agent",
+        ),
+        (
+            "/api/credentials/hitl-request",
+            json!({"creator_profile_id": profile, "notes": "\u{0}"}),
+            "notes",
+        ),
+        (
+            "/api/vault",
+            json!({"name": "bank\u{0}", "secret": "s"}),
+            "name",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let refused = app.post(path, body, Some(&token)).await;
+        assert_eq!(
+            assert_error(&refused, StatusCode::BAD_REQUEST),
+            "invalid_body",
+            "{path}"
+        );
+        assert_eq!(refused.body["field"], field, "{path}");
+    }
+    let renamed = app
+        .patch(
+            "/api/user-proxy",
+            json!({"first_name": "Gr\u{0}ce"}),
+            &token,
+        )
+        .await;
+    assert_eq!(renamed.body["field"], "first_name");
+    assert_error(&renamed, StatusCode::BAD_REQUEST);
+}
