@@ -34,7 +34,6 @@ use std::marker::PhantomData;
 
 use actix_web::body::BoxBody;
 use actix_web::dev::{HttpServiceFactory, Payload};
-use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, Responder};
 use common::ApiError;
 use futures_util::future::LocalBoxFuture;
@@ -80,10 +79,6 @@ pub struct Envelope<T> {
     success: bool,
     #[serde(flatten)]
     pub body: T,
-    /// Answers carrying a secret must not be kept by a browser or a proxy.
-    #[serde(skip)]
-    #[schema(ignore)]
-    no_store: bool,
 }
 
 impl<T> Envelope<T> {
@@ -92,14 +87,7 @@ impl<T> Envelope<T> {
             ok: true,
             success: true,
             body,
-            no_store: false,
         }
-    }
-
-    /// Adds `Cache-Control: no-store` (tokens, revealed secrets).
-    pub fn no_store(mut self) -> Self {
-        self.no_store = true;
-        self
     }
 }
 
@@ -107,11 +95,7 @@ impl<T: Serialize> Responder for Envelope<T> {
     type Body = BoxBody;
 
     fn respond_to(self, _: &HttpRequest) -> HttpResponse {
-        let mut response = HttpResponse::Ok();
-        if self.no_store {
-            response.insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")));
-        }
-        response.json(self)
+        HttpResponse::Ok().json(self)
     }
 }
 

@@ -800,7 +800,7 @@ pub async fn reveal_credentials(
     let revealed = state
         .credentials
         .forward(&caller, body.into(), rpc!(reveal_credentials));
-    Ok(revealed.await?.no_store())
+    revealed.await
 }
 
 error_set! {
@@ -862,7 +862,7 @@ pub async fn reveal_download_credential(
     let revealed = state
         .credentials
         .forward(&caller, request, rpc!(reveal_vault_entry));
-    Ok(revealed.await?.no_store())
+    revealed.await
 }
 
 /// The captured browser session of a creator profile, with its cookies and user agent
@@ -884,7 +884,7 @@ pub async fn get_platform_session(
     let session = state
         .credentials
         .forward(&caller, body.into(), rpc!(get_platform_session));
-    Ok(session.await?.no_store())
+    session.await
 }
 
 /// Stores a captured browser session for a creator profile, replacing the one before, and

@@ -625,6 +625,33 @@ async fn logins_are_limited_per_address_and_per_email() {
 }
 
 #[tokio::test]
+async fn every_answer_is_no_store_unless_the_route_caches_on_purpose() {
+    let gateway = spawn().await;
+    for request in [
+        gateway.client.get(gateway.url("/health")),
+        gateway.client.get(gateway.url("/api/onboarding")),
+        gateway.client.get(gateway.url("/no/such/route")),
+        gateway
+            .client
+            .post(gateway.url("/auth/login"))
+            .json(&json!({"email": "a@example.com", "password": "p"})),
+    ] {
+        let reply = gateway.send(request).await;
+        assert_eq!(
+            reply
+                .headers
+                .get("cache-control")
+                .map(|v| v.to_str().unwrap()),
+            Some("no-store"),
+            "{}",
+            reply.status
+        );
+    }
+    let page = gateway.send(gateway.client.get(gateway.url("/docs"))).await;
+    assert_eq!(page.headers["cache-control"], "no-cache");
+}
+
+#[tokio::test]
 async fn request_ids_are_echoed_or_made() {
     let gateway = spawn().await;
     let echoed = gateway

@@ -405,7 +405,7 @@ pub async fn impersonate(
         user_id: body.user_id.to_string(),
     };
     let reply = state.auth.forward(&identity, request, rpc!(impersonate));
-    Ok(reply.await?.no_store())
+    reply.await
 }
 
 pub fn routes(routes: &mut Routes) {

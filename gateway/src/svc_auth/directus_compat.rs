@@ -2,7 +2,6 @@
 //! that the Directus SDK and apps written for Directus work unchanged (docs/DESIGN.md §3).
 
 use actix_web::cookie::{Cookie, SameSite, time};
-use actix_web::http::header::{CACHE_CONTROL, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use common::identity::Identity;
 use proto::auth::v1 as pb;
@@ -129,8 +128,6 @@ fn refresh_cookie(value: String, max_age_secs: i64) -> Cookie<'static> {
 
 fn tokens(pair: pb::TokenPair, mode: Mode) -> HttpResponse {
     let mut response = HttpResponse::Ok();
-    // Tokens must not linger in shared or browser caches.
-    response.insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")));
     let refresh_token = match mode {
         Mode::Json => Some(pair.refresh_token),
         Mode::Cookie => {

@@ -58,6 +58,7 @@ async fn a_creator_stores_and_reveals_credentials_and_a_server_does_with_the_sec
     assert_eq!(revealed.status, StatusCode::OK, "{:?}", revealed.body);
     assert_eq!(revealed.body["ok"], true);
     assert_eq!(revealed.body["credentials"], login);
+    assert_eq!(revealed.headers["cache-control"], "no-store");
 
     let replaced = json!({"email": "of@example.com", "password": "replaced-by-server-2"});
     let stored = with_secret(
