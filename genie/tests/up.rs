@@ -256,115 +256,133 @@ async fn directus_mode_without_its_url_stops_start_up_naming_it() {
     assert!(stderr.contains("DIRECTUS_URL"), "{stderr}");
 }
 
+/// 200 connections trying logins for `length`, each from another forwarded address and email,
+/// from a runtime of their own at the lowest CPU priority: they stand for clients on other
+/// machines, so the two cores measure the server rather than the test's own client. Every
+/// answer's status, or the transport error.
+fn login_flood(
+    url: String,
+    length: Duration,
+) -> std::thread::JoinHandle<Vec<Result<StatusCode, String>>> {
+    std::thread::spawn(move || {
+        let lowest = || {
+            let _ =
+                thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min);
+        };
+        lowest();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .on_thread_start(lowest)
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let started = std::time::Instant::now();
+            let attackers: Vec<_> = (0..200u32)
+                .map(|attacker| {
+                    let url = url.clone();
+                    tokio::spawn(async move {
+                        let http = http_client();
+                        let mut answers = Vec::new();
+                        let mut attempt = 0u32;
+                        while started.elapsed() < length {
+                            attempt += 1;
+                            let address =
+                                format!("10.{}.{}.{}", attacker % 250, attempt / 250 % 250, attempt % 250);
+                            let reply = http
+                                .post(format!("{url}/auth/login"))
+                                .header("X-Forwarded-For", address)
+                                .json(&json!({"email": format!("flood-{attacker}-{attempt}@example.com"),
+                                              "password": "guessed password"}))
+                                .send()
+                                .await;
+                            answers.push(reply.map(|r| r.status()).map_err(|e| e.to_string()));
+                        }
+                        answers
+                    })
+                })
+                .collect();
+            let mut answers = Vec::new();
+            for attacker in attackers {
+                answers.extend(attacker.await.unwrap());
+            }
+            answers
+        })
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_flood_from_many_addresses_neither_starves_other_users_nor_eats_memory() {
     let _heavy = HEAVY.lock().await;
-    let genie = std::sync::Arc::new(
-        Genie::up(vec![
-            ("ADMIN_EMAIL", "bystander@example.com".to_owned()),
-            ("ADMIN_PASSWORD", "bystander password".to_owned()),
-            // Every attempt comes from another forwarded address, so only the hashing bound
-            // stands between the flood and the CPU.
-            ("TRUSTED_PROXIES", "127.0.0.1".to_owned()),
-            ("RUST_LOG", "info".to_owned()),
-        ])
-        .await,
-    );
+    let genie = Genie::up(vec![
+        ("ADMIN_EMAIL", "bystander@example.com".to_owned()),
+        ("ADMIN_PASSWORD", "bystander password".to_owned()),
+        // Every attempt comes from another forwarded address, so only the hashing bound stands
+        // between the flood and the CPU.
+        ("TRUSTED_PROXIES", "127.0.0.1".to_owned()),
+    ])
+    .await;
     let bystander = genie
         .login("bystander@example.com", "bystander password")
         .await;
     let flood_for = Duration::from_secs(10);
+    let flood = login_flood(genie.url.clone(), flood_for);
     let started = std::time::Instant::now();
-    let attackers: Vec<_> = (0..200u32)
-        .map(|attacker| {
-            let genie = genie.clone();
-            tokio::spawn(async move {
-                let http = http_client();
-                let mut statuses = Vec::new();
-                let mut attempt = 0u32;
-                while started.elapsed() < flood_for {
-                    attempt += 1;
-                    let address = format!(
-                        "10.{}.{}.{}",
-                        attacker % 250,
-                        attempt / 250 % 250,
-                        attempt % 250
-                    );
-                    let reply = http
-                        .post(genie.url("/auth/login"))
-                        .header("X-Forwarded-For", address)
-                        .json(
-                            &json!({"email": format!("flood-{attacker}-{attempt}@example.com"),
-                                      "password": "guessed password"}),
-                        )
-                        .send()
-                        .await;
-                    statuses.push(reply.map(|r| r.status()).map_err(|e| format!("{e:?}")));
-                }
-                statuses
-            })
-        })
-        .collect();
     // Let the flood build up before measuring the bystander.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let mut latencies = Vec::new();
-    while started.elapsed() < flood_for {
+    while started.elapsed() < flood_for - Duration::from_millis(500) {
         let call = std::time::Instant::now();
-        let reply = genie
-            .http
-            .get(genie.url("/api/onboarding"))
-            .bearer_auth(&bystander)
-            .send()
+        let (status, body) = genie
+            .call(
+                reqwest::Method::GET,
+                "/api/onboarding",
+                Some(&bystander),
+                None,
+            )
             .await;
         latencies.push(call.elapsed());
-        match reply {
-            Ok(r) => assert_eq!(r.status(), StatusCode::OK),
-            Err(e) => eprintln!(
-                "bystander at {:?} after {:?}: {e:?}",
-                started.elapsed(),
-                call.elapsed()
-            ),
-        }
+        assert_eq!(status, StatusCode::OK, "{body}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let mut statuses = Vec::new();
-    for attacker in attackers {
-        statuses.extend(attacker.await.unwrap());
-    }
+    let answers = tokio::task::spawn_blocking(move || flood.join().unwrap())
+        .await
+        .unwrap();
     latencies.sort();
     let p99 = latencies[latencies.len() * 99 / 100];
     let peak = genie.peak_memory();
-    let errors: Vec<_> = statuses.iter().filter_map(|s| s.as_ref().err()).collect();
-    eprintln!(
-        "{} transport errors, first {:?}",
-        errors.len(),
-        errors.first()
+    let count = |wanted: StatusCode| answers.iter().filter(|a| **a == Ok(wanted)).count();
+    let (wrong, busy) = (
+        count(StatusCode::UNAUTHORIZED),
+        count(StatusCode::SERVICE_UNAVAILABLE),
     );
-    let statuses: Vec<_> = statuses
-        .iter()
-        .filter_map(|s| s.as_ref().ok().copied())
-        .collect();
-    let refused = statuses
-        .iter()
-        .filter(|s| **s == StatusCode::SERVICE_UNAVAILABLE)
-        .count();
+    // 408: an attacker, at the lowest priority, did not finish sending its request within the
+    // server's 5 s; a transport error: one of their keep-alive connections closed as it was
+    // reused. Both are on the attackers' side; nothing else may appear.
+    let (late, lost) = (
+        count(StatusCode::REQUEST_TIMEOUT),
+        answers.iter().filter(|a| a.is_err()).count(),
+    );
     eprintln!(
-        "login flood: {} attempts ({} refused busy), bystander p99 {p99:?} over {} calls, peak memory {} MiB",
-        statuses.len(),
-        refused,
+        "login flood: {} attempts ({wrong} checked and wrong, {busy} refused busy, {late} late, {lost} lost), bystander p50 {:?} p99 {p99:?} over {} calls, peak memory {} MiB",
+        answers.len(),
+        latencies[latencies.len() / 2],
         latencies.len(),
         peak >> 20
     );
-    assert!(
-        statuses
-            .iter()
-            .all(|s| [StatusCode::UNAUTHORIZED, StatusCode::SERVICE_UNAVAILABLE].contains(s)),
+    assert_eq!(
+        wrong + busy + late + lost,
+        answers.len(),
         "only wrong credentials and busy refusals: {:?}",
-        statuses
-            .iter()
-            .find(|s| ![StatusCode::UNAUTHORIZED, StatusCode::SERVICE_UNAVAILABLE].contains(s))
+        answers.iter().find(|a| !matches!(
+            a,
+            Ok(StatusCode::UNAUTHORIZED
+                | StatusCode::SERVICE_UNAVAILABLE
+                | StatusCode::REQUEST_TIMEOUT)
+        ))
     );
-    assert!(refused > 0, "the flood went beyond the hashing bound");
+    assert!(late + lost < answers.len() / 50, "{late} late, {lost} lost");
+    assert!(busy > 0, "the flood went beyond the hashing bound");
     assert!(p99 < Duration::from_millis(250), "bystander p99 {p99:?}");
     assert!(peak < 1 << 30, "peak memory {} MiB", peak >> 20);
 }
