@@ -220,39 +220,38 @@ async fn directus_mode_from_the_environment_logs_in_resolves_and_registers_throu
     assert!(directus_tokens["access_token"].is_string());
 }
 
-#[tokio::test]
-async fn a_misspelt_mode_stops_start_up_naming_the_variable() {
+/// What `genie up` printed when it refused to start with exactly `env`.
+async fn refused_start_up(env: [(&str, &str); 3]) -> String {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_genie"))
         .arg("up")
         .env_clear()
-        .envs([
-            ("AUTH_MODE", "directos"),
-            ("INTERNAL_TOKEN", INTERNAL_TOKEN),
-            ("DIRECTUS_SECRET", DIRECTUS_SECRET),
-        ])
+        .envs(env)
         .output()
         .await
         .unwrap();
     assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn a_misspelt_mode_stops_start_up_naming_the_variable() {
+    let stderr = refused_start_up([
+        ("AUTH_MODE", "directos"),
+        ("INTERNAL_TOKEN", INTERNAL_TOKEN),
+        ("DIRECTUS_SECRET", DIRECTUS_SECRET),
+    ])
+    .await;
     assert!(stderr.contains("AUTH_MODE"), "{stderr}");
 }
 
 #[tokio::test]
 async fn directus_mode_without_its_url_stops_start_up_naming_it() {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_genie"))
-        .arg("up")
-        .env_clear()
-        .envs([
-            ("AUTH_MODE", "directus"),
-            ("INTERNAL_TOKEN", INTERNAL_TOKEN),
-            ("DIRECTUS_SECRET", DIRECTUS_SECRET),
-        ])
-        .output()
-        .await
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = refused_start_up([
+        ("AUTH_MODE", "directus"),
+        ("INTERNAL_TOKEN", INTERNAL_TOKEN),
+        ("DIRECTUS_SECRET", DIRECTUS_SECRET),
+    ])
+    .await;
     assert!(stderr.contains("DIRECTUS_URL"), "{stderr}");
 }
 
