@@ -37,6 +37,27 @@ pub fn limit_reached() -> ApiError {
     ApiError::new(Kind::QuotaExhausted, "limit_reached", UPGRADE_MESSAGE)
 }
 
+/// A retry with the key of a request that failed and was refunded: nothing is granted again
+/// under that key.
+pub fn key_refunded() -> ApiError {
+    ApiError::conflict(
+        "idempotency_key_refunded",
+        "the request with this idempotency key failed and its quota was given back; send it again with a new key",
+    )
+    .with_field("idempotency_key")
+}
+
+/// What [`QuotaClient::guarded`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Guarded<T> {
+    /// Consumed now, and the work ran and succeeded: its output.
+    Done(T),
+    /// The idempotency key was consumed (and granted) before: the work was not run again and
+    /// nothing was refunded. The stored answer (`replayed: true`); the caller answers with what
+    /// the first request produced.
+    Replayed(pb::QuotaAnswer),
+}
+
 impl QuotaClient {
     /// `timeout` bounds each call; keep it short, a quota check sits in front of user requests.
     pub fn new(channel: Channel, token: Secret, timeout: Duration) -> Self {
@@ -48,9 +69,11 @@ impl QuotaClient {
     }
 
     /// Consumes `amount` of `operation` for the calling user before the work is done. Granted:
-    /// the answer. Limit reached: 403 `limit_reached`. The caller's own mistakes (unknown
-    /// operation, bad amount, a reused key) come back as they are; anything else denies with
-    /// `quota_check_failed`.
+    /// the answer (`replayed` when it is the stored answer of the same key and request). Limit
+    /// reached: 403 `limit_reached`. A replay of a key whose consumption was refunded: 409
+    /// `idempotency_key_refunded`. The caller's own mistakes (unknown operation, bad amount, a key
+    /// reused with another request, 409 `idempotency_key_reused`) come back as they are; anything
+    /// else denies with `quota_check_failed`.
     pub async fn consume(
         &self,
         identity: &Identity,
@@ -70,6 +93,7 @@ impl QuotaClient {
         let mut client = self.client.clone();
         match tokio::time::timeout(self.timeout, client.consume(call)).await {
             Ok(Ok(answer)) if answer.get_ref().granted => Ok(answer.into_inner()),
+            Ok(Ok(answer)) if answer.get_ref().refunded => Err(key_refunded()),
             Ok(Ok(_)) => Err(limit_reached()),
             Ok(Err(status)) => match ApiError::from(status) {
                 err if matches!(err.kind, Kind::InvalidArgument | Kind::Conflict) => Err(err),
@@ -110,6 +134,10 @@ impl QuotaClient {
 
     /// Consumes, runs `work`, and refunds if the work fails, so a failed request costs nothing.
     /// Without a key of the caller's, one is made up so that the refund can name the consumption.
+    ///
+    /// A retry with a key consumed before never runs the work nor refunds: granted before, it
+    /// returns [`Guarded::Replayed`] with the stored answer; refunded before (the first attempt
+    /// failed), 409 `idempotency_key_refunded`; denied before, `limit_reached` again.
     pub async fn guarded<T, F, Fut>(
         &self,
         identity: &Identity,
@@ -117,15 +145,19 @@ impl QuotaClient {
         amount: i64,
         idempotency_key: Option<&str>,
         work: F,
-    ) -> Result<T, ApiError>
+    ) -> Result<Guarded<T>, ApiError>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, ApiError>>,
     {
         let key =
             idempotency_key.map_or_else(|| format!("auto-{}", uuid::Uuid::new_v4()), str::to_owned);
-        self.consume(identity, operation, amount, Some(&key))
+        let answer = self
+            .consume(identity, operation, amount, Some(&key))
             .await?;
+        if answer.replayed {
+            return Ok(Guarded::Replayed(answer));
+        }
         let outcome = work().await;
         if outcome.is_err() {
             match self.refund(identity, &key).await {
@@ -135,6 +167,6 @@ impl QuotaClient {
                 }
             }
         }
-        outcome
+        outcome.map(Guarded::Done)
     }
 }

@@ -302,7 +302,8 @@ error_set! {
     pub QuotaGated {
         403 "limit_reached": "the tier's limit for this billing cycle is used up (`error` is `tier_limit_reached`, `message` tells to upgrade)",
         403 "quota_check_failed": "svc-usage could not be asked; nothing was consumed or done",
-        409 "idempotency_key_reused": "the idempotency key was used with other parameters",
+        409 "idempotency_key_reused": "the idempotency key was used with another request (operation or amount)",
+        409 "idempotency_key_refunded": "the request with this idempotency key failed and was refunded; send it again with a new key",
     }
 }
 

@@ -369,6 +369,7 @@ mod tests {
             cycle_start: "2026-11-01T00:00:00Z".into(),
             cycle_end: "2026-12-01T00:00:00Z".into(),
             replayed: true,
+            refunded: false,
         };
         assert_eq!(
             serde_json::to_value(Envelope::new(Consumed::from(answer))).unwrap(),

@@ -185,6 +185,16 @@ fn print_rotation(
         let version = version.map_or_else(|| "imported".to_owned(), |v| format!("v{v}"));
         println!("  {table} {version}: {count}");
     }
+    match report.legacy_left() {
+        0 => println!(
+            "no legacy records remain (every record is bound to its row): \
+             CREDENTIALS_ACCEPT_LEGACY=false may now be set"
+        ),
+        legacy => println!(
+            "{legacy} legacy record(s) remain (imported from the original service, not yet bound): \
+             keep CREDENTIALS_ACCEPT_LEGACY on until a run reports none"
+        ),
+    }
     let left = report.left_behind(newest);
     anyhow::ensure!(
         left == 0,

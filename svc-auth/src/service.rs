@@ -235,14 +235,21 @@ impl AuthService {
         }
         let mut db = self.pool.get().await?;
         let tx = db.transaction().await?;
-        let user_id =
+        let taken =
             store::take_refresh_session(&tx, &tokens::digest(refresh_token), self.clock.now())
+                .await?;
+        let user = match taken {
+            Some(user_id) => store::user_by_id(&tx, user_id)
                 .await?
-                .ok_or(AuthError::InvalidCredentials)?;
-        let user = store::user_by_id(&tx, user_id)
-            .await?
-            .filter(|user| user.status == "active")
-            .ok_or(AuthError::InvalidCredentials)?;
+                .filter(|user| user.status == "active"),
+            None => None,
+        };
+        let Some(user) = user else {
+            // Refused (expired, or the user is not active): the deletion is committed all the
+            // same, so the token cannot be tried again, nor work once the user is reactivated.
+            tx.commit().await?;
+            return Err(AuthError::InvalidCredentials);
+        };
         let tokens = self.issue_tokens(&tx, &user).await?;
         tx.commit().await?;
         Ok(tokens)
@@ -486,9 +493,10 @@ impl AuthService {
         }
         status.map(domain::check_status).transpose()?;
         pricing_tier.map(domain::check_tier).transpose()?;
-        let db = self.pool.get().await?;
+        let mut db = self.pool.get().await?;
+        let tx = db.transaction().await?;
         let role_id = match role {
-            Some(role) => Some(store::role_id(&db, role).await?.ok_or_else(|| {
+            Some(role) => Some(store::role_id(&tx, role).await?.ok_or_else(|| {
                 AuthError::invalid(
                     "role",
                     "role must be administrator, creator, viewer or a role uuid",
@@ -496,12 +504,26 @@ impl AuthService {
             })?),
             None => None,
         };
-        if !store::sync_user(&db, user_id, role_id, status, pricing_tier).await? {
-            return Err(AuthError::NotFound("user"));
-        }
-        store::user_by_id(&db, user_id)
+        let synced = store::sync_user(&tx, user_id, role_id, status, pricing_tier)
             .await?
-            .ok_or(AuthError::NotFound("user"))
+            .ok_or(AuthError::NotFound("user"))?;
+        // A role change or a user left inactive ends every refresh session, in the transaction
+        // of the change: reactivating the user later does not bring the old sessions back.
+        if synced.role_changed || synced.status != "active" {
+            let revoked = store::revoke_refresh_sessions(&tx, user_id).await?;
+            tracing::info!(
+                %user_id,
+                revoked,
+                role_changed = synced.role_changed,
+                status = %synced.status,
+                "rbac sync revoked refresh sessions"
+            );
+        }
+        let user = store::user_by_id(&tx, user_id)
+            .await?
+            .ok_or(AuthError::NotFound("user"))?;
+        tx.commit().await?;
+        Ok(user)
     }
 
     /// A short-lived token for the target user, marked with the administrator's id and audited

@@ -273,22 +273,48 @@ pub async fn set_onboarding(
     Ok(())
 }
 
-/// Applies the fields that are set; returns whether the user exists.
+/// What [`sync_user`] changed: whether the role is another one now, and the status after it.
+pub struct Synced {
+    pub role_changed: bool,
+    pub status: String,
+}
+
+/// Applies the fields that are set; `None` when the user does not exist. The row is locked
+/// while it is read and written, so the change reported is the one this statement made.
 pub async fn sync_user(
     db: &impl GenericClient,
     user_id: Uuid,
     role_id: Option<Uuid>,
     status: Option<&str>,
     pricing_tier: Option<&str>,
-) -> Result<bool, AuthError> {
-    let updated = db
-        .execute(
-            "UPDATE auth.users SET role_id = coalesce($2, role_id), status = coalesce($3, status), \
-             pricing_tier = coalesce($4, pricing_tier), updated_at = now() WHERE id = $1",
+) -> Result<Option<Synced>, AuthError> {
+    let row = db
+        .query_opt(
+            "UPDATE auth.users u SET role_id = coalesce($2, u.role_id), status = coalesce($3, u.status), \
+             pricing_tier = coalesce($4, u.pricing_tier), updated_at = now() \
+             FROM (SELECT id, role_id FROM auth.users WHERE id = $1 FOR UPDATE) old \
+             WHERE u.id = old.id \
+             RETURNING u.role_id IS DISTINCT FROM old.role_id, u.status",
             &[&user_id, &role_id, &status, &pricing_tier],
         )
         .await?;
-    Ok(updated == 1)
+    Ok(row.map(|row| Synced {
+        role_changed: row.get(0),
+        status: row.get(1),
+    }))
+}
+
+/// Ends every refresh session of the user (their role or status changed); how many there were.
+pub async fn revoke_refresh_sessions(
+    db: &impl GenericClient,
+    user_id: Uuid,
+) -> Result<u64, AuthError> {
+    Ok(db
+        .execute(
+            "DELETE FROM auth.refresh_sessions WHERE user_id = $1",
+            &[&user_id],
+        )
+        .await?)
 }
 
 pub async fn update_names(

@@ -328,6 +328,165 @@ async fn logout_ends_the_session() {
     );
 }
 
+impl TestAuth {
+    async fn refresh(&mut self, token: &str) -> Result<pb::TokenPair, tonic::Status> {
+        let request = testing::request(
+            pb::RefreshRequest {
+                refresh_token: token.into(),
+            },
+            &anonymous(),
+        );
+        self.client
+            .refresh(request)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    async fn sessions_of(&self, user_id: &str) -> i64 {
+        let id: Uuid = user_id.parse().unwrap();
+        self.sql()
+            .await
+            .query_one(
+                "SELECT count(*) FROM auth.refresh_sessions WHERE user_id = $1",
+                &[&id],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    async fn set_status_in_sql(&self, user_id: &str, status: &str) {
+        let id: Uuid = user_id.parse().unwrap();
+        self.sql()
+            .await
+            .execute(
+                "UPDATE auth.users SET status = $2 WHERE id = $1",
+                &[&id, &status],
+            )
+            .await
+            .unwrap();
+    }
+
+    async fn sync(
+        &mut self,
+        user_id: &str,
+        role: Option<&str>,
+        status: Option<&str>,
+        tier: Option<&str>,
+    ) -> pb::User {
+        let request = testing::request(
+            pb::RbacSyncRequest {
+                user_id: user_id.into(),
+                role: role.map(Into::into),
+                status: status.map(Into::into),
+                pricing_tier: tier.map(Into::into),
+            },
+            &testing::system(),
+        );
+        self.client.rbac_sync(request).await.unwrap().into_inner()
+    }
+}
+
+#[tokio::test]
+async fn a_refresh_refused_for_a_suspended_user_still_spends_the_token() {
+    let mut auth = spawn_auth().await;
+    let creator = auth.new_creator("suspended@genie.test").await;
+    let tokens = auth
+        .login("suspended@genie.test", "creator password")
+        .await
+        .unwrap();
+    // Suspended behind svc-auth's back (a manual fix, a restore), so that only the refresh
+    // itself decides what happens to the session.
+    auth.set_status_in_sql(&creator.id, "suspended").await;
+    let refused = auth.refresh(&tokens.refresh_token).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    assert_eq!(
+        auth.sessions_of(&creator.id).await,
+        0,
+        "the token was spent"
+    );
+
+    auth.set_status_in_sql(&creator.id, "active").await;
+    let again = auth.refresh(&tokens.refresh_token).await.unwrap_err();
+    assert_eq!(
+        again.code(),
+        Code::Unauthenticated,
+        "reactivation does not bring a refused token back"
+    );
+}
+
+#[tokio::test]
+async fn a_refresh_refused_because_the_session_expired_still_spends_the_token() {
+    let mut auth = spawn_auth().await;
+    let creator = auth.new_creator("expired@genie.test").await;
+    let tokens = auth
+        .login("expired@genie.test", "creator password")
+        .await
+        .unwrap();
+    auth.clock
+        .advance(TimeDelta::days(7) + TimeDelta::seconds(1));
+    let refused = auth.refresh(&tokens.refresh_token).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    assert_eq!(
+        auth.sessions_of(&creator.id).await,
+        0,
+        "the expired session's row is gone at once, not at the next sweep"
+    );
+}
+
+#[tokio::test]
+async fn suspension_through_rbac_sync_revokes_every_refresh_session() {
+    let mut auth = spawn_auth().await;
+    let creator = auth.new_creator("revoked@genie.test").await;
+    let phone = auth
+        .login("revoked@genie.test", "creator password")
+        .await
+        .unwrap();
+    let laptop = auth
+        .login("revoked@genie.test", "creator password")
+        .await
+        .unwrap();
+    assert_eq!(auth.sessions_of(&creator.id).await, 2);
+
+    auth.sync(&creator.id, None, Some("suspended"), None).await;
+    assert_eq!(auth.sessions_of(&creator.id).await, 0);
+    auth.sync(&creator.id, None, Some("active"), None).await;
+    for old in [&phone, &laptop] {
+        let refused = auth.refresh(&old.refresh_token).await.unwrap_err();
+        assert_eq!(
+            refused.code(),
+            Code::Unauthenticated,
+            "reactivation does not bring the old sessions back"
+        );
+    }
+    let fresh = auth
+        .login("revoked@genie.test", "creator password")
+        .await
+        .unwrap();
+    auth.refresh(&fresh.refresh_token).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_role_change_through_rbac_sync_revokes_refresh_sessions_and_a_tier_change_does_not() {
+    let mut auth = spawn_auth().await;
+    let creator = auth.new_creator("promoted@genie.test").await;
+    let tokens = auth
+        .login("promoted@genie.test", "creator password")
+        .await
+        .unwrap();
+
+    // Neither a tier change nor the role the user already has ends the session.
+    auth.sync(&creator.id, Some("creator"), None, Some("pro"))
+        .await;
+    let kept = auth.refresh(&tokens.refresh_token).await.unwrap();
+
+    let user = auth.sync(&creator.id, Some("viewer"), None, None).await;
+    assert_eq!(user.role, "viewer");
+    assert_eq!(auth.sessions_of(&creator.id).await, 0);
+    let refused = auth.refresh(&kept.refresh_token).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+}
+
 #[tokio::test]
 async fn register_redeems_an_invite_once_and_makes_a_starter_creator() {
     let mut auth = spawn_auth().await;

@@ -33,6 +33,10 @@ impl From<CryptoError> for ApiError {
                 tracing::error!(error = %message, "a stored secret is sealed under a retired key");
                 ApiError::new(Kind::FailedPrecondition, "key_retired", message)
             }
+            CryptoError::LegacyRefused => {
+                tracing::error!(error = %message, "an unbound record of the original service is refused");
+                ApiError::new(Kind::FailedPrecondition, "legacy_record_refused", message)
+            }
             CryptoError::Malformed | CryptoError::Unauthentic => {
                 tracing::error!(error = %message, "a stored secret does not open");
                 ApiError::new(Kind::Internal, "decryption_failed", message)

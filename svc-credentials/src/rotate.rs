@@ -79,6 +79,16 @@ impl RotationReport {
             .map(|(_, _, count)| count)
             .sum()
     }
+
+    /// Records of the original service still unbound after the run (no key version): while
+    /// any remain, `CREDENTIALS_ACCEPT_LEGACY` must stay on.
+    pub fn legacy_left(&self) -> i64 {
+        self.remaining
+            .iter()
+            .filter(|(_, version, _)| version.is_none())
+            .map(|(_, _, count)| count)
+            .sum()
+    }
 }
 
 /// Re-seals every record not under the newest key, `batch` rows per transaction. `progress`
@@ -130,8 +140,8 @@ async fn rotate_batch(
     let tx = db.transaction().await?;
     let rows = store::rotation_batch(&tx, field, newest, after, batch).await?;
     let mut resealed = 0;
-    for (id, stored) in &rows {
-        let sealed = open(keys, field, *id, stored)
+    for (id, stored, version) in &rows {
+        let sealed = open(keys, field, *id, stored, *version)
             .and_then(|opened| seal(keys, field, *id, &opened.plaintext));
         match sealed {
             Ok(sealed) => {
@@ -150,5 +160,5 @@ async fn rotate_batch(
         }
     }
     tx.commit().await?;
-    Ok((resealed, rows.last().map(|(id, _)| *id)))
+    Ok((resealed, rows.last().map(|(id, _, _)| *id)))
 }

@@ -131,8 +131,14 @@ impl VaultService {
         seal(&self.keys, field, row, plaintext)
     }
 
-    fn open(&self, field: SealedField, row: Uuid, stored: &Value) -> Result<Opened, VaultError> {
-        open(&self.keys, field, row, stored)
+    fn open(
+        &self,
+        field: SealedField,
+        row: Uuid,
+        stored: &Value,
+        key_version: Option<i32>,
+    ) -> Result<Opened, VaultError> {
+        open(&self.keys, field, row, stored, key_version)
     }
 
     fn secret(
@@ -261,7 +267,12 @@ impl VaultService {
             .credentials
             .as_ref()
             .ok_or(VaultError::NotFound("credentials"))?;
-        let plaintext = Plaintext::try_from(self.open(PROFILE_CREDENTIALS, id, stored)?)?;
+        let plaintext = Plaintext::try_from(self.open(
+            PROFILE_CREDENTIALS,
+            id,
+            stored,
+            profile.credentials_key_version,
+        )?)?;
         let reveal = Reveal {
             owner_user_id: profile.user_id,
             field: PROFILE_CREDENTIALS,
@@ -326,8 +337,12 @@ impl VaultService {
                 .await?
                 .ok_or(VaultError::NotFound("platform session"))?
         };
-        let plaintext =
-            Plaintext::try_from(self.open(SESSION_COOKIES, session.id, &session.cookies)?)?;
+        let plaintext = Plaintext::try_from(self.open(
+            SESSION_COOKIES,
+            session.id,
+            &session.cookies,
+            session.cookies_key_version,
+        )?)?;
         let reveal = Reveal {
             owner_user_id: owner,
             field: SESSION_COOKIES,
@@ -506,7 +521,7 @@ impl VaultService {
         let mut entry = store::entry(&tx, id, user_id, true)
             .await?
             .ok_or(VaultError::NotFound("vault entry"))?;
-        let opened = self.open(VAULT_SECRET, id, &entry.secret)?;
+        let opened = self.open(VAULT_SECRET, id, &entry.secret, entry.secret_key_version)?;
         let sealed = self.seal(VAULT_SECRET, id, &opened.plaintext)?;
         entry.secret = sealed.json;
         entry.secret_key_version = Some(sealed.version);
@@ -529,7 +544,12 @@ impl VaultService {
                 .await?
                 .ok_or(VaultError::NotFound("vault entry"))?
         };
-        let plaintext = Plaintext::try_from(self.open(VAULT_SECRET, id, &entry.secret)?)?;
+        let plaintext = Plaintext::try_from(self.open(
+            VAULT_SECRET,
+            id,
+            &entry.secret,
+            entry.secret_key_version,
+        )?)?;
         let reveal = Reveal {
             owner_user_id: user_id,
             field: VAULT_SECRET,
@@ -567,12 +587,19 @@ pub fn seal(
     })
 }
 
+/// Opens a stored value. `key_version` is the row's key-version column: NULL only in a row
+/// imported from the original service, the one place its unbound records may open.
 pub fn open(
     keys: &KeyRing,
     field: SealedField,
     row: Uuid,
     stored: &Value,
+    key_version: Option<i32>,
 ) -> Result<Opened, VaultError> {
     let text = crypto::enc_text(stored)?;
-    Ok(keys.open(&binding(field, row), text)?)
+    let binding = binding(field, row);
+    Ok(match key_version {
+        Some(_) => keys.open(&binding, text)?,
+        None => keys.open_imported(&binding, text)?,
+    })
 }

@@ -553,15 +553,16 @@ pub async fn audit(db: &impl GenericClient, line: AuditLine<'_>) -> Result<(), V
     Ok(())
 }
 
-/// The next rows of `field` past `after` (by id) not sealed under `newest`, taken for update;
-/// rows another transaction holds are skipped, not waited for.
+/// The next rows of `field` past `after` (by id) not sealed under `newest`, taken for update,
+/// with their key version (`None`: imported, not yet bound); rows another transaction holds are
+/// skipped, not waited for.
 pub async fn rotation_batch(
     db: &impl GenericClient,
     field: SealedField,
     newest: i32,
     after: Uuid,
     limit: i64,
-) -> Result<Vec<(Uuid, Value)>, VaultError> {
+) -> Result<Vec<(Uuid, Value, Option<i32>)>, VaultError> {
     let SealedField {
         table,
         column,
@@ -570,7 +571,7 @@ pub async fn rotation_batch(
     let rows = db
         .query(
             &format!(
-                "SELECT id, {column} FROM credentials.{table} \
+                "SELECT id, {column}, {version_column} FROM credentials.{table} \
                  WHERE {column} IS NOT NULL AND ({version_column} IS NULL OR {version_column} <> $1) \
                  AND id > $2 ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED"
             ),
@@ -579,7 +580,7 @@ pub async fn rotation_batch(
         .await?;
     Ok(rows
         .into_iter()
-        .map(|row| (row.get(0), row.get(1)))
+        .map(|row| (row.get(0), row.get(1), row.get(2)))
         .collect())
 }
 

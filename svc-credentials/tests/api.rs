@@ -468,6 +468,79 @@ async fn records_of_the_original_service_open_and_rotation_binds_them() {
 }
 
 #[tokio::test]
+async fn a_record_of_the_original_copied_into_a_row_with_a_key_version_is_refused() {
+    let file: Value = serde_json::from_str(include_str!("vectors/legacy_node.json")).unwrap();
+    let legacy_key = file["key_b64"].as_str().unwrap();
+    let database = fresh_database().await;
+    let vault = start(&database.url, keys(legacy_key, &[], &[]))
+        .await
+        .unwrap();
+    let owner = Uuid::new_v4();
+    let db = vault.sql().await;
+    let vector = &file["vectors"][0];
+    let plaintext = vector["plaintext"].as_str().unwrap();
+
+    // Imported as it was (no key version): it opens.
+    let imported = Uuid::new_v4();
+    db.execute(
+        "INSERT INTO credentials.creator_profiles (id, user_id, platform, username, credentials) \
+         VALUES ($1, $2, 'onlyfans', 'imported', $3)",
+        &[&imported, &owner, &vector["stored"]],
+    )
+    .await
+    .unwrap();
+    assert!(
+        vault
+            .reveal(&user(owner), &imported.to_string())
+            .await
+            .is_ok()
+    );
+
+    // The same ciphertext copied into a row of ours, whose key version is recorded.
+    let ours = vault
+        .create_profile(owner, "ours", Some(json!({"pw": "ours"})))
+        .await
+        .unwrap();
+    assert_eq!(ours.credentials_key_version, 1);
+    db.execute(
+        "UPDATE credentials.creator_profiles SET credentials = $1 WHERE id = $2::text::uuid",
+        &[&vector["stored"], &ours.id],
+    )
+    .await
+    .unwrap();
+    let refused = vault.reveal(&user(owner), &ours.id).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert_eq!(reason(&refused), "legacy_record_refused");
+    assert!(refused.message().contains("no key version"), "{refused:?}");
+    assert!(!refused.message().contains(plaintext));
+
+    // And into another table: a vault entry.
+    let entry = vault
+        .create_entry(owner, "download", json!({"token": "t"}))
+        .await
+        .unwrap();
+    db.execute(
+        "UPDATE credentials.vault_entries SET secret = $1 WHERE id = $2::text::uuid",
+        &[&vector["stored"], &entry.id],
+    )
+    .await
+    .unwrap();
+    let refused = vault.reveal_entry(owner, &entry.id).await.unwrap_err();
+    assert_eq!(reason(&refused), "legacy_record_refused");
+
+    // Rotation does not launder it either: the row is reported, left as it is.
+    let rotated = keys(legacy_key, &[(2, KEY_2)], &[]);
+    let report = svc_credentials::rotate::rotate_all(&vault.pool().await, &rotated, 10, |_, _| {})
+        .await
+        .unwrap();
+    let failed: Vec<String> = report.failed.iter().map(|f| f.id.to_string()).collect();
+    assert!(failed.contains(&ours.id), "{:?}", report.failed);
+    assert!(failed.contains(&entry.id), "{:?}", report.failed);
+    assert!(!failed.contains(&imported.to_string()));
+    assert_eq!(report.legacy_left(), 0, "the imported row was bound");
+}
+
+#[tokio::test]
 async fn rotation_runs_live_and_leaves_every_record_readable_under_the_new_key() {
     let database = fresh_database().await;
     let owner = Uuid::new_v4();

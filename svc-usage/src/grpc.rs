@@ -29,6 +29,7 @@ impl From<Answer> for pb::QuotaAnswer {
             cycle_start,
             cycle_end,
             replayed: answer.replayed,
+            refunded: answer.refunded,
         }
     }
 }

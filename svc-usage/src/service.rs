@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::cycle::{Cycle, cycle_at};
 use crate::error::UsageError;
-use crate::store::{self, StoredAnswer};
+use crate::store::{self, KeyRecord, StoredAnswer};
 use crate::tiers::{Tiers, remaining};
 
 /// The most one request may consume: a guard against a typo becoming a month of quota.
@@ -27,6 +27,8 @@ pub struct Answer {
     pub remaining: i64,
     pub cycle: Cycle,
     pub replayed: bool,
+    /// A replay of a key whose consumption was refunded since: nothing is granted.
+    pub refunded: bool,
 }
 
 impl Answer {
@@ -39,21 +41,25 @@ impl Answer {
             remaining: remaining(limit, used),
             cycle,
             replayed: false,
+            refunded: false,
         }
     }
 }
 
-/// A stored answer, given again to a retry.
-impl From<StoredAnswer> for Answer {
-    fn from(stored: StoredAnswer) -> Self {
+/// A stored answer, given again to a retry. After a refund it no longer grants: what it granted
+/// was given back, and the retry must not be taken for a paid request.
+impl From<KeyRecord> for Answer {
+    fn from(record: KeyRecord) -> Self {
+        let stored = record.answer;
         let cycle = Cycle {
             start: stored.cycle_start,
             end: stored.cycle_end,
         };
         Self {
             replayed: true,
+            refunded: record.refunded,
             ..Self::new(
-                stored.granted,
+                stored.granted && !record.refunded,
                 &stored.operation,
                 stored.used,
                 stored.limit,
@@ -61,6 +67,19 @@ impl From<StoredAnswer> for Answer {
             )
         }
     }
+}
+
+/// The digest an idempotency key is bound to: what identifies a consumption request (its
+/// operation and amount; the user is the key's namespace, and the tier is the caller's state at
+/// the time, not part of the request). Migration V2 and `store::stored_answer` compute the same
+/// digest in SQL for keys written without one.
+pub fn request_hash(operation: &str, amount: i64) -> Vec<u8> {
+    ring::digest::digest(
+        &ring::digest::SHA256,
+        format!("{operation}\n{amount}").as_bytes(),
+    )
+    .as_ref()
+    .to_vec()
 }
 
 impl StoredAnswer {
@@ -198,14 +217,15 @@ impl UsageService {
                 .await;
         };
         let tx = db.transaction().await?;
-        if !store::claim_key(&tx, user_id, key, operation, amount).await? {
-            let stored = store::stored_answer(&tx, user_id, key)
+        let hash = request_hash(operation, amount);
+        if !store::claim_key(&tx, user_id, key, operation, amount, &hash).await? {
+            let record = store::stored_answer(&tx, user_id, key)
                 .await?
                 .ok_or(UsageError::KeyReused)?;
-            if stored.operation != operation || stored.amount != amount {
+            if record.request_hash != hash {
                 return Err(UsageError::KeyReused);
             }
-            return Ok(stored.into());
+            return Ok(record.into());
         }
         let answer = self
             .consume_in(&tx, user_id, operation, amount, limit, Some(key))

@@ -147,20 +147,22 @@ pub async fn append_refund(
     Ok(())
 }
 
-/// Claims the key for this request. `false` when it was claimed before: a concurrent request
-/// with the same key waits here until the first one commits, then finds its answer.
+/// Claims the key for this request, bound to the request's digest. `false` when it was claimed
+/// before: a concurrent request with the same key waits here until the first one commits, then
+/// finds its answer.
 pub async fn claim_key(
     db: &impl GenericClient,
     user_id: Uuid,
     key: &str,
     operation: &str,
     amount: i64,
+    request_hash: &[u8],
 ) -> Result<bool, UsageError> {
     let inserted = db
         .execute(
-            "INSERT INTO usage.idempotency_keys (user_id, key, operation, amount) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (user_id, key) DO NOTHING",
-            &[&user_id, &key, &operation, &amount],
+            "INSERT INTO usage.idempotency_keys (user_id, key, operation, amount, request_hash) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, key) DO NOTHING",
+            &[&user_id, &key, &operation, &amount, &request_hash],
         )
         .await?;
     Ok(inserted == 1)
@@ -177,26 +179,43 @@ pub struct StoredAnswer {
     pub cycle_end: DateTime<Utc>,
 }
 
+/// What a key holds: the digest of the request that claimed it, its answer, and whether its
+/// consumption was refunded since.
+pub struct KeyRecord {
+    pub request_hash: Vec<u8>,
+    pub answer: StoredAnswer,
+    pub refunded: bool,
+}
+
+/// The key's record once its answer is stored. A key written by a replica that predates the
+/// digest column (NULL) is read with the digest of its own operation and amount, the same one
+/// `service::request_hash` makes and migration V2 filled in.
 pub async fn stored_answer(
     db: &impl GenericClient,
     user_id: Uuid,
     key: &str,
-) -> Result<Option<StoredAnswer>, UsageError> {
+) -> Result<Option<KeyRecord>, UsageError> {
     let row = db
         .query_opt(
-            "SELECT operation, amount, granted, used, limit_value, cycle_start, cycle_end \
+            "SELECT operation, amount, granted, used, limit_value, cycle_start, cycle_end, \
+             coalesce(request_hash, sha256(convert_to(operation || E'\\n' || amount::text, 'UTF8'))), \
+             refunded_at IS NOT NULL \
              FROM usage.idempotency_keys WHERE user_id = $1 AND key = $2 AND granted IS NOT NULL",
             &[&user_id, &key],
         )
         .await?;
-    Ok(row.map(|row| StoredAnswer {
-        operation: row.get(0),
-        amount: row.get(1),
-        granted: row.get(2),
-        used: row.get(3),
-        limit: row.get(4),
-        cycle_start: row.get(5),
-        cycle_end: row.get(6),
+    Ok(row.map(|row| KeyRecord {
+        answer: StoredAnswer {
+            operation: row.get(0),
+            amount: row.get(1),
+            granted: row.get(2),
+            used: row.get(3),
+            limit: row.get(4),
+            cycle_start: row.get(5),
+            cycle_end: row.get(6),
+        },
+        request_hash: row.get(7),
+        refunded: row.get(8),
     }))
 }
 

@@ -197,6 +197,93 @@ async fn a_replayed_key_gets_the_first_answer_and_counts_nothing() {
 }
 
 #[tokio::test]
+async fn a_key_is_bound_to_the_digest_of_its_request() {
+    let usage = spawn_usage().await;
+    let id = Uuid::new_v4();
+    usage
+        .consume(id, "starter", "captions", 2, "bound")
+        .await
+        .unwrap();
+    // The digest svc-usage stored is the one its SQL fallback and migration V2 compute.
+    assert_eq!(
+        usage
+            .sql(
+                "SELECT count(*) FROM usage.idempotency_keys WHERE user_id = $1 AND key = 'bound' \
+                 AND request_hash = sha256(convert_to('captions' || E'\\n' || '2', 'UTF8'))",
+                id
+            )
+            .await,
+        1
+    );
+    assert_eq!(
+        svc_usage::service::request_hash("captions", 2).len(),
+        32,
+        "SHA-256"
+    );
+    let reused = usage
+        .consume(id, "starter", "captions", 1, "bound")
+        .await
+        .unwrap_err();
+    assert_eq!(reused.code(), Code::AlreadyExists);
+    assert_eq!(testing::status_reason(&reused), "idempotency_key_reused");
+    let as_http = common::ApiError::from(reused);
+    assert_eq!(as_http.http_status_code(), 409);
+    assert_eq!(as_http.reason, "idempotency_key_reused");
+
+    // A key written by a replica of the previous version (no digest) is compared by the digest
+    // of its own operation and amount.
+    let client = common::testing::connect(&usage.database_url).await;
+    client
+        .execute(
+            "INSERT INTO usage.idempotency_keys (user_id, key, operation, amount, granted, used, \
+             limit_value, cycle_start, cycle_end) \
+             VALUES ($1, 'old', 'taxonomy_ai', 3, true, 3, 10, now(), now() + interval '1 month')",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    let replayed = usage
+        .consume(id, "starter", "taxonomy_ai", 3, "old")
+        .await
+        .unwrap();
+    assert!(replayed.replayed && replayed.granted);
+    let reused = usage
+        .consume(id, "starter", "taxonomy_ai", 4, "old")
+        .await
+        .unwrap_err();
+    assert_eq!(testing::status_reason(&reused), "idempotency_key_reused");
+}
+
+#[tokio::test]
+async fn a_replay_after_a_refund_is_not_granted() {
+    let usage = spawn_usage().await;
+    let id = Uuid::new_v4();
+    let first = usage
+        .consume(id, "starter", "ai_media_ops", 2, "failed-job")
+        .await
+        .unwrap();
+    assert!(first.granted);
+    assert!(usage.refund(id, "failed-job").await.unwrap().refunded);
+    let again = usage
+        .consume(id, "starter", "ai_media_ops", 2, "failed-job")
+        .await
+        .unwrap();
+    assert!(again.replayed);
+    assert!(again.refunded);
+    assert!(!again.granted, "what it granted was given back");
+    assert_eq!(
+        usage
+            .sql(
+                "SELECT used FROM usage.counters WHERE user_id = $1 AND operation = 'ai_media_ops'",
+                id
+            )
+            .await,
+        0,
+        "nothing counted again"
+    );
+}
+
+#[tokio::test]
 async fn concurrent_retries_with_one_key_count_once() {
     let usage = Arc::new(spawn_usage().await);
     let id = Uuid::new_v4();
@@ -446,8 +533,9 @@ async fn the_ledger_is_append_only() {
 
 mod quota_client {
     use super::*;
-    use common::quota::QuotaClient;
+    use common::quota::{Guarded, QuotaClient};
     use common::{ApiError, Kind};
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Instant;
 
     fn quota(usage: &TestUsage) -> QuotaClient {
@@ -485,7 +573,7 @@ mod quota_client {
         let client = quota(&usage);
         let id = Uuid::new_v4();
         let me = creator(id);
-        let failed: Result<(), ApiError> = client
+        let failed: Result<Guarded<()>, ApiError> = client
             .guarded(&me, "ai_media_ops", 5, None, || async {
                 Err(ApiError::internal())
             })
@@ -497,12 +585,126 @@ mod quota_client {
             })
             .await
             .unwrap();
-        assert_eq!(done, "converted");
+        assert_eq!(done, Guarded::Done("converted"));
         assert_eq!(
             usage.sql("SELECT used FROM usage.counters WHERE user_id = $1 AND operation = 'ai_media_ops'", id).await,
             5,
             "the failed job's 5 were given back, so the second job's 5 fit"
         );
+    }
+
+    #[tokio::test]
+    async fn a_replayed_key_neither_runs_the_work_nor_refunds() {
+        let usage = spawn_usage().await;
+        let client = quota(&usage);
+        let id = Uuid::new_v4();
+        let me = creator(id);
+        let first = client
+            .guarded(&me, "ai_media_ops", 5, Some("job-1"), || async {
+                Ok("converted")
+            })
+            .await
+            .unwrap();
+        assert_eq!(first, Guarded::Done("converted"));
+
+        let work_ran = AtomicBool::new(false);
+        let again: Result<Guarded<&str>, ApiError> = client
+            .guarded(&me, "ai_media_ops", 5, Some("job-1"), || async {
+                work_ran.store(true, Ordering::SeqCst);
+                Err(ApiError::internal())
+            })
+            .await;
+        let Ok(Guarded::Replayed(answer)) = again else {
+            panic!("a replay returns the stored answer: {again:?}");
+        };
+        assert!(answer.granted && answer.replayed && !answer.refunded);
+        assert_eq!(answer.used, 5);
+        assert!(!work_ran.load(Ordering::SeqCst), "the work ran once only");
+        assert_eq!(
+            usage.sql("SELECT used FROM usage.counters WHERE user_id = $1 AND operation = 'ai_media_ops'", id).await,
+            5,
+            "the first job's consumption stands"
+        );
+        assert_eq!(
+            usage
+                .sql(
+                    "SELECT count(*) FROM usage.ledger WHERE user_id = $1 AND kind = 'refund'",
+                    id
+                )
+                .await,
+            0
+        );
+    }
+
+    #[tokio::test]
+    async fn a_replay_after_a_refund_runs_nothing_and_is_not_granted() {
+        let usage = spawn_usage().await;
+        let client = quota(&usage);
+        let id = Uuid::new_v4();
+        let me = creator(id);
+        let failed: Result<Guarded<()>, ApiError> = client
+            .guarded(&me, "ai_media_ops", 2, Some("job-2"), || async {
+                Err(ApiError::internal())
+            })
+            .await;
+        assert_eq!(failed.unwrap_err().reason, "internal");
+
+        let work_ran = AtomicBool::new(false);
+        let retried: Result<Guarded<()>, ApiError> = client
+            .guarded(&me, "ai_media_ops", 2, Some("job-2"), || async {
+                work_ran.store(true, Ordering::SeqCst);
+                Ok(())
+            })
+            .await;
+        let err = retried.unwrap_err();
+        assert_eq!(err.reason, "idempotency_key_refunded");
+        assert_eq!(err.http_status_code(), 409);
+        assert!(!work_ran.load(Ordering::SeqCst));
+        let plain = client
+            .consume(&me, "ai_media_ops", 2, Some("job-2"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            plain.reason, "idempotency_key_refunded",
+            "never reported granted"
+        );
+        assert_eq!(
+            usage.sql("SELECT used FROM usage.counters WHERE user_id = $1 AND operation = 'ai_media_ops'", id).await,
+            0
+        );
+        assert_eq!(
+            usage
+                .sql(
+                    "SELECT count(*) FROM usage.ledger WHERE user_id = $1 AND kind = 'refund'",
+                    id
+                )
+                .await,
+            1,
+            "refunded once"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_key_reused_with_another_request_is_a_conflict() {
+        let usage = spawn_usage().await;
+        let client = quota(&usage);
+        let me = creator(Uuid::new_v4());
+        client
+            .consume(&me, "captions", 1, Some("caption-1"))
+            .await
+            .unwrap();
+        let work_ran = AtomicBool::new(false);
+        let reused: Result<Guarded<()>, ApiError> = client
+            .guarded(&me, "captions", 2, Some("caption-1"), || async {
+                work_ran.store(true, Ordering::SeqCst);
+                Ok(())
+            })
+            .await;
+        let err = reused.unwrap_err();
+        assert_eq!(err.kind, Kind::Conflict);
+        assert_eq!(err.reason, "idempotency_key_reused");
+        assert_eq!(err.http_status_code(), 409);
+        assert!(!work_ran.load(Ordering::SeqCst));
     }
 
     #[tokio::test]
@@ -533,7 +735,7 @@ mod quota_client {
             started.elapsed()
         );
         let work_ran = std::sync::atomic::AtomicBool::new(false);
-        let guarded: Result<(), ApiError> = client
+        let guarded: Result<Guarded<()>, ApiError> = client
             .guarded(&creator(Uuid::new_v4()), "captions", 1, None, || async {
                 work_ran.store(true, std::sync::atomic::Ordering::SeqCst);
                 Ok(())
