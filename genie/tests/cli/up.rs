@@ -1,9 +1,6 @@
 //! `genie up`, the operator's binary, started with nothing but environment variables (as the
 //! README documents them) and driven over HTTP.
 
-// Test support: a failed setup step should stop the test with its message.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::process::Stdio;
 use std::time::Duration;
 

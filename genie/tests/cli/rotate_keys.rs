@@ -1,9 +1,6 @@
 //! `genie rotate-keys`, the operator's binary, against a fresh database holding records imported
 //! from the original service: it says how many of them remain unbound, and when none remain.
 
-// Test support: a failed setup step should stop the test with its message.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use common::testing::{connect, fresh_database};
 use serde_json::Value;
 
@@ -32,7 +29,7 @@ async fn rotate_keys(database_url: &str, legacy_key: &str) -> (bool, String) {
 #[tokio::test]
 async fn rotate_keys_counts_the_legacy_records_left_and_says_when_none_remain() {
     let file: Value = serde_json::from_str(include_str!(
-        "../../svc-credentials/tests/vectors/legacy_node.json"
+        "../../../svc-credentials/tests/vectors/legacy_node.json"
     ))
     .unwrap();
     let legacy_key = file["key_b64"].as_str().unwrap();
