@@ -21,6 +21,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use redis::aio::ConnectionManager;
 
 use crate::config::{Config, RateLimit};
+use crate::directus::DirectusError;
 use crate::middleware::request_id;
 
 /// Every this many checks, keys whose allowance has fully refilled are dropped, so that a local
@@ -280,12 +281,13 @@ impl FromRequest for RegisterAttempt {
 pub struct LoginAttempt(pub Identity);
 
 impl FromRequest for LoginAttempt {
-    type Error = ApiError;
-    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+    // `/auth/login` answers in Directus' format, the refusal too.
+    type Error = DirectusError;
+    type Future = LocalBoxFuture<'static, Result<Self, DirectusError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let counted = count_address(req, |limits| &limits.login_by_address);
-        Box::pin(async move { counted.await.map(LoginAttempt) })
+        Box::pin(async move { counted.await.map(LoginAttempt).map_err(DirectusError::from) })
     }
 }
 
