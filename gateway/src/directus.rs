@@ -49,11 +49,11 @@ impl DirectusError {
             .join(", ");
         let message = if fields.len() == 1 {
             format!(
-                "You don't have permission to access field {names} in collection \"{collection}\" or it does not exist."
+                "You don't have permission to access field {names} in collection \"{collection}\" or it does not exist. Queried in root."
             )
         } else {
             format!(
-                "You don't have permission to access fields {names} in collection \"{collection}\" or they do not exist."
+                "You don't have permission to access fields {names} in collection \"{collection}\" or they do not exist. Queried in root."
             )
         };
         let mut err = Self::new(StatusCode::FORBIDDEN, "FORBIDDEN", message);

@@ -301,7 +301,7 @@ pub async fn server_health(req: HttpRequest, state: web::Data<AppState>) -> Http
         HttpResponse::Ok()
     };
     response
-        .content_type("application/health+json")
+        .content_type("application/health+json; charset=utf-8")
         .insert_header((CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .body(serde_json::to_string(&body).unwrap_or_else(|_| r#"{"status":"error"}"#.to_owned()))
 }

@@ -136,13 +136,16 @@ pub enum Fields {
 impl Fields {
     /// Reads `fields=a,b` and `fields[]=a&fields[]=b` (both may be repeated, and mixed) from a
     /// query string; other parameters are not ours to judge. `*` (and `*.*`, …: we have no
-    /// relations to expand) means every field. A name we do not have, a relational path
-    /// (`role.name`) included, is Directus' 403 `FORBIDDEN`, naming it.
+    /// relations to expand) means every field. A Directus user field we do not hold is left out
+    /// (only `id` when nothing else is left, as Directus answers). A name that is no user field,
+    /// a relational path (`role.name`) included, is Directus' 403 `FORBIDDEN`, naming it
+    /// (Directus 11 itself drops such names silently; a typo should not pass unnoticed).
     pub fn parse(query: &str) -> Result<Self, DirectusError> {
         let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
             .map_err(|_| DirectusError::invalid_payload("the query string is not valid"))?
             .into_inner();
         let mut all = false;
+        let mut named_absent = false;
         let mut wanted = Vec::new();
         let mut unknown: Vec<String> = Vec::new();
         let names = pairs
@@ -156,6 +159,10 @@ impl Fields {
                 all = true;
             } else if let Some(known) = USER_FIELDS.iter().find(|known| **known == name) {
                 wanted.push(*known);
+            } else if READ_ONLY_FIELDS.iter().any(|(field, _)| *field == name) {
+                // A Directus user field we do not hold (`avatar`, `language`, …): left out, as
+                // Directus leaves out what it cannot give.
+                named_absent = true;
             } else if !unknown.iter().any(|seen| seen == name) {
                 unknown.push(name.to_owned());
             }
@@ -164,8 +171,12 @@ impl Fields {
             let unknown: Vec<&str> = unknown.iter().map(String::as_str).collect();
             return Err(DirectusError::forbidden_fields(USERS_COLLECTION, &unknown));
         }
-        if all || wanted.is_empty() {
+        if all || (wanted.is_empty() && !named_absent) {
             return Ok(Self::All);
+        }
+        if wanted.is_empty() {
+            // Directus answers the primary key when none of the fields named is there.
+            wanted.push("id");
         }
         Ok(Self::Only(
             USER_FIELDS
@@ -339,8 +350,9 @@ pub async fn logout(
 }
 
 const FIELDS_PARAM: &str = "Comma-separated field names (`id,email`), or `*` for all (the default); \
-    `fields[]=id&fields[]=email` also works. A field the user has not (a relational path such as \
-    `role.name` included) is 403 `FORBIDDEN`.";
+    `fields[]=id&fields[]=email` also works. Directus user fields this server does not hold \
+    (`avatar`, `language`, …) are left out; a name that is no user field (a relational path such \
+    as `role.name` included) is 403 `FORBIDDEN`.";
 
 /// The signed-in user, with Directus' field names (`role` is the role's uuid); `fields` picks
 /// which.
@@ -534,7 +546,7 @@ error_set! {
 
 error_set! {
     directus DirectusFields {
-        403 "FORBIDDEN": "`fields` (or the body) names a field the user has not (`extensions.field` names the first)",
+        403 "FORBIDDEN": "`fields` (or the body) names something that is no Directus user field (`extensions.field` names the first)",
     }
 }
 
@@ -604,6 +616,8 @@ mod tests {
             ("fields=%20email%20,,id", only(&["id", "email"])),
             ("fields[]=email&fields[]=id", only(&["id", "email"])),
             ("fields%5B%5D=status&fields=status", only(&["status"])),
+            ("fields=email,avatar", only(&["email"])),
+            ("fields=avatar,language", only(&["id"])),
         ];
         for (query, fields) in cases {
             assert_eq!(Fields::parse(query).unwrap(), fields, "{query}");
