@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace against the real PostgreSQL and RabbitMQ (starting them first
-# where they are not running), a real Directus and a headless Chromium driven by puppeteer-core
-# (installed once, pinned); ends with one line totalling every test binary's results.
+# where they are not running), a real Directus, the official Directus SDK and a headless Chromium
+# driven by puppeteer-core (installed once, pinned); ends with one line totalling every test
+# binary's results.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./deploy/services.sh
 ./deploy/directus.sh
 ./deploy/browser.sh
+./deploy/sdk.sh
 ./deploy/schemathesis.sh
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -18,6 +18,9 @@ pub struct DirectusError {
     pub code: &'static str,
     pub message: Cow<'static, str>,
     pub retry_after_secs: Option<u64>,
+    /// The request field at fault, as `extensions.field` (Directus' validation errors name it
+    /// there too).
+    pub field: Option<String>,
 }
 
 impl DirectusError {
@@ -27,7 +30,35 @@ impl DirectusError {
             code,
             message: message.into(),
             retry_after_secs: None,
+            field: None,
         }
+    }
+
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    /// What Directus answers for a field the caller may not use or that does not exist (it does
+    /// not tell which): 403 `FORBIDDEN`.
+    pub fn forbidden_fields(collection: &str, fields: &[&str]) -> Self {
+        let names = fields
+            .iter()
+            .map(|field| format!("\"{field}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let message = if fields.len() == 1 {
+            format!(
+                "You don't have permission to access field {names} in collection \"{collection}\" or it does not exist. Queried in root."
+            )
+        } else {
+            format!(
+                "You don't have permission to access fields {names} in collection \"{collection}\" or they do not exist. Queried in root."
+            )
+        };
+        let mut err = Self::new(StatusCode::FORBIDDEN, "FORBIDDEN", message);
+        err.field = fields.first().map(|field| (*field).to_owned());
+        err
     }
 
     /// Wrong password, unknown email, reused refresh token, no token: one answer for all, so that
@@ -66,6 +97,7 @@ impl fmt::Display for DirectusError {
 impl From<ApiError> for DirectusError {
     fn from(err: ApiError) -> Self {
         let retry_after_secs = err.retry_after_secs;
+        let field = err.field.clone();
         let mut mapped = match err.kind {
             Kind::InvalidArgument => Self::invalid_payload(&err.message),
             Kind::Unauthenticated => match err.reason.as_ref() {
@@ -81,7 +113,8 @@ impl From<ApiError> for DirectusError {
                 "You don't have permission to access this.",
             ),
             Kind::NotFound => Self::new(StatusCode::NOT_FOUND, "ROUTE_NOT_FOUND", "Not found."),
-            Kind::Conflict => Self::new(StatusCode::CONFLICT, "RECORD_NOT_UNIQUE", err.message),
+            // Directus answers a unique field's taken value with 400, not 409.
+            Kind::Conflict => Self::new(StatusCode::BAD_REQUEST, "RECORD_NOT_UNIQUE", err.message),
             Kind::RateLimited => Self::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "REQUESTS_EXCEEDED",
@@ -114,6 +147,7 @@ impl From<ApiError> for DirectusError {
             ),
         };
         mapped.retry_after_secs = retry_after_secs;
+        mapped.field = field;
         mapped
     }
 }
@@ -132,8 +166,12 @@ pub struct DirectusErrorItem {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DirectusErrorExtensions {
-    /// `INVALID_CREDENTIALS`, `TOKEN_EXPIRED`, `INVALID_TOKEN`, `INVALID_PAYLOAD`, `SERVICE_UNAVAILABLE`, …
+    /// `INVALID_CREDENTIALS`, `TOKEN_EXPIRED`, `INVALID_TOKEN`, `INVALID_PAYLOAD`, `FORBIDDEN`,
+    /// `RECORD_NOT_UNIQUE`, `SERVICE_UNAVAILABLE`, …
     pub code: String,
+    /// The request field at fault, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 impl ResponseError for DirectusError {
@@ -147,6 +185,7 @@ impl ResponseError for DirectusError {
                 message: self.message.clone().into_owned(),
                 extensions: DirectusErrorExtensions {
                     code: self.code.to_owned(),
+                    field: self.field.clone(),
                 },
             }],
         };
@@ -186,6 +225,11 @@ mod tests {
                 "INVALID_TOKEN",
             ),
             (ApiError::missing_field("email"), 400, "INVALID_PAYLOAD"),
+            (
+                ApiError::conflict("email_taken", "taken"),
+                400,
+                "RECORD_NOT_UNIQUE",
+            ),
             (ApiError::unavailable("down"), 503, "SERVICE_UNAVAILABLE"),
             (ApiError::internal(), 500, "INTERNAL_SERVER_ERROR"),
         ];

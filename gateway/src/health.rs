@@ -2,7 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use actix_web::{HttpResponse, get, web};
+use std::collections::BTreeMap;
+
+use actix_web::{HttpRequest, HttpResponse, get, web};
 use chrono::{SecondsFormat, Utc};
 use serde::Serialize;
 use tonic::transport::Channel;
@@ -171,10 +173,178 @@ pub async fn health_detailed(state: web::Data<AppState>) -> HttpResponse {
     })
 }
 
+/// Directus' ping: the text `pong`, as `text/html` (Express' default for a string).
+#[utoipa::path(
+    tag = "directus",
+    responses((status = 200, description = "`pong`", body = String, content_type = "text/html", example = "pong"))
+)]
+#[get("/server/ping")]
+pub async fn server_ping() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body("pong")
+}
+
+/// An upstream check slower than this is `warn` (Directus' default threshold of its own checks
+/// is 150 ms; ours cross a gRPC hop and share the machine).
+const WARN_AFTER_MS: f64 = 250.0;
+
+/// Directus' health answer (draft-inadarei-api-health-check): `status` for everyone, the
+/// checks for administrators.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerHealth {
+    /// `ok`; `warn` when an upstream answered its check slower than 250 ms; `error` (503) when
+    /// one is down, not serving or did not answer within 800 ms.
+    #[schema(example = "ok")]
+    pub status: &'static str,
+    /// The gateway's version (administrators only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    pub release_id: Option<&'static str>,
+    /// Administrators only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false, example = "genie-gateway")]
+    pub service_id: Option<&'static str>,
+    /// Per upstream (`svc-auth:responseTime`, …), administrators only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    pub checks: Option<BTreeMap<String, Vec<HealthCheck>>>,
+}
+
+/// One check, as Directus writes its own.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthCheck {
+    /// `ok`, `warn` or `error`.
+    #[schema(example = "ok")]
+    pub status: &'static str,
+    /// `system`: a service this one depends on.
+    #[schema(example = "system")]
+    pub component_type: &'static str,
+    /// How long the gRPC health check took.
+    pub observed_value: f64,
+    #[schema(example = "ms")]
+    pub observed_unit: &'static str,
+    /// Above it (ms), `warn`.
+    pub threshold: f64,
+    /// Why it is not `ok`: `not_serving`, `unreachable` or `timeout`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    pub output: Option<&'static str>,
+}
+
+fn check_of(upstream: &UpstreamHealth) -> HealthCheck {
+    let status = match upstream.status {
+        "serving" if upstream.latency_ms > WARN_AFTER_MS => "warn",
+        "serving" => "ok",
+        _ => "error",
+    };
+    HealthCheck {
+        status,
+        component_type: "system",
+        observed_value: (upstream.latency_ms * 1000.0).round() / 1000.0,
+        observed_unit: "ms",
+        threshold: WARN_AFTER_MS,
+        output: (status == "error").then_some(upstream.status),
+    }
+}
+
+/// The worst of the checks: `error` over `warn` over `ok`.
+fn overall(checks: &[HealthCheck]) -> &'static str {
+    if checks.iter().any(|check| check.status == "error") {
+        "error"
+    } else if checks.iter().any(|check| check.status == "warn") {
+        "warn"
+    } else {
+        "ok"
+    }
+}
+
+/// Directus' health: every upstream's gRPC health, as `ok`, `warn` or `error` (503). An
+/// administrator's token adds the checks; any other caller, a bad token included, gets the
+/// status alone (a health probe is never refused for its token).
+#[utoipa::path(
+    tag = "directus",
+    security((), ("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
+    responses(
+        (status = 200, description = "`ok` or `warn`", body = ServerHealth, content_type = "application/health+json"),
+        (status = 503, description = "`error`: an upstream is down or not serving", body = ServerHealth, content_type = "application/health+json"),
+    )
+)]
+#[get("/server/health")]
+pub async fn server_health(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let (upstreams, admin) = futures_util::future::join(check_all(&state), async {
+        crate::session::authenticate(&req)
+            .await
+            .is_ok_and(|caller| caller.require_admin().is_ok())
+    })
+    .await;
+    let checks: Vec<HealthCheck> = upstreams.iter().map(check_of).collect();
+    let status = overall(&checks);
+    let body = ServerHealth {
+        status,
+        release_id: admin.then_some(env!("CARGO_PKG_VERSION")),
+        service_id: admin.then_some("genie-gateway"),
+        checks: admin.then(|| {
+            upstreams
+                .iter()
+                .zip(checks)
+                .map(|(upstream, check)| (format!("{}:responseTime", upstream.name), vec![check]))
+                .collect()
+        }),
+    };
+    let mut response = if status == "error" {
+        HttpResponse::ServiceUnavailable()
+    } else {
+        HttpResponse::Ok()
+    };
+    response
+        .content_type("application/health+json; charset=utf-8")
+        .body(serde_json::to_string(&body).unwrap_or_else(|_| r#"{"status":"error"}"#.to_owned()))
+}
+
 pub fn routes(routes: &mut Routes) {
     routes
         .add(health)
         .add(health_live)
         .add(health_ready)
-        .add(health_detailed);
+        .add(health_detailed)
+        .add(server_ping)
+        .add(server_health);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upstream(status: &'static str, latency_ms: f64) -> UpstreamHealth {
+        UpstreamHealth {
+            name: "svc-auth",
+            status,
+            latency_ms,
+        }
+    }
+
+    #[test]
+    fn checks_map_readiness_to_ok_warn_and_error() {
+        let ok = check_of(&upstream("serving", 3.0));
+        assert_eq!((ok.status, ok.output), ("ok", None));
+        let slow = check_of(&upstream("serving", 400.0));
+        assert_eq!(slow.status, "warn");
+        for down in ["not_serving", "unreachable", "timeout"] {
+            let check = check_of(&upstream(down, 1.0));
+            assert_eq!((check.status, check.output), ("error", Some(down)));
+        }
+        assert_eq!(overall(&[check_of(&upstream("serving", 1.0))]), "ok");
+        assert_eq!(overall(&[ok, slow]), "warn");
+        assert_eq!(
+            overall(&[
+                check_of(&upstream("serving", 400.0)),
+                check_of(&upstream("timeout", 800.0))
+            ]),
+            "error"
+        );
+        assert_eq!(overall(&[]), "ok");
+    }
 }

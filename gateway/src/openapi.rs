@@ -18,14 +18,14 @@ use crate::kit::Routes;
         description = "The HTTP edge of the Genie platform. `/api/*` errors are \
             `{ok:false, success:false, error, reason, field?}`; the Directus-compatible routes \
             (`/auth/*`, `/users/me`) answer errors as Directus does: \
-            `{errors:[{message, extensions:{code}}]}`. Every response carries `X-Request-Id`."
+            `{errors:[{message, extensions:{code, field?}}]}`. Every response carries `X-Request-Id`."
     ),
     components(schemas(ErrorResponse, DirectusErrors)),
     modifiers(&SecuritySchemes),
     tags(
         (name = "health", description = "Liveness and readiness"),
         (name = "docs", description = "This document"),
-        (name = "directus", description = "Directus-compatible authentication (svc-auth); errors in Directus' format"),
+        (name = "directus", description = "Directus-compatible routes, so that the Directus SDK works: authentication and the signed-in user (svc-auth), ping and health; errors in Directus' format"),
         (name = "auth", description = "Invites, registration, onboarding, RBAC sync, impersonation, profile (svc-auth)"),
         (name = "usage", description = "Subscription quotas: usage report and consumption (svc-usage)"),
         (name = "credentials", description = "Credentials vault: encrypted platform logins, sessions and secrets (svc-credentials)"),

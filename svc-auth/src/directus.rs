@@ -214,6 +214,39 @@ impl DirectusClient {
             .find(|role| role.name.eq_ignore_ascii_case(name)))
     }
 
+    /// Changes the user's fields in Directus (names, email) with the administrator's token.
+    pub async fn update_user(
+        &self,
+        id: Uuid,
+        change: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<DirectusUser, AuthError> {
+        let response = self
+            .http
+            .patch(self.url(&format!("/users/{id}?fields={USER_FIELDS}")))
+            .bearer_auth(self.admin_token.expose())
+            .json(&change)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        if response.status().is_success() {
+            return response
+                .json::<Data<DirectusUser>>()
+                .await
+                .map(|data| data.data)
+                .map_err(|err| AuthError::Directus(format!("unexpected user answer: {err}")));
+        }
+        match Self::error_code(response).await {
+            (_, Some(code)) if code == "RECORD_NOT_UNIQUE" => Err(AuthError::EmailTaken),
+            (status, _) if status == reqwest::StatusCode::FORBIDDEN => {
+                Err(AuthError::NotFound("user"))
+            }
+            (status, code) => Err(AuthError::Directus(format!(
+                "Directus refused the change: {status} {}",
+                code.unwrap_or_default()
+            ))),
+        }
+    }
+
     /// Creates an active user in Directus with this role.
     pub async fn create_user(
         &self,

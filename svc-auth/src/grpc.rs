@@ -234,6 +234,24 @@ impl pb::auth_server::Auth for AuthGrpc {
         Ok(Response::new(user.into()))
     }
 
+    async fn update_me(
+        &self,
+        request: Request<pb::UpdateMeRequest>,
+    ) -> Result<Response<pb::User>, Status> {
+        let caller = identity(&request)?;
+        let body = request.into_inner();
+        let user = self
+            .service
+            .update_me(
+                &caller,
+                body.first_name.as_deref(),
+                body.last_name.as_deref(),
+                body.email.as_deref(),
+            )
+            .await?;
+        Ok(Response::new(user.into()))
+    }
+
     async fn set_avatar(
         &self,
         request: Request<pb::SetAvatarRequest>,

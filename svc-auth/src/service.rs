@@ -581,6 +581,64 @@ impl AuthService {
             .ok_or(AuthError::NotFound("user"))
     }
 
+    /// The caller's own names and email (Directus' `PATCH /users/me`). `None` leaves a field as
+    /// it is; a blank name clears it. Nothing to change answers the user as they are.
+    pub async fn update_me(
+        &self,
+        identity: &Identity,
+        first_name: Option<&str>,
+        last_name: Option<&str>,
+        email: Option<&str>,
+    ) -> Result<User, AuthError> {
+        let user = identity.require_user()?;
+        // `Some(None)`: cleared.
+        let first_name = first_name
+            .map(|name| domain::normalize_name("first_name", Some(name)))
+            .transpose()?;
+        let last_name = last_name
+            .map(|name| domain::normalize_name("last_name", Some(name)))
+            .transpose()?;
+        let email = email
+            .map(|email| domain::normalize_email("email", email))
+            .transpose()?;
+        if first_name.is_none() && last_name.is_none() && email.is_none() {
+            return self.user(user.id).await;
+        }
+        if let Some(directus) = &self.directus {
+            let mut change = serde_json::Map::new();
+            if let Some(name) = &first_name {
+                change.insert("first_name".into(), name.clone().into());
+            }
+            if let Some(name) = &last_name {
+                change.insert("last_name".into(), name.clone().into());
+            }
+            if let Some(email) = &email {
+                change.insert("email".into(), email.clone().into());
+            }
+            let updated = directus.client.update_user(user.id, change).await?;
+            let db = self.pool.get().await?;
+            store::upsert_mirror(&db, &updated, self.clock.now()).await?;
+            return store::user_by_id(&db, user.id)
+                .await?
+                .ok_or(AuthError::NotFound("user"));
+        }
+        let db = self.pool.get().await?;
+        let changed = store::update_me(
+            &db,
+            user.id,
+            first_name.as_ref().map(Option::as_deref),
+            last_name.as_ref().map(Option::as_deref),
+            email.as_deref(),
+        )
+        .await?;
+        if !changed {
+            return Err(AuthError::EmailTaken);
+        }
+        store::user_by_id(&db, user.id)
+            .await?
+            .ok_or(AuthError::NotFound("user"))
+    }
+
     pub async fn set_avatar(
         &self,
         identity: &Identity,

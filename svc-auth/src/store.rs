@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
+use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
 use crate::error::AuthError;
@@ -330,6 +331,39 @@ pub async fn update_names(
     )
     .await?;
     Ok(())
+}
+
+/// The user's own names and email: `None` leaves a field as it is, `Some(None)` clears a name.
+/// `Ok(false)` when another user has the email (any case).
+pub async fn update_me(
+    db: &impl GenericClient,
+    user_id: Uuid,
+    first_name: Option<Option<&str>>,
+    last_name: Option<Option<&str>>,
+    email: Option<&str>,
+) -> Result<bool, AuthError> {
+    let updated = db
+        .execute(
+            "UPDATE auth.users SET \
+               first_name = CASE WHEN $2::boolean THEN $3::text ELSE first_name END, \
+               last_name = CASE WHEN $4::boolean THEN $5::text ELSE last_name END, \
+               email = coalesce($6::text, email), updated_at = now() \
+             WHERE id = $1",
+            &[
+                &user_id,
+                &first_name.is_some(),
+                &first_name.flatten(),
+                &last_name.is_some(),
+                &last_name.flatten(),
+                &email,
+            ],
+        )
+        .await;
+    match updated {
+        Ok(_) => Ok(true),
+        Err(err) if err.code() == Some(&SqlState::UNIQUE_VIOLATION) => Ok(false),
+        Err(err) => Err(err.into()),
+    }
 }
 
 pub async fn insert_impersonation(

@@ -990,3 +990,105 @@ async fn migrations_survive_replicas_starting_together() {
         outcome.unwrap();
     }
 }
+
+#[tokio::test]
+async fn update_me_sets_clears_and_checks_names_and_email() {
+    let mut auth = spawn_auth().await;
+    let creator = auth.new_creator("me@genie.test").await;
+    let other = auth.new_creator("taken@genie.test").await;
+    let me = as_user(&creator);
+    let update = |first_name: Option<&str>, last_name: Option<&str>, email: Option<&str>| {
+        testing::request(
+            pb::UpdateMeRequest {
+                first_name: first_name.map(Into::into),
+                last_name: last_name.map(Into::into),
+                email: email.map(Into::into),
+            },
+            &me,
+        )
+    };
+
+    let updated = auth
+        .client
+        .update_me(update(
+            Some(" Grace "),
+            Some("Hopper"),
+            Some(" Grace@Genie.test "),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (
+            updated.first_name.as_str(),
+            updated.last_name.as_str(),
+            updated.email.as_str()
+        ),
+        ("Grace", "Hopper", "Grace@Genie.test")
+    );
+    assert!(
+        auth.login("grace@genie.test", "creator password")
+            .await
+            .is_ok(),
+        "the new email logs in"
+    );
+    assert!(
+        auth.login("me@genie.test", "creator password")
+            .await
+            .is_err(),
+        "the old one no longer does"
+    );
+
+    // Unset fields stay as they are; an empty name is cleared.
+    let cleared = auth
+        .client
+        .update_me(update(None, Some(""), None))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(cleared.first_name, "Grace");
+    assert_eq!(cleared.last_name, "");
+    assert_eq!(cleared.email, "Grace@Genie.test");
+    let unchanged = auth
+        .client
+        .update_me(update(None, None, None))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(unchanged.first_name, "Grace");
+
+    let taken = auth
+        .client
+        .update_me(update(Some("Not"), None, Some("TAKEN@genie.test")))
+        .await
+        .unwrap_err();
+    assert_eq!(taken.code(), Code::AlreadyExists);
+    assert_eq!(reason(&taken), "email_taken");
+    assert_eq!(
+        auth.me(&me).await.first_name,
+        "Grace",
+        "a refused change changes nothing"
+    );
+    assert_eq!(auth.me(&as_user(&other)).await.email, "taken@genie.test");
+
+    for (request, field) in [
+        (update(None, None, Some("not an email")), "email"),
+        (update(None, None, Some("  ")), "email"),
+        (update(Some(&"x".repeat(101)), None, None), "first_name"),
+        (update(None, Some("a\u{7}b"), None), "last_name"),
+    ] {
+        let err = auth.client.update_me(request).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{field}");
+        assert_eq!(testing::status_field(&err), field);
+    }
+
+    let anonymous = auth
+        .client
+        .update_me(testing::request(
+            pb::UpdateMeRequest::default(),
+            &anonymous(),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+}

@@ -2,14 +2,15 @@
 //! that the Directus SDK and apps written for Directus work unchanged (docs/DESIGN.md §3).
 
 use actix_web::cookie::{Cookie, SameSite, time};
-use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, get, patch, post, web};
 use common::identity::Identity;
 use proto::auth::v1 as pb;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use super::non_empty;
-use crate::body::{DirectusJson, NonBlank};
+use crate::body::{DirectusJson, NonBlank, body_limit, parse_object, read_json};
 use crate::directus::DirectusError;
 use crate::kit::{Errors, Routes};
 use crate::middleware::request_id;
@@ -81,24 +82,125 @@ pub struct MeResponse {
     pub data: DirectusUserView,
 }
 
+/// A user with Directus' field names. Every field is there unless `fields` asked for fewer.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DirectusUserView {
-    #[schema(format = Uuid)]
+    #[schema(format = Uuid, required = false)]
     pub id: String,
+    #[schema(required = false)]
     pub first_name: Option<String>,
+    #[schema(required = false)]
     pub last_name: Option<String>,
+    #[schema(required = false)]
     pub email: String,
     /// The role's uuid, as Directus gives it; null for a user without a role.
-    #[schema(format = Uuid)]
+    #[schema(format = Uuid, required = false)]
     pub role: Option<String>,
-    #[schema(example = "active")]
+    #[schema(example = "active", required = false)]
     pub status: String,
     /// RFC 3339.
+    #[schema(required = false)]
     pub last_access: Option<String>,
-    #[schema(example = "EXTENSION_INSTALL")]
+    #[schema(example = "EXTENSION_INSTALL", required = false)]
     pub onboarding_state: String,
-    #[schema(example = "starter")]
+    #[schema(example = "starter", required = false)]
     pub pricing_tier: String,
+}
+
+/// The fields of [`DirectusUserView`], in its order: what `fields` may name.
+pub const USER_FIELDS: [&str; 9] = [
+    "id",
+    "first_name",
+    "last_name",
+    "email",
+    "role",
+    "status",
+    "last_access",
+    "onboarding_state",
+    "pricing_tier",
+];
+
+/// The Directus collection our users stand for, as Directus' errors name it.
+const USERS_COLLECTION: &str = "directus_users";
+
+/// Directus' `fields` query parameter: which fields of the item to answer with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fields {
+    /// Absent, empty, or `*` among them.
+    All,
+    /// These, in [`USER_FIELDS`] order.
+    Only(Vec<&'static str>),
+}
+
+impl Fields {
+    /// Reads `fields=a,b` and `fields[]=a&fields[]=b` (both may be repeated, and mixed) from a
+    /// query string; other parameters are not ours to judge. `*` (and `*.*`, …: we have no
+    /// relations to expand) means every field. A Directus user field we do not hold is left out
+    /// (only `id` when nothing else is left, as Directus answers). A name that is no user field,
+    /// a relational path (`role.name`) included, is Directus' 403 `FORBIDDEN`, naming it
+    /// (Directus 11 itself drops such names silently; a typo should not pass unnoticed).
+    pub fn parse(query: &str) -> Result<Self, DirectusError> {
+        let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
+            .map_err(|_| DirectusError::invalid_payload("the query string is not valid"))?
+            .into_inner();
+        let mut all = false;
+        let mut named_absent = false;
+        let mut wanted = Vec::new();
+        let mut unknown: Vec<String> = Vec::new();
+        let names = pairs
+            .iter()
+            .filter(|(key, _)| key == "fields" || key == "fields[]")
+            .flat_map(|(_, value)| value.split(','))
+            .map(str::trim)
+            .filter(|name| !name.is_empty());
+        for name in names {
+            if name.split('.').all(|part| part == "*") {
+                all = true;
+            } else if let Some(known) = USER_FIELDS.iter().find(|known| **known == name) {
+                wanted.push(*known);
+            } else if READ_ONLY_FIELDS.iter().any(|(field, _)| *field == name) {
+                // A Directus user field we do not hold (`avatar`, `language`, …): left out, as
+                // Directus leaves out what it cannot give.
+                named_absent = true;
+            } else if !unknown.iter().any(|seen| seen == name) {
+                unknown.push(name.to_owned());
+            }
+        }
+        if !unknown.is_empty() {
+            let unknown: Vec<&str> = unknown.iter().map(String::as_str).collect();
+            return Err(DirectusError::forbidden_fields(USERS_COLLECTION, &unknown));
+        }
+        if all || (wanted.is_empty() && !named_absent) {
+            return Ok(Self::All);
+        }
+        if wanted.is_empty() {
+            // Directus answers the primary key when none of the fields named is there.
+            wanted.push("id");
+        }
+        Ok(Self::Only(
+            USER_FIELDS
+                .into_iter()
+                .filter(|field| wanted.contains(field))
+                .collect(),
+        ))
+    }
+
+    /// `{"data": user}` with only these fields.
+    fn respond(&self, user: DirectusUserView) -> Result<HttpResponse, DirectusError> {
+        let Self::Only(only) = self else {
+            return Ok(HttpResponse::Ok().json(MeResponse { data: user }));
+        };
+        let Value::Object(mut all) = serde_json::to_value(user)
+            .map_err(|_| DirectusError::from(common::ApiError::internal()))?
+        else {
+            return Err(common::ApiError::internal().into());
+        };
+        let data: Map<String, Value> = only
+            .iter()
+            .filter_map(|field| all.remove_entry(*field))
+            .collect();
+        Ok(HttpResponse::Ok().json(serde_json::json!({ "data": data })))
+    }
 }
 
 impl From<pb::User> for DirectusUserView {
@@ -244,25 +346,185 @@ pub async fn logout(
     Ok(response.finish())
 }
 
-/// The signed-in user, with Directus' field names (`role` is the role's uuid).
+const FIELDS_PARAM: &str = "Comma-separated field names (`id,email`), or `*` for all (the default); \
+    `fields[]=id&fields[]=email` also works. Directus user fields this server does not hold \
+    (`avatar`, `language`, …) are left out; a name that is no user field (a relational path such \
+    as `role.name` included) is 403 `FORBIDDEN`.";
+
+/// The signed-in user, with Directus' field names (`role` is the role's uuid); `fields` picks
+/// which.
 #[utoipa::path(
     tag = "directus",
     security(("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
+    params(
+        ("fields" = Option<String>, Query, description = FIELDS_PARAM, example = "id,email,first_name"),
+        ("fields[]" = Option<Vec<String>>, Query, description = "The same, one field per parameter"),
+    ),
     responses(
-        (status = 200, description = "The user", body = MeResponse),
-        Errors<DirectusToken>,
+        (status = 200, description = "The user (only the fields asked for)", body = MeResponse),
+        Errors<(DirectusToken, DirectusFields)>,
     )
 )]
 #[get("/users/me")]
 pub async fn me(
     DirectusUser(identity): DirectusUser,
     state: web::Data<AppState>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, DirectusError> {
+    let fields = Fields::parse(req.query_string())?;
     let user = state
         .auth
         .call(&identity, pb::MeRequest {}, rpc!(me))
         .await?;
-    Ok(HttpResponse::Ok().json(MeResponse { data: user.into() }))
+    fields.respond(user.into())
+}
+
+/// Directus' `PATCH /users/me` (the SDK's `updateMe`): what a user may change about themselves
+/// here. Names may be cleared with `null`; the email is required and unique (any case).
+#[derive(Deserialize, ToSchema)]
+pub struct UpdateMeBody {
+    /// `null` clears it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 100, pattern = "\\S")]
+    pub first_name: Option<Option<NonBlank>>,
+    /// `null` clears it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 100, pattern = "\\S")]
+    pub last_name: Option<Option<NonBlank>>,
+    /// The new login email; unique whatever its case. It cannot be cleared.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = String, format = Email, min_length = 1, pattern = "\\S")]
+    pub email: Option<Option<NonBlank>>,
+}
+
+/// A field that is present, `null` included: absent is `None`, `null` is `Some(None)`.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// What `PATCH /users/me` may change.
+pub const SETTABLE_FIELDS: [&str; 3] = ["first_name", "last_name", "email"];
+
+/// Fields a Directus user has that cannot be changed here: ours that other routes or the
+/// identity provider own, and Directus' that we do not hold. Each is a 400 naming it; any other
+/// name is Directus' 403 `FORBIDDEN` for a field that does not exist.
+pub const READ_ONLY_FIELDS: [(&str, &str); 27] = [
+    ("id", "is the user's identity"),
+    (
+        "role",
+        "is changed by an administrator (POST /api/rbac-sync)",
+    ),
+    (
+        "status",
+        "is changed by an administrator (POST /api/rbac-sync)",
+    ),
+    (
+        "pricing_tier",
+        "is changed by the subscription (POST /api/rbac-sync)",
+    ),
+    (
+        "onboarding_state",
+        "is changed through PATCH /api/onboarding",
+    ),
+    ("last_access", "is kept by the server"),
+    (
+        "password",
+        "is not changed here (no password change is offered yet)",
+    ),
+    ("avatar", "is uploaded through PATCH /api/user-proxy"),
+    ("location", "is not stored by this server"),
+    ("title", "is not stored by this server"),
+    ("description", "is not stored by this server"),
+    ("tags", "is not stored by this server"),
+    ("language", "is not stored by this server"),
+    ("appearance", "is not stored by this server"),
+    ("theme_light", "is not stored by this server"),
+    ("theme_dark", "is not stored by this server"),
+    ("theme_light_overrides", "is not stored by this server"),
+    ("theme_dark_overrides", "is not stored by this server"),
+    ("text_direction", "is not stored by this server"),
+    (
+        "tfa_secret",
+        "is not stored by this server (no two-factor authentication)",
+    ),
+    ("email_notifications", "is not stored by this server"),
+    ("last_page", "is not stored by this server"),
+    ("token", "is not offered (no static tokens)"),
+    ("provider", "is kept by the server"),
+    ("external_identifier", "is kept by the server"),
+    ("auth_data", "is kept by the server"),
+    ("policies", "is changed by an administrator"),
+];
+
+/// Refuses the fields that cannot be set, before the values are looked at.
+fn check_settable(body: &Map<String, Value>) -> Result<(), DirectusError> {
+    let mut unknown = Vec::new();
+    for name in body.keys() {
+        if SETTABLE_FIELDS.contains(&name.as_str()) {
+            continue;
+        }
+        if let Some((field, why)) = READ_ONLY_FIELDS.iter().find(|(field, _)| field == name) {
+            return Err(
+                DirectusError::invalid_payload(format!("\"{field}\" {why}")).with_field(*field)
+            );
+        }
+        unknown.push(name.as_str());
+    }
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(DirectusError::forbidden_fields(USERS_COLLECTION, &unknown))
+    }
+}
+
+/// Changes the signed-in user's own names and email (the SDK's `updateMe`); answers the user
+/// as `GET /users/me` does, `fields` included.
+#[utoipa::path(
+    tag = "directus",
+    security(("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
+    params(
+        ("fields" = Option<String>, Query, description = FIELDS_PARAM, example = "id,email,first_name"),
+        ("fields[]" = Option<Vec<String>>, Query, description = "The same, one field per parameter"),
+    ),
+    request_body = UpdateMeBody,
+    responses(
+        (status = 200, description = "The user after the change (only the fields asked for)", body = MeResponse),
+        Errors<(DirectusToken, DirectusUpdate, DirectusFields)>,
+    )
+)]
+#[patch("/users/me")]
+pub async fn update_me(
+    DirectusUser(identity): DirectusUser,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, DirectusError> {
+    let fields = Fields::parse(req.query_string())?;
+    let body: Map<String, Value> = read_json(&req, payload.into_inner(), body_limit(&req)).await?;
+    check_settable(&body)?;
+    let body: UpdateMeBody = parse_object(body)?;
+    let name = |name: Option<Option<NonBlank>>| {
+        name.map(|name| name.map(String::from).unwrap_or_default())
+    };
+    let request = pb::UpdateMeRequest {
+        first_name: name(body.first_name),
+        last_name: name(body.last_name),
+        email: match body.email {
+            Some(Some(email)) => Some(email.into()),
+            Some(None) => {
+                return Err(
+                    DirectusError::invalid_payload("\"email\" is required").with_field("email")
+                );
+            }
+            None => None,
+        },
+    };
+    let user = state.auth.call(&identity, request, rpc!(update_me)).await?;
+    fields.respond(user.into())
 }
 
 error_set! {
@@ -277,6 +539,21 @@ error_set! {
 error_set! {
     directus DirectusCredentials {
         401 "INVALID_CREDENTIALS": "wrong email or password, or an unknown, expired or already used refresh token",
+    }
+}
+
+error_set! {
+    directus DirectusFields {
+        403 "FORBIDDEN": "`fields` (or the body) names something that is no Directus user field (`extensions.field` names the first)",
+    }
+}
+
+error_set! {
+    directus DirectusUpdate {
+        400 "INVALID_PAYLOAD": "the body is not a JSON object; a field is blank, holds NUL, has the wrong type, a name is over 100 characters or the email is not an address; or a field that cannot be changed here (`id`, `role`, `status`, `password`, …) (`extensions.field` names it)",
+        400 "RECORD_NOT_UNIQUE": "another user has this email",
+        413 "CONTENT_TOO_LARGE": "the body is over the configured limit, as sent or once decoded",
+        415 "UNSUPPORTED_MEDIA_TYPE": "a `Content-Encoding` other than gzip or deflate",
     }
 }
 
@@ -298,7 +575,12 @@ error_set! {
 }
 
 pub fn routes(routes: &mut Routes) {
-    routes.add(login).add(refresh).add(logout).add(me);
+    routes
+        .add(login)
+        .add(refresh)
+        .add(logout)
+        .add(me)
+        .add(update_me);
 }
 
 #[cfg(test)]
@@ -317,6 +599,93 @@ mod tests {
         ] {
             assert!(cookie.contains(part), "{cookie}");
         }
+    }
+
+    #[test]
+    fn fields_are_a_comma_list_an_array_or_all() {
+        let only = |fields: &[&'static str]| Fields::Only(fields.to_vec());
+        let cases = [
+            ("", Fields::All),
+            ("fields=", Fields::All),
+            ("fields=*", Fields::All),
+            ("fields=*.*", Fields::All),
+            ("fields=id,*", Fields::All),
+            ("access_token=x&limit=3", Fields::All),
+            ("fields=email,id", only(&["id", "email"])),
+            ("fields=%20email%20,,id", only(&["id", "email"])),
+            ("fields[]=email&fields[]=id", only(&["id", "email"])),
+            ("fields%5B%5D=status&fields=status", only(&["status"])),
+            ("fields=email,avatar", only(&["email"])),
+            ("fields=avatar,language", only(&["id"])),
+        ];
+        for (query, fields) in cases {
+            assert_eq!(Fields::parse(query).unwrap(), fields, "{query}");
+        }
+        for (query, named) in [
+            ("fields=nope", "\"nope\""),
+            ("fields=id,role.name", "\"role.name\""),
+            ("fields=a,b,a", "fields \"a\", \"b\""),
+            ("fields=*.nope", "\"*.nope\""),
+        ] {
+            let err = Fields::parse(query).unwrap_err();
+            assert_eq!(
+                (err.status.as_u16(), err.code),
+                (403, "FORBIDDEN"),
+                "{query}"
+            );
+            assert!(err.message.contains(named), "{query}: {}", err.message);
+            assert!(err.message.contains("\"directus_users\""));
+        }
+    }
+
+    #[test]
+    fn only_names_and_email_may_be_patched_and_the_rest_is_named() {
+        let object = |body: Value| match body {
+            Value::Object(object) => object,
+            _ => unreachable!("tests pass objects"),
+        };
+        for body in [
+            serde_json::json!({}),
+            serde_json::json!({"first_name": "a", "last_name": null, "email": "a@b.c"}),
+        ] {
+            assert!(check_settable(&object(body)).is_ok());
+        }
+        for field in [
+            "id",
+            "role",
+            "status",
+            "password",
+            "avatar",
+            "tfa_secret",
+            "onboarding_state",
+        ] {
+            let err = check_settable(&object(serde_json::json!({"first_name": "a", field: 1})))
+                .unwrap_err();
+            assert_eq!((err.status.as_u16(), err.code), (400, "INVALID_PAYLOAD"));
+            assert_eq!(err.field.as_deref(), Some(field));
+        }
+        let err = check_settable(&object(serde_json::json!({"colour": 1}))).unwrap_err();
+        assert_eq!((err.status.as_u16(), err.code), (403, "FORBIDDEN"));
+        assert_eq!(err.field.as_deref(), Some("colour"));
+        assert!(
+            READ_ONLY_FIELDS
+                .iter()
+                .all(|(field, _)| !SETTABLE_FIELDS.contains(field) && !field.is_empty())
+        );
+    }
+
+    #[test]
+    fn a_null_name_is_a_clear_and_an_absent_one_no_change() {
+        let body: UpdateMeBody = parse_object(
+            match serde_json::json!({"first_name": null, "email": "a@b.c"}) {
+                Value::Object(object) => object,
+                _ => unreachable!("an object"),
+            },
+        )
+        .unwrap();
+        assert!(matches!(body.first_name, Some(None)));
+        assert!(body.last_name.is_none());
+        assert!(matches!(body.email, Some(Some(_))));
     }
 
     #[test]

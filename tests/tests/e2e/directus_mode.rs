@@ -105,6 +105,36 @@ async fn directus_mode_logs_in_at_directus_and_mirrors_its_users() {
         .await;
     assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
 
+    // PATCH /users/me changes the user in Directus, and the mirror follows.
+    let changed = app
+        .patch(
+            "/users/me?fields=first_name,email",
+            json!({"first_name": "Mae", "email": "mae@example.com"}),
+            &maker,
+        )
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{:?}", changed.body);
+    assert_eq!(
+        changed.body,
+        json!({"data": {"first_name": "Mae", "email": "mae@example.com"}})
+    );
+    let in_directus = directus
+        .admin(
+            reqwest::Method::GET,
+            &format!("/users/{}", user["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(in_directus["data"]["first_name"], "Mae");
+    assert_eq!(in_directus["data"]["email"], "mae@example.com");
+    let taken = app
+        .patch("/users/me", json!({"email": DIRECTUS_ADMIN}), &maker)
+        .await;
+    assert_eq!(
+        assert_directus_error(&taken, StatusCode::BAD_REQUEST),
+        "RECORD_NOT_UNIQUE"
+    );
+
     // Refresh rotates at Directus; the spent token is refused.
     let refresh = tokens["refresh_token"].as_str().unwrap();
     let rotated = app

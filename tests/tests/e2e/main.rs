@@ -9,6 +9,7 @@ mod helpers;
 mod auth_flow;
 mod credentials;
 mod directus_mode;
+mod directus_sdk;
 mod docs_ui;
 mod fuzz;
 mod observability;
