@@ -22,6 +22,8 @@ pub struct Config {
     pub grpc_addr: SocketAddr,
     pub database_url: String,
     pub database_pool_size: usize,
+    /// Timeouts and the health check of the database (`DATABASE_*`, shared by every service).
+    pub database: common::db::Settings,
     pub internal_token: Secret,
     pub keys: KeyRing,
     /// The largest secret (JSON text) one request may store.
@@ -37,6 +39,7 @@ impl Config {
             )?,
             database_url: config::var("CREDENTIALS_DATABASE_URL", DEFAULT_DATABASE_URL.to_owned())?,
             database_pool_size: config::var("CREDENTIALS_DATABASE_POOL_SIZE", 16)?,
+            database: common::db::Settings::from_env()?,
             internal_token: config::secret("INTERNAL_TOKEN", 32)?,
             keys: key_ring_from_env()?,
             max_secret_bytes: config::var("CREDENTIALS_MAX_SECRET_BYTES", 65_536)?,
@@ -49,6 +52,7 @@ impl Config {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 50053)),
             database_url,
             database_pool_size: 16,
+            database: common::db::Settings::default(),
             internal_token,
             keys,
             max_secret_bytes: 65_536,
@@ -63,6 +67,8 @@ pub struct RotateConfig {
     pub keys: KeyRing,
     /// Records re-sealed per transaction.
     pub batch: i64,
+    /// Timeouts of the database (`DATABASE_*`).
+    pub database: common::db::Settings,
 }
 
 impl RotateConfig {
@@ -78,6 +84,7 @@ impl RotateConfig {
             database_url: config::var("CREDENTIALS_DATABASE_URL", DEFAULT_DATABASE_URL.to_owned())?,
             keys: key_ring_from_env()?,
             batch,
+            database: common::db::Settings::from_env()?,
         })
     }
 }

@@ -43,7 +43,11 @@ pub async fn run_with_clock(
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<()> {
     migrate(&config.database_url).await?;
-    let pool = common::db::pool(&config.database_url, config.database_pool_size)?;
+    let pool = common::db::pool(
+        &config.database_url,
+        config.database_pool_size,
+        &config.database,
+    )?;
     let tiers = match &config.tiers {
         Some(tiers) => tiers.clone(),
         None => tiers::Tiers::shipped().map_err(anyhow::Error::msg)?,
