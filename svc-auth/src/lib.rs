@@ -82,7 +82,11 @@ pub async fn run_with_clock(
         InternalAuth::new(config.internal_token.clone()),
     ));
     tracing::info!(addr = %listener.local_addr()?, "svc-auth listening");
-    common::grpc::serve(listener, routes, &[SERVICE_NAME], shutdown).await?;
+    let setup = common::grpc::Setup {
+        service_names: &[SERVICE_NAME],
+        probe: common::db::Probe::new(&config.database_url, &config.database)?,
+    };
+    common::grpc::serve(listener, routes, setup, shutdown).await?;
     Ok(())
 }
 

@@ -57,7 +57,11 @@ pub async fn run(
         InternalAuth::new(config.internal_token.clone()),
     ));
     tracing::info!(addr = %listener.local_addr()?, "svc-credentials listening");
-    common::grpc::serve(listener, routes, &[SERVICE_NAME], shutdown).await?;
+    let setup = common::grpc::Setup {
+        service_names: &[SERVICE_NAME],
+        probe: common::db::Probe::new(&config.database_url, &config.database)?,
+    };
+    common::grpc::serve(listener, routes, setup, shutdown).await?;
     Ok(())
 }
 
