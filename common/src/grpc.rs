@@ -1,5 +1,5 @@
 //! gRPC plumbing shared by every service: the server bootstrap (health following the database,
-//! reflection, tracing, graceful shutdown), the internal-token check, and the client side (lazy channels, outgoing
+//! reflection behind the internal token, tracing, graceful shutdown), the internal-token check, and the client side (lazy channels, outgoing
 //! requests carrying identity and trace context).
 
 use std::future::Future;
@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::time::MissedTickBehavior;
 use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
 use tonic::service::{Interceptor, Routes};
 use tonic::transport::{Channel, Endpoint, Server};
 use tonic_health::ServingStatus;
@@ -76,21 +77,44 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
 }
 
+pub const REFLECTION_VARIABLE: &str = "GRPC_REFLECTION";
+
+/// What every gRPC server reads from the environment alike.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerSettings {
+    /// Serve gRPC server reflection (`GRPC_REFLECTION=true`; off by default), and then only to
+    /// callers holding the internal token.
+    pub reflection: bool,
+}
+
+impl ServerSettings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            reflection: crate::config::var(REFLECTION_VARIABLE, false)?,
+        })
+    }
+}
+
 /// What [`serve`] sets up beside a service's own routes.
 pub struct Setup<'a> {
     /// The names `grpc.health.v1` reports besides the whole server (`""`).
     pub service_names: &'a [&'a str],
     /// The check health follows: the service's database.
     pub probe: Probe,
+    /// The token reflection asks for (the one the service's own routes ask for).
+    pub internal_token: Secret,
+    pub settings: ServerSettings,
 }
 
-/// Serves `routes` with `grpc.health.v1` and server reflection beside them until `shutdown`
-/// resolves, then drains in-flight calls.
+/// Serves `routes` with `grpc.health.v1` (and, when configured, server reflection) beside them
+/// until `shutdown` resolves, then drains in-flight calls.
 ///
 /// Health answers anyone, without a token, for probes (Kubernetes, the gateway's readiness): the
 /// whole server (`""`) and each of `service_names` are SERVING while the service's database
 /// answers its [`Probe`], checked every [`crate::db::Settings::health_interval`], NOT_SERVING
 /// from the first failed check until one succeeds again (and before the first check).
+/// Reflection is served only with [`ServerSettings::reflection`], and only to callers holding
+/// the internal token.
 pub async fn serve(
     listener: TcpListener,
     routes: Routes,
@@ -108,15 +132,21 @@ pub async fn serve(
             .await;
     }
     let _follower = AbortOnDrop(tokio::spawn(follow_database(health, names, setup.probe)));
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    let mut routes = routes;
+    if setup.settings.reflection {
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        routes = routes.add_service(InterceptedService::new(
+            reflection,
+            InternalAuth::new(setup.internal_token),
+        ));
+    }
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     Server::builder()
         .trace_fn(telemetry::grpc_server_span)
         .add_routes(routes)
         .add_service(health_service)
-        .add_service(reflection)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     Ok(())
@@ -208,10 +238,15 @@ mod tests {
     use tonic_health::pb::HealthCheckRequest;
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::health_client::HealthClient;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::{ServerReflectionRequest, ServerReflectionResponse};
 
     use super::*;
     use crate::db;
 
+    const TOKEN: &str = "internal token of common's own tests, 0123456789";
     const NAME: &str = "genie.test.v1.Nothing";
 
     fn database_url() -> String {
@@ -221,7 +256,7 @@ mod tests {
 
     /// A server with no routes of its own, whose health follows the database at `url`, checked
     /// every 100 ms. Stops when the sender is dropped.
-    async fn start(url: &str) -> (Channel, tokio::sync::oneshot::Sender<()>) {
+    async fn start(url: &str, reflection: bool) -> (Channel, tokio::sync::oneshot::Sender<()>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let settings = db::Settings {
@@ -232,6 +267,8 @@ mod tests {
         let setup = Setup {
             service_names: &[NAME],
             probe: db::Probe::new(url, &settings).unwrap(),
+            internal_token: Secret::new(TOKEN),
+            settings: ServerSettings { reflection },
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -274,6 +311,61 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    async fn list_services(
+        channel: &Channel,
+        token: Option<&str>,
+    ) -> Result<Vec<String>, tonic::Status> {
+        let mut request = tonic::Request::new(tokio_stream::once(ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        }));
+        if let Some(token) = token {
+            request.metadata_mut().insert(
+                "authorization",
+                MetadataValue::try_from(format!("Bearer {token}")).unwrap(),
+            );
+        }
+        let mut replies = ServerReflectionClient::new(channel.clone())
+            .server_reflection_info(request)
+            .await?
+            .into_inner();
+        let reply: ServerReflectionResponse = replies.message().await?.unwrap();
+        match reply.message_response {
+            Some(MessageResponse::ListServicesResponse(list)) => Ok(list
+                .service
+                .into_iter()
+                .map(|service| service.name)
+                .collect()),
+            other => panic!("not a list of services: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn reflection_answers_only_with_the_internal_token_and_health_without_one() {
+        let (channel, _stop) = start(&database_url(), true).await;
+        until(&channel, ServingStatus::Serving, Duration::from_secs(5)).await;
+
+        let refused = list_services(&channel, None).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+        let wrong = list_services(&channel, Some("not the internal token at all, no"))
+            .await
+            .unwrap_err();
+        assert_eq!(wrong.code(), tonic::Code::Unauthenticated);
+        let services = list_services(&channel, Some(TOKEN)).await.unwrap();
+        assert!(
+            services.iter().any(|name| name == "genie.auth.v1.Auth"),
+            "{services:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn reflection_is_off_unless_configured() {
+        let (channel, _stop) = start(&database_url(), false).await;
+        until(&channel, ServingStatus::Serving, Duration::from_secs(5)).await;
+        let off = list_services(&channel, Some(TOKEN)).await.unwrap_err();
+        assert_eq!(off.code(), tonic::Code::Unimplemented);
     }
 
     /// A TCP relay to the test database that can be cut (open connections closed, new ones
@@ -337,7 +429,7 @@ mod tests {
     #[tokio::test]
     async fn health_follows_the_database_down_and_back() {
         let relay = Relay::start().await;
-        let (channel, _stop) = start(&relay.url).await;
+        let (channel, _stop) = start(&relay.url, false).await;
         until(&channel, ServingStatus::Serving, Duration::from_secs(5)).await;
 
         relay.cut();
@@ -354,8 +446,11 @@ mod tests {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap().port()
         };
-        let (channel, _stop) =
-            start(&format!("postgres://postgres@127.0.0.1:{port}/postgres")).await;
+        let (channel, _stop) = start(
+            &format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            false,
+        )
+        .await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(
             health(&channel, "").await.unwrap(),

@@ -32,6 +32,8 @@ pub struct Config {
     pub database_pool_size: usize,
     /// Timeouts and the health check of the database (`DATABASE_*`, shared by every service).
     pub database: common::db::Settings,
+    /// `GRPC_REFLECTION`.
+    pub server: common::grpc::ServerSettings,
     pub internal_token: Secret,
     /// Directus' `SECRET`: the HS256 key of access tokens.
     pub directus_secret: Secret,
@@ -121,6 +123,7 @@ impl Config {
             database_url: config::var("AUTH_DATABASE_URL", DEFAULT_DATABASE_URL.to_owned())?,
             database_pool_size: config::var("AUTH_DATABASE_POOL_SIZE", 16)?,
             database: common::db::Settings::from_env()?,
+            server: common::grpc::ServerSettings::from_env()?,
             internal_token: config::secret("INTERNAL_TOKEN", 32)?,
             directus_secret: config::secret("DIRECTUS_SECRET", 32)?,
             access_token_ttl: Duration::from_secs(config::var("ACCESS_TOKEN_TTL_SECS", 900)?),
@@ -148,6 +151,7 @@ impl Config {
             database_url,
             database_pool_size: 16,
             database: common::db::Settings::default(),
+            server: common::grpc::ServerSettings::default(),
             internal_token,
             directus_secret,
             access_token_ttl: Duration::from_secs(900),

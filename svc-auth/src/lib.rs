@@ -85,6 +85,8 @@ pub async fn run_with_clock(
     let setup = common::grpc::Setup {
         service_names: &[SERVICE_NAME],
         probe: common::db::Probe::new(&config.database_url, &config.database)?,
+        internal_token: config.internal_token.clone(),
+        settings: config.server.clone(),
     };
     common::grpc::serve(listener, routes, setup, shutdown).await?;
     Ok(())
