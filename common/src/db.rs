@@ -1,7 +1,109 @@
-//! PostgreSQL: a connection pool per service and embedded SQL migrations applied at start-up.
+//! PostgreSQL: a connection pool per service with bounded waits, the probe its health follows,
+//! and embedded SQL migrations applied at start-up.
+//!
+//! A database that cannot be reached, refuses connections, goes away under a query or takes too
+//! long is a 503 `service_unavailable` (see [`DbError::is_unavailable`]), never a 500 or a hang:
+//! taking a pooled connection waits at most [`Settings::pool_wait_timeout`], opening one at most
+//! [`Settings::connect_timeout`], and a statement runs at most [`Settings::statement_timeout`].
+//! A pooled connection is checked with a round trip before it is handed out, so the connections a
+//! Postgres restart broke are replaced, and a service recovers on its own when Postgres returns.
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
+
+use crate::config::{self, ConfigError};
+
+pub const POOL_WAIT_TIMEOUT_VARIABLE: &str = "DATABASE_POOL_WAIT_TIMEOUT_MS";
+pub const CONNECT_TIMEOUT_VARIABLE: &str = "DATABASE_CONNECT_TIMEOUT_MS";
+pub const STATEMENT_TIMEOUT_VARIABLE: &str = "DATABASE_STATEMENT_TIMEOUT_MS";
+pub const HEALTH_INTERVAL_VARIABLE: &str = "DATABASE_HEALTH_INTERVAL_MS";
+
+pub const DEFAULT_POOL_WAIT_TIMEOUT_MS: u64 = 5_000;
+pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 2_000;
+pub const DEFAULT_STATEMENT_TIMEOUT_MS: u64 = 5_000;
+pub const DEFAULT_HEALTH_INTERVAL_MS: u64 = 1_000;
+/// A shorter interval would spend more on checking than it tells.
+const MIN_HEALTH_INTERVAL_MS: u64 = 100;
+
+/// How every service treats its database, from the `DATABASE_*` variables every service reads
+/// alike (each service's URL and pool size are its own: `AUTH_DATABASE_URL`, …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// How long a call waits for a free pooled connection before it is refused (503).
+    pub pool_wait_timeout: Duration,
+    /// How long opening a connection may take (TCP connect, start-up, authentication); also the
+    /// deadline of each health check.
+    pub connect_timeout: Duration,
+    /// Postgres' `statement_timeout` on every pooled connection; zero: none.
+    pub statement_timeout: Duration,
+    /// How often the health check asks the database; gRPC health follows its answer.
+    pub health_interval: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            pool_wait_timeout: Duration::from_millis(DEFAULT_POOL_WAIT_TIMEOUT_MS),
+            connect_timeout: Duration::from_millis(DEFAULT_CONNECT_TIMEOUT_MS),
+            statement_timeout: Duration::from_millis(DEFAULT_STATEMENT_TIMEOUT_MS),
+            health_interval: Duration::from_millis(DEFAULT_HEALTH_INTERVAL_MS),
+        }
+    }
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let positive = |variable: &str, default_ms: u64| {
+            let value = config::millis(variable, default_ms)?;
+            if value.is_zero() {
+                return Err(ConfigError::new(variable, "must be at least 1"));
+            }
+            Ok(value)
+        };
+        let health_interval = config::millis(HEALTH_INTERVAL_VARIABLE, DEFAULT_HEALTH_INTERVAL_MS)?;
+        if health_interval < Duration::from_millis(MIN_HEALTH_INTERVAL_MS) {
+            return Err(ConfigError::new(
+                HEALTH_INTERVAL_VARIABLE,
+                format!("must be at least {MIN_HEALTH_INTERVAL_MS}"),
+            ));
+        }
+        Ok(Self {
+            pool_wait_timeout: positive(POOL_WAIT_TIMEOUT_VARIABLE, DEFAULT_POOL_WAIT_TIMEOUT_MS)?,
+            connect_timeout: positive(CONNECT_TIMEOUT_VARIABLE, DEFAULT_CONNECT_TIMEOUT_MS)?,
+            statement_timeout: config::millis(
+                STATEMENT_TIMEOUT_VARIABLE,
+                DEFAULT_STATEMENT_TIMEOUT_MS,
+            )?,
+            health_interval,
+        })
+    }
+
+    /// `url` with these settings' connect timeout (and, for pooled connections, statement
+    /// timeout) applied.
+    fn connection_config(
+        &self,
+        url: &str,
+        statement_timeout: bool,
+    ) -> Result<tokio_postgres::Config, DbError> {
+        let mut config: tokio_postgres::Config = url.parse().map_err(DbError::Url)?;
+        config.connect_timeout(self.connect_timeout);
+        if statement_timeout && !self.statement_timeout.is_zero() {
+            // Added to any options the URL carries; the last setting of a name wins.
+            let setting = format!(
+                "-c statement_timeout={}",
+                self.statement_timeout.as_millis()
+            );
+            let options = match config.get_options() {
+                Some(given) if !given.trim().is_empty() => format!("{given} {setting}"),
+                _ => setting,
+            };
+            config.options(&options);
+        }
+        Ok(config)
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -15,19 +117,58 @@ pub enum DbError {
     Query(#[from] tokio_postgres::Error),
     #[error("no database connection available: {0}")]
     Checkout(#[from] deadpool_postgres::PoolError),
+    #[error("the database did not answer within {0:?}")]
+    Timeout(Duration),
     #[error("migration failed: {0}")]
     Migration(#[from] refinery::Error),
+}
+
+impl DbError {
+    /// The database is down, unreachable, restarting, out of connections or too slow: the call
+    /// may succeed if tried again shortly (a 503), as opposed to a fault of the query or of the
+    /// data (a 500).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Checkout(_) | Self::Connect(_) | Self::Timeout(_) => true,
+            Self::Query(err) => connection_lost(err),
+            Self::Url(_) | Self::Pool(_) | Self::Migration(_) => false,
+        }
+    }
+}
+
+/// Whether a query failed because of the connection or the server's state rather than the query:
+/// the connection closed or broke, or the server refused to go on (class 08 connection exception,
+/// 57P01-57P05 shutdown, restart or idle termination, 53300 too many connections, 57014 the
+/// statement timeout, 25P03 the idle-in-transaction timeout).
+fn connection_lost(err: &tokio_postgres::Error) -> bool {
+    if err.is_closed() {
+        return true;
+    }
+    if let Some(code) = err.code() {
+        let code = code.code();
+        return code.starts_with("08")
+            || code.starts_with("57P")
+            || matches!(code, "53300" | "57014" | "25P03");
+    }
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        if cause.is::<std::io::Error>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 impl From<DbError> for crate::ApiError {
     /// A database that cannot be reached is a 503; anything else is logged here and answered
     /// as an internal error without details.
     fn from(err: DbError) -> Self {
+        if err.is_unavailable() {
+            tracing::warn!(error = %err, "database unavailable");
+            return crate::ApiError::unavailable("the database is unavailable, try again shortly");
+        }
         match err {
-            DbError::Checkout(_) | DbError::Connect(_) => {
-                tracing::warn!(error = %err, "database unavailable");
-                crate::ApiError::unavailable("the database is unavailable, try again shortly")
-            }
             // Every route checks its text for what PostgreSQL refuses; this is the net under
             // those checks (an internal caller, a field forgotten), so bad bytes are never a 500.
             DbError::Query(query) if refused_value(&query) => crate::ApiError::new(
@@ -57,17 +198,25 @@ fn refused_value(err: &tokio_postgres::Error) -> bool {
 }
 
 /// A pool of at most `max_size` connections. Connections open lazily, so a service starts (and
-/// reports itself unready) while the database is down.
-pub fn pool(url: &str, max_size: usize) -> Result<Pool, DbError> {
-    let config: tokio_postgres::Config = url.parse().map_err(DbError::Url)?;
+/// reports itself unready) while the database is down. Taking a connection waits at most
+/// `settings.pool_wait_timeout` for a free one and `settings.connect_timeout` to open a new one;
+/// each is verified with a round trip before it is handed out, so one a restart broke is
+/// replaced instead of failing a call.
+pub fn pool(url: &str, max_size: usize, settings: &Settings) -> Result<Pool, DbError> {
     let manager = Manager::from_config(
-        config,
+        settings.connection_config(url, true)?,
         NoTls,
         ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
+            recycling_method: RecyclingMethod::Verified,
         },
     );
-    Ok(Pool::builder(manager).max_size(max_size).build()?)
+    Ok(Pool::builder(manager)
+        .max_size(max_size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(settings.pool_wait_timeout))
+        .create_timeout(Some(settings.connect_timeout))
+        .recycle_timeout(Some(settings.connect_timeout))
+        .build()?)
 }
 
 /// Applies the service's embedded migrations to its own schema.
@@ -100,8 +249,301 @@ pub async fn migrate(url: &str, schema: &str, mut runner: refinery::Runner) -> R
     Ok(())
 }
 
-/// Checks that a connection can be taken from the pool and used, for readiness probes.
-pub async fn ping(pool: &Pool) -> Result<(), DbError> {
-    pool.get().await?.simple_query("SELECT 1").await?;
-    Ok(())
+/// The database check a service's health follows ([`crate::grpc::serve`] runs it every
+/// [`Settings::health_interval`]).
+///
+/// It holds a connection of its own, outside the pool, so that it measures whether the database
+/// answers, not whether the service's calls keep every pooled connection busy; a failed check
+/// drops that connection and the next one opens a new one.
+pub struct Probe {
+    config: tokio_postgres::Config,
+    deadline: Duration,
+    interval: Duration,
+    client: Option<tokio_postgres::Client>,
+}
+
+impl Probe {
+    pub fn new(url: &str, settings: &Settings) -> Result<Self, DbError> {
+        Ok(Self {
+            config: settings.connection_config(url, false)?,
+            deadline: settings.connect_timeout,
+            interval: settings.health_interval,
+            client: None,
+        })
+    }
+
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// `SELECT 1` answered within the deadline (connecting first when needed).
+    pub async fn check(&mut self) -> Result<(), DbError> {
+        let answered = tokio::time::timeout(self.deadline, self.ping()).await;
+        let result = answered.unwrap_or(Err(DbError::Timeout(self.deadline)));
+        if result.is_err() {
+            self.client = None;
+        }
+        result
+    }
+
+    async fn ping(&mut self) -> Result<(), DbError> {
+        let client = match self.client.take() {
+            Some(client) if !client.is_closed() => client,
+            _ => {
+                let (client, connection) =
+                    self.config.connect(NoTls).await.map_err(DbError::Connect)?;
+                // Ends when the client is dropped or the server goes away.
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                client
+            }
+        };
+        client.simple_query("SELECT 1").await?;
+        self.client = Some(client);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::ApiError;
+
+    /// The shared test cluster (`TEST_DATABASE_ADMIN_URL`); these tests only read from it and end
+    /// their own connections.
+    fn url() -> String {
+        std::env::var("TEST_DATABASE_ADMIN_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    }
+
+    /// `url()` with an application name to find its connections by.
+    fn named_url(name: &str) -> String {
+        let url = url();
+        let separator = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{separator}application_name={name}")
+    }
+
+    async fn connect(url: &str) -> tokio_postgres::Client {
+        let (client, connection) = tokio_postgres::connect(url, NoTls).await.unwrap();
+        tokio::spawn(connection);
+        client
+    }
+
+    /// Ends every connection named `name`, as a Postgres restart or an administrator would.
+    async fn terminate(name: &str) -> u64 {
+        let admin = connect(&url()).await;
+        let rows = admin
+            .query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+                &[&name],
+            )
+            .await
+            .unwrap();
+        rows.len() as u64
+    }
+
+    fn unique(prefix: &str) -> String {
+        format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+    }
+
+    fn status(err: DbError) -> u16 {
+        ApiError::from(err).http_status_code()
+    }
+
+    #[tokio::test]
+    async fn a_connection_ended_under_the_service_is_unavailable_not_internal() {
+        let name = unique("genie_terminated");
+        let client = connect(&named_url(&name)).await;
+        assert_eq!(terminate(&name).await, 1);
+        let err = client.simple_query("SELECT 1").await.unwrap_err();
+        assert!(DbError::from(err).is_unavailable());
+
+        let name = unique("genie_terminated");
+        let client = connect(&named_url(&name)).await;
+        terminate(&name).await;
+        let err = client.simple_query("SELECT 1").await.unwrap_err();
+        let api = ApiError::from(DbError::from(err));
+        assert_eq!(api.http_status_code(), 503);
+        assert_eq!(api.reason, "service_unavailable");
+    }
+
+    #[tokio::test]
+    async fn a_query_that_is_wrong_stays_internal() {
+        let client = connect(&url()).await;
+        let err = client
+            .simple_query("SELECT * FROM no_such_table_here")
+            .await
+            .unwrap_err();
+        assert_eq!(status(DbError::from(err)), 500);
+        let err = client
+            .query_one("SELECT 1 WHERE false", &[])
+            .await
+            .unwrap_err();
+        assert_eq!(status(DbError::from(err)), 500);
+    }
+
+    #[tokio::test]
+    async fn the_statement_timeout_ends_a_slow_statement_as_unavailable() {
+        let settings = Settings {
+            statement_timeout: Duration::from_millis(200),
+            ..Settings::default()
+        };
+        let pool = pool(&url(), 1, &settings).unwrap();
+        let client = pool.get().await.unwrap();
+        let started = Instant::now();
+        let err = client
+            .simple_query("SELECT pg_sleep(10)")
+            .await
+            .unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(
+            err.code(),
+            Some(&tokio_postgres::error::SqlState::QUERY_CANCELED)
+        );
+        assert_eq!(status(DbError::from(err)), 503);
+    }
+
+    #[tokio::test]
+    async fn the_statement_timeout_keeps_the_options_of_the_url() {
+        let settings = Settings {
+            statement_timeout: Duration::from_millis(1234),
+            ..Settings::default()
+        };
+        let url = format!("{}?options=-c%20lock_timeout%3D4321", url());
+        let pool = pool(&url, 1, &settings).unwrap();
+        let client = pool.get().await.unwrap();
+        let statement: String = client
+            .query_one("SHOW statement_timeout", &[])
+            .await
+            .unwrap()
+            .get(0);
+        let lock: String = client
+            .query_one("SHOW lock_timeout", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!((statement.as_str(), lock.as_str()), ("1234ms", "4321ms"));
+    }
+
+    #[tokio::test]
+    async fn a_full_pool_refuses_after_the_wait_timeout() {
+        let settings = Settings {
+            pool_wait_timeout: Duration::from_millis(200),
+            ..Settings::default()
+        };
+        let pool = pool(&url(), 1, &settings).unwrap();
+        let _held = pool.get().await.unwrap();
+        let started = Instant::now();
+        let err = pool.get().await.unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(status(DbError::from(err)), 503);
+    }
+
+    /// A server that accepts connections and never says a word: a frozen or half-open database.
+    async fn silent_server() -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        format!("postgres://postgres@{addr}/postgres")
+    }
+
+    #[tokio::test]
+    async fn a_database_that_never_answers_is_a_quick_unavailable() {
+        let url = silent_server().await;
+        let settings = Settings {
+            connect_timeout: Duration::from_millis(300),
+            ..Settings::default()
+        };
+        let pool = pool(&url, 1, &settings).unwrap();
+        let started = Instant::now();
+        let err = pool.get().await.unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(status(DbError::from(err)), 503);
+
+        let mut probe = Probe::new(&url, &settings).unwrap();
+        let started = Instant::now();
+        let err = probe.check().await.unwrap_err();
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(matches!(err, DbError::Timeout(_)), "{err}");
+        assert_eq!(status(err), 503);
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_unavailable() {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+        let pool = pool(&url, 1, &Settings::default()).unwrap();
+        assert_eq!(status(DbError::from(pool.get().await.unwrap_err())), 503);
+        let mut probe = Probe::new(&url, &Settings::default()).unwrap();
+        assert_eq!(status(probe.check().await.unwrap_err()), 503);
+    }
+
+    #[tokio::test]
+    async fn the_pool_replaces_a_connection_a_restart_ended() {
+        let name = unique("genie_pooled");
+        let pool = pool(&named_url(&name), 1, &Settings::default()).unwrap();
+        let before: i32 = pool
+            .get()
+            .await
+            .unwrap()
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(terminate(&name).await, 1);
+        // At once, before the pooled connection could notice on its own.
+        let client = pool.get().await.unwrap();
+        let after: i32 = client
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_ne!(before, after);
+    }
+
+    #[tokio::test]
+    async fn the_probe_opens_a_new_connection_when_its_own_ended() {
+        let name = unique("genie_probe");
+        let mut probe = Probe::new(&named_url(&name), &Settings::default()).unwrap();
+        probe.check().await.unwrap();
+        probe.check().await.unwrap();
+        assert_eq!(
+            terminate(&name).await,
+            1,
+            "one connection, kept between checks"
+        );
+        // The check that meets the ended connection may fail; the next one reconnects.
+        let first = probe.check().await;
+        if first.is_err() {
+            probe.check().await.unwrap();
+        }
+        assert_eq!(terminate(&name).await, 1);
+    }
 }

@@ -1,17 +1,21 @@
-//! gRPC plumbing shared by every service: the server bootstrap (health, reflection, tracing,
-//! graceful shutdown), the internal-token check, and the client side (lazy channels, outgoing
+//! gRPC plumbing shared by every service: the server bootstrap (health following the database,
+//! reflection behind the internal token, tracing, graceful shutdown), the internal-token check, and the client side (lazy channels, outgoing
 //! requests carrying identity and trace context).
 
 use std::future::Future;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio::time::MissedTickBehavior;
 use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
 use tonic::service::{Interceptor, Routes};
 use tonic::transport::{Channel, Endpoint, Server};
 use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
 
 use crate::config::ConfigError;
+use crate::db::Probe;
 use crate::error::ApiError;
 use crate::identity::Identity;
 use crate::secret::Secret;
@@ -73,32 +77,119 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
 }
 
-/// Serves `routes` with `grpc.health.v1` and server reflection beside them until `shutdown`
-/// resolves, then drains in-flight calls. Health reports SERVING for each of `service_names`.
+pub const REFLECTION_VARIABLE: &str = "GRPC_REFLECTION";
+
+/// What every gRPC server reads from the environment alike.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerSettings {
+    /// Serve gRPC server reflection (`GRPC_REFLECTION=true`; off by default), and then only to
+    /// callers holding the internal token.
+    pub reflection: bool,
+}
+
+impl ServerSettings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            reflection: crate::config::var(REFLECTION_VARIABLE, false)?,
+        })
+    }
+}
+
+/// What [`serve`] sets up beside a service's own routes.
+pub struct Setup<'a> {
+    /// The names `grpc.health.v1` reports besides the whole server (`""`).
+    pub service_names: &'a [&'a str],
+    /// The check health follows: the service's database.
+    pub probe: Probe,
+    /// The token reflection asks for (the one the service's own routes ask for).
+    pub internal_token: Secret,
+    pub settings: ServerSettings,
+}
+
+/// Serves `routes` with `grpc.health.v1` (and, when configured, server reflection) beside them
+/// until `shutdown` resolves, then drains in-flight calls.
+///
+/// Health answers anyone, without a token, for probes (Kubernetes, the gateway's readiness): the
+/// whole server (`""`) and each of `service_names` are SERVING while the service's database
+/// answers its [`Probe`], checked every [`crate::db::Settings::health_interval`], NOT_SERVING
+/// from the first failed check until one succeeds again (and before the first check).
+/// Reflection is served only with [`ServerSettings::reflection`], and only to callers holding
+/// the internal token.
 pub async fn serve(
     listener: TcpListener,
     routes: Routes,
-    service_names: &[&str],
+    setup: Setup<'_>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let (health, health_service) = tonic_health::server::health_reporter();
-    for name in service_names {
+    let names: Vec<String> = std::iter::once("")
+        .chain(setup.service_names.iter().copied())
+        .map(str::to_owned)
+        .collect();
+    for name in &names {
         health
-            .set_service_status(*name, ServingStatus::Serving)
+            .set_service_status(name, ServingStatus::NotServing)
             .await;
     }
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    let _follower = AbortOnDrop(tokio::spawn(follow_database(health, names, setup.probe)));
+    let mut routes = routes;
+    if setup.settings.reflection {
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        routes = routes.add_service(InterceptedService::new(
+            reflection,
+            InternalAuth::new(setup.internal_token),
+        ));
+    }
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     Server::builder()
         .trace_fn(telemetry::grpc_server_span)
         .add_routes(routes)
         .add_service(health_service)
-        .add_service(reflection)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     Ok(())
+}
+
+/// Stops a background task when the server it belongs to stops (or its future is dropped).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Sets every name's health to the outcome of each check, logging each change.
+async fn follow_database(health: HealthReporter, names: Vec<String>, mut probe: Probe) {
+    let mut ticks = tokio::time::interval(probe.interval());
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut serving = None;
+    loop {
+        ticks.tick().await;
+        let checked = probe.check().await;
+        let now_serving = checked.is_ok();
+        if serving == Some(now_serving) {
+            continue;
+        }
+        match (&checked, serving) {
+            (Err(err), _) => {
+                tracing::warn!(error = %err, "the database does not answer: not serving")
+            }
+            (Ok(()), Some(false)) => tracing::info!("the database answers again: serving"),
+            (Ok(()), _) => {}
+        }
+        let status = if now_serving {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        for name in &names {
+            health.set_service_status(name, status).await;
+        }
+        serving = Some(now_serving);
+    }
 }
 
 /// A channel that connects on first use, so a service starts while its upstreams are still down;
@@ -135,4 +226,239 @@ pub fn outgoing<T>(
     identity.write_to(metadata);
     telemetry::inject_into_metadata(metadata);
     request
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Instant;
+
+    use tokio::sync::watch;
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::{ServerReflectionRequest, ServerReflectionResponse};
+
+    use super::*;
+    use crate::db;
+
+    const TOKEN: &str = "internal token of common's own tests, 0123456789";
+    const NAME: &str = "genie.test.v1.Nothing";
+
+    fn database_url() -> String {
+        std::env::var("TEST_DATABASE_ADMIN_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    }
+
+    /// A server with no routes of its own, whose health follows the database at `url`, checked
+    /// every 100 ms. Stops when the sender is dropped.
+    async fn start(url: &str, reflection: bool) -> (Channel, tokio::sync::oneshot::Sender<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let settings = db::Settings {
+            health_interval: Duration::from_millis(100),
+            connect_timeout: Duration::from_millis(500),
+            ..db::Settings::default()
+        };
+        let setup = Setup {
+            service_names: &[NAME],
+            probe: db::Probe::new(url, &settings).unwrap(),
+            internal_token: Secret::new(TOKEN),
+            settings: ServerSettings { reflection },
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            serve(listener, Routes::default(), setup, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+        let channel = Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect_lazy();
+        (channel, stop)
+    }
+
+    /// The health of `service` as a probe without any token sees it.
+    async fn health(channel: &Channel, service: &str) -> Result<ServingStatus, tonic::Status> {
+        let reply = HealthClient::new(channel.clone())
+            .check(HealthCheckRequest {
+                service: service.to_owned(),
+            })
+            .await?;
+        Ok(reply.into_inner().status())
+    }
+
+    /// Waits up to `within` for every reported name to be `wanted`; how long it took.
+    async fn until(channel: &Channel, wanted: ServingStatus, within: Duration) -> Duration {
+        let started = Instant::now();
+        loop {
+            let all = [health(channel, "").await, health(channel, NAME).await];
+            if all
+                .iter()
+                .all(|status| status.as_ref().ok() == Some(&wanted))
+            {
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < within,
+                "not {wanted:?} within {within:?}: {all:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn list_services(
+        channel: &Channel,
+        token: Option<&str>,
+    ) -> Result<Vec<String>, tonic::Status> {
+        let mut request = tonic::Request::new(tokio_stream::once(ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        }));
+        if let Some(token) = token {
+            request.metadata_mut().insert(
+                "authorization",
+                MetadataValue::try_from(format!("Bearer {token}")).unwrap(),
+            );
+        }
+        let mut replies = ServerReflectionClient::new(channel.clone())
+            .server_reflection_info(request)
+            .await?
+            .into_inner();
+        let reply: ServerReflectionResponse = replies.message().await?.unwrap();
+        match reply.message_response {
+            Some(MessageResponse::ListServicesResponse(list)) => Ok(list
+                .service
+                .into_iter()
+                .map(|service| service.name)
+                .collect()),
+            other => panic!("not a list of services: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn reflection_answers_only_with_the_internal_token_and_health_without_one() {
+        let (channel, _stop) = start(&database_url(), true).await;
+        until(&channel, ServingStatus::Serving, Duration::from_secs(5)).await;
+
+        let refused = list_services(&channel, None).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+        let wrong = list_services(&channel, Some("not the internal token at all, no"))
+            .await
+            .unwrap_err();
+        assert_eq!(wrong.code(), tonic::Code::Unauthenticated);
+        let services = list_services(&channel, Some(TOKEN)).await.unwrap();
+        assert!(
+            services.iter().any(|name| name == "genie.auth.v1.Auth"),
+            "{services:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn reflection_is_off_unless_configured() {
+        let (channel, _stop) = start(&database_url(), false).await;
+        until(&channel, ServingStatus::Serving, Duration::from_secs(5)).await;
+        let off = list_services(&channel, Some(TOKEN)).await.unwrap_err();
+        assert_eq!(off.code(), tonic::Code::Unimplemented);
+    }
+
+    /// A TCP relay to the test database that can be cut (open connections closed, new ones
+    /// closed at once) and restored, as a database going down and coming back looks to a client.
+    struct Relay {
+        url: String,
+        up: Arc<AtomicBool>,
+        cut: watch::Sender<u64>,
+    }
+
+    impl Relay {
+        async fn start() -> Self {
+            let target: tokio_postgres::Config = database_url().parse().unwrap();
+            let host = match &target.get_hosts()[0] {
+                tokio_postgres::config::Host::Tcp(host) => host.clone(),
+                #[cfg(unix)]
+                tokio_postgres::config::Host::Unix(_) => panic!("the test database is on TCP"),
+            };
+            let port = target.get_ports().first().copied().unwrap_or(5432);
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let up = Arc::new(AtomicBool::new(true));
+            let (cut, _) = watch::channel(0u64);
+            let relay = Self {
+                url: database_url().replacen(&format!("{host}:{port}"), &addr.to_string(), 1),
+                up: Arc::clone(&up),
+                cut: cut.clone(),
+            };
+            assert_ne!(relay.url, database_url(), "the URL names host:port");
+            tokio::spawn(async move {
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    if !up.load(Ordering::SeqCst) {
+                        continue;
+                    }
+                    let mut cuts = cut.subscribe();
+                    let target = format!("{host}:{port}");
+                    tokio::spawn(async move {
+                        let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                            return;
+                        };
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                            _ = cuts.changed() => {}
+                        }
+                    });
+                }
+            });
+            relay
+        }
+
+        fn cut(&self) {
+            self.up.store(false, Ordering::SeqCst);
+            self.cut.send_modify(|cuts| *cuts += 1);
+        }
+
+        fn restore(&self) {
+            self.up.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn health_follows_the_database_down_and_back() {
+        let relay = Relay::start().await;
+        let (channel, _stop) = start(&relay.url, false).await;
+        until(&channel, ServingStatus::Serving, Duration::from_secs(5)).await;
+
+        relay.cut();
+        let down = until(&channel, ServingStatus::NotServing, Duration::from_secs(2)).await;
+        relay.restore();
+        let back = until(&channel, ServingStatus::Serving, Duration::from_secs(2)).await;
+        assert!(down < Duration::from_secs(1), "{down:?}");
+        assert!(back < Duration::from_secs(1), "{back:?}");
+    }
+
+    #[tokio::test]
+    async fn health_is_not_serving_while_the_database_was_never_there() {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let (channel, _stop) = start(
+            &format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            false,
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            health(&channel, "").await.unwrap(),
+            ServingStatus::NotServing
+        );
+        assert_eq!(
+            health(&channel, NAME).await.unwrap(),
+            ServingStatus::NotServing
+        );
+    }
 }

@@ -30,6 +30,10 @@ pub struct Config {
     pub grpc_addr: SocketAddr,
     pub database_url: String,
     pub database_pool_size: usize,
+    /// Timeouts and the health check of the database (`DATABASE_*`, shared by every service).
+    pub database: common::db::Settings,
+    /// `GRPC_REFLECTION`.
+    pub server: common::grpc::ServerSettings,
     pub internal_token: Secret,
     /// Directus' `SECRET`: the HS256 key of access tokens.
     pub directus_secret: Secret,
@@ -118,6 +122,8 @@ impl Config {
             grpc_addr: config::var("AUTH_GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], 50051)))?,
             database_url: config::var("AUTH_DATABASE_URL", DEFAULT_DATABASE_URL.to_owned())?,
             database_pool_size: config::var("AUTH_DATABASE_POOL_SIZE", 16)?,
+            database: common::db::Settings::from_env()?,
+            server: common::grpc::ServerSettings::from_env()?,
             internal_token: config::secret("INTERNAL_TOKEN", 32)?,
             directus_secret: config::secret("DIRECTUS_SECRET", 32)?,
             access_token_ttl: Duration::from_secs(config::var("ACCESS_TOKEN_TTL_SECS", 900)?),
@@ -144,6 +150,8 @@ impl Config {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 50051)),
             database_url,
             database_pool_size: 16,
+            database: common::db::Settings::default(),
+            server: common::grpc::ServerSettings::default(),
             internal_token,
             directus_secret,
             access_token_ttl: Duration::from_secs(900),

@@ -42,7 +42,11 @@ pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
 /// token lifetime is measured on `clock`.
 pub async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<AuthService>> {
     migrate(&config.database_url).await?;
-    let pool = common::db::pool(&config.database_url, config.database_pool_size)?;
+    let pool = common::db::pool(
+        &config.database_url,
+        config.database_pool_size,
+        &config.database,
+    )?;
     let service = Arc::new(AuthService::new(config, pool, clock)?);
     match &config.admin {
         Some(_) if service.is_directus_mode() => {
@@ -78,7 +82,13 @@ pub async fn run_with_clock(
         InternalAuth::new(config.internal_token.clone()),
     ));
     tracing::info!(addr = %listener.local_addr()?, "svc-auth listening");
-    common::grpc::serve(listener, routes, &[SERVICE_NAME], shutdown).await?;
+    let setup = common::grpc::Setup {
+        service_names: &[SERVICE_NAME],
+        probe: common::db::Probe::new(&config.database_url, &config.database)?,
+        internal_token: config.internal_token.clone(),
+        settings: config.server.clone(),
+    };
+    common::grpc::serve(listener, routes, setup, shutdown).await?;
     Ok(())
 }
 
@@ -118,7 +128,7 @@ pub async fn create_invite(
     hours: Option<u32>,
 ) -> anyhow::Result<service::InviteCreated> {
     migrate(&config.database_url).await?;
-    let pool = common::db::pool(&config.database_url, 1)?;
+    let pool = common::db::pool(&config.database_url, 1, &config.database)?;
     let service = AuthService::new(config, pool, Arc::new(SystemClock))?;
     let admin = service.admin_id(admin_email).await?;
     let email = email

@@ -22,6 +22,10 @@ pub struct Config {
     pub grpc_addr: SocketAddr,
     pub database_url: String,
     pub database_pool_size: usize,
+    /// Timeouts and the health check of the database (`DATABASE_*`, shared by every service).
+    pub database: common::db::Settings,
+    /// `GRPC_REFLECTION`.
+    pub server: common::grpc::ServerSettings,
     pub internal_token: Secret,
     pub keys: KeyRing,
     /// The largest secret (JSON text) one request may store.
@@ -37,6 +41,8 @@ impl Config {
             )?,
             database_url: config::var("CREDENTIALS_DATABASE_URL", DEFAULT_DATABASE_URL.to_owned())?,
             database_pool_size: config::var("CREDENTIALS_DATABASE_POOL_SIZE", 16)?,
+            database: common::db::Settings::from_env()?,
+            server: common::grpc::ServerSettings::from_env()?,
             internal_token: config::secret("INTERNAL_TOKEN", 32)?,
             keys: key_ring_from_env()?,
             max_secret_bytes: config::var("CREDENTIALS_MAX_SECRET_BYTES", 65_536)?,
@@ -49,6 +55,8 @@ impl Config {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 50053)),
             database_url,
             database_pool_size: 16,
+            database: common::db::Settings::default(),
+            server: common::grpc::ServerSettings::default(),
             internal_token,
             keys,
             max_secret_bytes: 65_536,
@@ -63,6 +71,8 @@ pub struct RotateConfig {
     pub keys: KeyRing,
     /// Records re-sealed per transaction.
     pub batch: i64,
+    /// Timeouts of the database (`DATABASE_*`).
+    pub database: common::db::Settings,
 }
 
 impl RotateConfig {
@@ -78,6 +88,7 @@ impl RotateConfig {
             database_url: config::var("CREDENTIALS_DATABASE_URL", DEFAULT_DATABASE_URL.to_owned())?,
             keys: key_ring_from_env()?,
             batch,
+            database: common::db::Settings::from_env()?,
         })
     }
 }

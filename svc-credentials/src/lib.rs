@@ -43,7 +43,11 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     migrate(&config.database_url).await?;
-    let pool = common::db::pool(&config.database_url, config.database_pool_size)?;
+    let pool = common::db::pool(
+        &config.database_url,
+        config.database_pool_size,
+        &config.database,
+    )?;
     let keys = Arc::new(config.keys);
     rotate::register_keys(&pool, &keys).await?;
     let service = Arc::new(VaultService::new(pool, keys, config.max_secret_bytes));
@@ -53,7 +57,13 @@ pub async fn run(
         InternalAuth::new(config.internal_token.clone()),
     ));
     tracing::info!(addr = %listener.local_addr()?, "svc-credentials listening");
-    common::grpc::serve(listener, routes, &[SERVICE_NAME], shutdown).await?;
+    let setup = common::grpc::Setup {
+        service_names: &[SERVICE_NAME],
+        probe: common::db::Probe::new(&config.database_url, &config.database)?,
+        internal_token: config.internal_token.clone(),
+        settings: config.server.clone(),
+    };
+    common::grpc::serve(listener, routes, setup, shutdown).await?;
     Ok(())
 }
 
@@ -64,7 +74,7 @@ pub async fn rotate_keys(
     progress: impl FnMut(&'static str, u64),
 ) -> anyhow::Result<rotate::RotationReport> {
     migrate(&config.database_url).await?;
-    let pool = common::db::pool(&config.database_url, 2)?;
+    let pool = common::db::pool(&config.database_url, 2, &config.database)?;
     rotate::register_keys(&pool, &config.keys).await?;
     Ok(rotate::rotate_all(&pool, &config.keys, config.batch, progress).await?)
 }

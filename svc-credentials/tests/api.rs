@@ -226,7 +226,7 @@ impl Vault {
     }
 
     async fn pool(&self) -> deadpool_postgres::Pool {
-        common::db::pool(&self.database_url, 4).unwrap()
+        common::db::pool(&self.database_url, 4, &common::db::Settings::default()).unwrap()
     }
 }
 

@@ -12,6 +12,10 @@ pub struct Config {
     pub grpc_addr: SocketAddr,
     pub database_url: String,
     pub database_pool_size: usize,
+    /// Timeouts and the health check of the database (`DATABASE_*`, shared by every service).
+    pub database: common::db::Settings,
+    /// `GRPC_REFLECTION`.
+    pub server: common::grpc::ServerSettings,
     pub internal_token: Secret,
     /// The tier file of `USAGE_TIERS_PATH`, read and checked; `None`: the one shipped with
     /// svc-usage, read at start-up.
@@ -50,6 +54,8 @@ impl Config {
             grpc_addr: config::var("USAGE_GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], 50052)))?,
             database_url: config::var("USAGE_DATABASE_URL", DEFAULT_DATABASE_URL.to_owned())?,
             database_pool_size: config::var("USAGE_DATABASE_POOL_SIZE", 16)?,
+            database: common::db::Settings::from_env()?,
+            server: common::grpc::ServerSettings::from_env()?,
             internal_token: config::secret("INTERNAL_TOKEN", 32)?,
             tiers,
             idempotency_ttl: Duration::from_secs(hours * 3600),
@@ -62,6 +68,8 @@ impl Config {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 50052)),
             database_url,
             database_pool_size: 16,
+            database: common::db::Settings::default(),
+            server: common::grpc::ServerSettings::default(),
             internal_token,
             tiers: None,
             idempotency_ttl: Duration::from_secs(48 * 3600),

@@ -43,7 +43,11 @@ pub async fn run_with_clock(
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<()> {
     migrate(&config.database_url).await?;
-    let pool = common::db::pool(&config.database_url, config.database_pool_size)?;
+    let pool = common::db::pool(
+        &config.database_url,
+        config.database_pool_size,
+        &config.database,
+    )?;
     let tiers = match &config.tiers {
         Some(tiers) => tiers.clone(),
         None => tiers::Tiers::shipped().map_err(anyhow::Error::msg)?,
@@ -59,7 +63,13 @@ pub async fn run_with_clock(
         InternalAuth::new(config.internal_token.clone()),
     ));
     tracing::info!(addr = %listener.local_addr()?, "svc-usage listening");
-    common::grpc::serve(listener, routes, &[SERVICE_NAME], shutdown).await?;
+    let setup = common::grpc::Setup {
+        service_names: &[SERVICE_NAME],
+        probe: common::db::Probe::new(&config.database_url, &config.database)?,
+        internal_token: config.internal_token.clone(),
+        settings: config.server.clone(),
+    };
+    common::grpc::serve(listener, routes, setup, shutdown).await?;
     Ok(())
 }
 

@@ -1,10 +1,12 @@
 //! Support shared by the end-to-end tests of this crate (`tests/e2e`) and of the `genie` binary
-//! (`genie/tests`): a real Directus process and an HTTP client. The tests themselves live in
-//! `tests/` and `benches/`.
+//! (`genie/tests`): a real Directus process, a PostgreSQL cluster of a test's own that it can stop
+//! and start, and an HTTP client. The tests themselves live in `tests/` and `benches/`.
 //!
 //! Test support: a setup step that cannot do its job fails the test at once, with a message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -141,4 +143,182 @@ impl Directus {
         assert_eq!(response.status(), reqwest::StatusCode::OK);
         response.json::<Value>().await.unwrap()["data"].clone()
     }
+}
+
+/// A PostgreSQL cluster of one test's own (`initdb` on a temporary directory, a free loopback
+/// port, trust authentication), which the test may stop and start again: what the shared
+/// cluster, used by every other test at once, must never undergo. Stopped and removed when
+/// dropped.
+///
+/// The binaries are Debian's (`/usr/lib/postgresql/<version>/bin`, the newest version), or those
+/// in `TEST_POSTGRES_BIN`. `initdb` and `postgres` refuse to run as root, so a test run as root
+/// runs them as the `postgres` user (else `nobody`) through `runuser`.
+pub struct OwnPostgres {
+    pub port: u16,
+    dir: PathBuf,
+    bin: PathBuf,
+    /// The unprivileged user the server runs as, when the test runs as root.
+    user: Option<String>,
+}
+
+impl OwnPostgres {
+    /// Creates the cluster and starts it.
+    pub async fn start() -> Self {
+        let bin = postgres_bin();
+        let dir = std::env::temp_dir().join(format!("genie-pg-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir(&dir).expect("create the cluster's directory");
+        let user = if std::fs::metadata(&dir)
+            .expect("the cluster's directory")
+            .uid()
+            == 0
+        {
+            let user = ["postgres", "nobody"]
+                .into_iter()
+                .find(|user| uid_of(user).is_some())
+                .expect("running as root, the tests need a postgres or nobody user");
+            let uid = uid_of(user).expect("the user's id");
+            std::os::unix::fs::chown(&dir, Some(uid), None).expect("give the directory away");
+            Some(user.to_owned())
+        } else {
+            None
+        };
+        let port = {
+            let (listener, addr) = random_listener().await;
+            drop(listener);
+            addr.port()
+        };
+        let postgres = Self {
+            port,
+            dir,
+            bin,
+            user,
+        };
+        let data = postgres.data();
+        postgres
+            .run(
+                "initdb",
+                &[
+                    "-D",
+                    &data,
+                    "-U",
+                    "postgres",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                ],
+            )
+            .await;
+        postgres.resume().await;
+        postgres
+    }
+
+    /// The URL of `database` (`postgres` exists from the start).
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// Stops the server as an operator's restart does (`pg_ctl stop -m fast`: sessions are ended,
+    /// then the port closes); returns once it is down.
+    pub async fn stop(&self) {
+        let data = self.data();
+        self.run("pg_ctl", &["-D", &data, "-m", "fast", "-w", "stop"])
+            .await;
+    }
+
+    /// Starts the server (again); returns once it accepts connections.
+    pub async fn resume(&self) {
+        let data = self.data();
+        let log = format!("{}/server.log", self.dir.display());
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.display()
+        );
+        self.run(
+            "pg_ctl",
+            &[
+                "-D", &data, "-l", &log, "-o", &options, "-w", "-t", "60", "start",
+            ],
+        )
+        .await;
+    }
+
+    fn data(&self) -> String {
+        format!("{}/data", self.dir.display())
+    }
+
+    fn command(&self, program: &str, args: &[&str]) -> std::process::Command {
+        let program = self.bin.join(program);
+        let mut command = match &self.user {
+            Some(user) => {
+                let mut command = std::process::Command::new("runuser");
+                command.args(["-u", user, "--"]).arg(program);
+                command
+            }
+            None => std::process::Command::new(program),
+        };
+        command.args(args).current_dir(&self.dir);
+        command
+    }
+
+    async fn run(&self, program: &str, args: &[&str]) {
+        let output = tokio::process::Command::from(self.command(program, args))
+            .output()
+            .await
+            .unwrap_or_else(|err| panic!("cannot run {program}: {err}"));
+        assert!(
+            output.status.success(),
+            "{program} {args:?} failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let data = self.data();
+        let _ = self
+            .command("pg_ctl", &["-D", &data, "-m", "immediate", "-w", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `TEST_POSTGRES_BIN`, else the newest `/usr/lib/postgresql/<version>/bin` with an `initdb`.
+fn postgres_bin() -> PathBuf {
+    if let Ok(bin) = std::env::var("TEST_POSTGRES_BIN") {
+        return PathBuf::from(bin);
+    }
+    let root = Path::new("/usr/lib/postgresql");
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("initdb").exists().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    versions
+        .pop()
+        .map(|(_, bin)| bin)
+        .expect("initdb not found under /usr/lib/postgresql/*/bin (set TEST_POSTGRES_BIN)")
+}
+
+/// The numeric id of a local user, if there is one.
+fn uid_of(user: &str) -> Option<u32> {
+    let output = std::process::Command::new("id")
+        .args(["-u", user])
+        .output()
+        .ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    String::from_utf8_lossy(&output.stdout).trim().parse().ok()
 }

@@ -2,12 +2,12 @@
 //! README documents them) and driven over HTTP.
 
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::testing::{fresh_database, random_listener};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tests::{DIRECTUS_SECRET, Directus, http_client};
+use tests::{DIRECTUS_SECRET, Directus, OwnPostgres, http_client};
 
 const INTERNAL_TOKEN: &str = "internal token of genie's own tests 0123456789";
 
@@ -418,4 +418,148 @@ async fn a_burst_of_compressed_bombs_is_refused_without_inflating_memory() {
     }
     let grown = genie.peak_memory().saturating_sub(before);
     assert!(grown < 64 << 20, "peak memory grew by {} MiB", grown >> 20);
+}
+
+/// Polls `/health/ready` every 50 ms until it answers `wanted`; how long that took.
+async fn ready_turns(genie: &Genie, wanted: StatusCode, within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let status = genie
+            .http
+            .get(genie.url("/health/ready"))
+            .send()
+            .await
+            .map(|response| response.status());
+        if status.as_ref().ok() == Some(&wanted) {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "/health/ready was not {wanted} within {within:?}: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_database_outage_is_unready_and_503_within_seconds_and_everything_recovers_alone() {
+    let postgres = OwnPostgres::start().await;
+    let url = postgres.url("postgres");
+    let genie = Genie::up(vec![
+        ("AUTH_DATABASE_URL", url.clone()),
+        ("USAGE_DATABASE_URL", url.clone()),
+        ("CREDENTIALS_DATABASE_URL", url),
+        ("ADMIN_EMAIL", "admin@genie.test".to_owned()),
+        ("ADMIN_PASSWORD", "admin password of the outage".to_owned()),
+        ("DATABASE_HEALTH_INTERVAL_MS", "1000".to_owned()),
+    ])
+    .await;
+    let admin = genie
+        .login("admin@genie.test", "admin password of the outage")
+        .await;
+    // Each reads its own service's database (svc-auth, svc-usage, svc-credentials).
+    let reads = ["/api/onboarding", "/api/usage", "/api/vault"];
+    for path in reads {
+        let (status, body) = genie
+            .call(reqwest::Method::GET, path, Some(&admin), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    }
+
+    // Measured from the moment the stop begins: pg_ctl ends the sessions first, then waits for
+    // the server to exit.
+    let stopping = Instant::now();
+    postgres.stop().await;
+    let stop_took = stopping.elapsed();
+    ready_turns(
+        &genie,
+        StatusCode::SERVICE_UNAVAILABLE,
+        Duration::from_secs(5),
+    )
+    .await;
+    let unready = stopping.elapsed();
+    // Unready because each service reports its database, not because a service is gone: each
+    // of the three turns NOT_SERVING on its own next check.
+    loop {
+        let (_, detailed) = genie
+            .call(reqwest::Method::GET, "/health/detailed", None, None)
+            .await;
+        let upstreams = detailed["upstreams"].as_array().unwrap();
+        assert_eq!(upstreams.len(), 3, "{detailed}");
+        if upstreams
+            .iter()
+            .all(|upstream| upstream["status"] == "not_serving")
+        {
+            break;
+        }
+        assert!(
+            stopping.elapsed() < Duration::from_secs(5),
+            "not every service reports NOT_SERVING: {detailed}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let all_unready = stopping.elapsed();
+    for path in reads {
+        let started = Instant::now();
+        let (status, body) = genie
+            .call(reqwest::Method::GET, path, Some(&admin), None)
+            .await;
+        let took = started.elapsed();
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}: {body}");
+        assert_eq!(body["reason"], "service_unavailable", "{path}: {body}");
+        assert!(took < Duration::from_secs(3), "{path} took {took:?}");
+        eprintln!("database down: {path} answered 503 in {took:?}");
+    }
+    let (status, _) = genie
+        .call(
+            reqwest::Method::POST,
+            "/auth/login",
+            None,
+            Some(json!({"email": "admin@genie.test", "password": "admin password of the outage"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "a login too");
+
+    // Measured from the moment Postgres accepts connections again.
+    postgres.resume().await;
+    let ready = ready_turns(&genie, StatusCode::OK, Duration::from_secs(5)).await;
+    for path in reads {
+        let (status, body) = genie
+            .call(reqwest::Method::GET, path, Some(&admin), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{path} after the restart: {body}");
+    }
+    genie
+        .login("admin@genie.test", "admin password of the outage")
+        .await;
+    eprintln!(
+        "/health/ready: 503 {unready:?} after the stop began (pg_ctl stop took {stop_took:?}; \
+         all three services NOT_SERVING after {all_unready:?}), 200 {ready:?} after Postgres \
+         accepted connections again"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_database_timeout_stops_start_up_naming_the_variable() {
+    for (variable, value) in [
+        ("DATABASE_STATEMENT_TIMEOUT_MS", "soon"),
+        ("DATABASE_POOL_WAIT_TIMEOUT_MS", "0"),
+        ("DATABASE_HEALTH_INTERVAL_MS", "10"),
+        ("GRPC_REFLECTION", "yes"),
+    ] {
+        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_genie"))
+            .arg("up")
+            .env_clear()
+            .envs([
+                (variable, value),
+                ("INTERNAL_TOKEN", INTERNAL_TOKEN),
+                ("DIRECTUS_SECRET", DIRECTUS_SECRET),
+            ])
+            .output()
+            .await
+            .unwrap();
+        assert!(!output.status.success(), "{variable}={value}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(variable), "{variable}: {stderr}");
+    }
 }
