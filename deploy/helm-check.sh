@@ -92,6 +92,17 @@ done
 # Every optional part switched on at least once, so that no template escapes validation.
 validate everything-on -f deploy/helm/ci/everything-on.yaml
 
+echo "== NOTES.txt renders (helm install --dry-run=client)"
+for values in "" "$chart/examples/postgres-shared.yaml" deploy/helm/ci/everything-on.yaml; do
+  if "$helm" install genie "$chart" --namespace genie --dry-run=client ${values:+-f "$values"} >"$work/notes.out" 2>&1 &&
+    grep -q '^NOTES:' "$work/notes.out"; then
+    echo "ok   NOTES with ${values:-the default values}"
+  else
+    cat "$work/notes.out"
+    fail "NOTES.txt with ${values:-the default values}"
+  fi
+done
+
 echo "== the schema refuses what it must"
 refuse() { # what, then helm template arguments
   local what=$1
@@ -115,6 +126,7 @@ refuse "a mistyped setting" --set-string auth.env.AUTH_HASH_QUEUE=many
 refuse "a setting out of its range" --set gateway.env.GATEWAY_RESOLVE_CACHE_SECS=60
 refuse "a value outside its choices" --set auth.env.AUTH_MODE=ldap
 refuse "a vault key that is not 32 bytes of base64" --set secrets.values.CREDENTIALS_ENC_KEY_B64=short
+refuse "a ServiceMonitor, which the chart does not have (no /metrics yet)" --set serviceMonitor.enabled=true
 printf 'ingress:\n  enabled: true\n  hosts:\n    - api.example.com\n' >"$work/hosts.yaml"
 refuse "a values file in another chart's shape (ingress.hosts)" -f "$work/hosts.yaml"
 
