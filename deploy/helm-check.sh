@@ -83,7 +83,7 @@ validate() { # name, then helm template arguments
       return
     fi
   done
-  echo "ok   $name ($(grep -c '^kind:' "$work/$name.yaml") objects, Kubernetes 1.30 and $kube_newest)"
+  echo "ok   $name ($(grep -c '^kind:' "$work/$name.yaml") objects, Kubernetes 1.30.0 and $kube_newest)"
 }
 validate defaults
 for example in "$chart"/examples/*.yaml; do
