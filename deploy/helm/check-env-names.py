@@ -25,7 +25,7 @@ chart_set = {"GATEWAY_ADDR", "AUTH_GRPC_URL", "USAGE_GRPC_URL", "CREDENTIALS_GRP
              "AUTH_GRPC_ADDR", "USAGE_GRPC_ADDR", "CREDENTIALS_GRPC_ADDR", "USAGE_TIERS_PATH",
              "GENIE_WORKER_THREADS"}
 chart = chart_env | secret_keys | chart_set
-not_for_pods = {"TEST_DATABASE_ADMIN_URL"}  # read by the tests only
+not_for_pods = {"TEST_DATABASE_ADMIN_URL", "TEST_POSTGRES_BIN"}  # read by the tests only
 
 readme = (root / "README.md").read_text()
 table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
@@ -48,7 +48,8 @@ for line in table.splitlines():
             used_by[name] = readers
 
 code = set()
-sources = list(root.glob("*/src/config.rs")) + [root / "genie/src/main.rs", root / "common/src/telemetry.rs"]
+sources = list(root.glob("*/src/config.rs")) + [root / "genie/src/main.rs", root / "common/src/telemetry.rs",
+                                                  root / "common/src/db.rs", root / "common/src/grpc.rs"]
 for path in sources:
     text = path.read_text().split("#[cfg(test)]", 1)[0]  # not the unit tests' made-up names
     code |= set(re.findall(r'"([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)"', text))
