@@ -10,6 +10,7 @@ pub mod identity;
 pub mod quota;
 pub mod secret;
 pub mod shutdown;
+pub mod sql;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -1,6 +1,7 @@
 //! Every SQL statement of svc-auth. Nothing outside this module writes SQL.
 
 use chrono::{DateTime, Utc};
+use common::sql;
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
@@ -57,7 +58,10 @@ impl From<&Row> for User {
 
 pub async fn user_by_id(db: &impl GenericClient, id: Uuid) -> Result<Option<User>, AuthError> {
     let sql = format!("SELECT {USER_COLUMNS} FROM {USER_FROM} WHERE u.id = $1");
-    Ok(db.query_opt(&sql, &[&id]).await?.as_ref().map(User::from))
+    Ok(sql::query_opt(db, &sql, &[&id])
+        .await?
+        .as_ref()
+        .map(User::from))
 }
 
 /// The user with this email (any case) and their password hash.
@@ -68,21 +72,20 @@ pub async fn user_by_email(
     let sql = format!(
         "SELECT {USER_COLUMNS}, u.password_hash FROM {USER_FROM} WHERE lower(u.email) = lower($1)"
     );
-    Ok(db
-        .query_opt(&sql, &[&email])
+    Ok(sql::query_opt(db, &sql, &[&email])
         .await?
         .map(|row| (User::from(&row), row.get(15))))
 }
 
 /// What the gateway needs per request: the cheapest lookup of the lot.
 pub async fn resolve(db: &impl GenericClient, id: Uuid) -> Result<Option<Resolved>, AuthError> {
-    let row = db
-        .query_opt(
-            "SELECT coalesce(r.name, ''), u.pricing_tier, u.status, u.onboarding_state \
+    let row = sql::query_opt(
+        db,
+        "SELECT coalesce(r.name, ''), u.pricing_tier, u.status, u.onboarding_state \
              FROM auth.users u LEFT JOIN auth.roles r ON r.id = u.role_id WHERE u.id = $1",
-            &[&id],
-        )
-        .await?;
+        &[&id],
+    )
+    .await?;
     Ok(row.map(|row| Resolved {
         role: row.get(0),
         pricing_tier: row.get(1),
@@ -100,12 +103,12 @@ pub struct Resolved {
 
 pub async fn role_id(db: &impl GenericClient, name_or_id: &str) -> Result<Option<Uuid>, AuthError> {
     let by_id = Uuid::parse_str(name_or_id).ok();
-    let row = db
-        .query_opt(
-            "SELECT id FROM auth.roles WHERE name = $1 OR id = $2",
-            &[&name_or_id, &by_id],
-        )
-        .await?;
+    let row = sql::query_opt(
+        db,
+        "SELECT id FROM auth.roles WHERE name = $1 OR id = $2",
+        &[&name_or_id, &by_id],
+    )
+    .await?;
     Ok(row.map(|row| row.get(0)))
 }
 
@@ -124,8 +127,7 @@ pub async fn insert_user(
     db: &impl GenericClient,
     user: &NewUser<'_>,
 ) -> Result<Option<Uuid>, AuthError> {
-    let row = db
-        .query_opt(
+    let row = sql::query_opt(db,
             "INSERT INTO auth.users (email, password_hash, first_name, last_name, role_id, onboarding_state, pricing_tier) \
              SELECT $1, $2, $3, $4, r.id, $6, $7 FROM auth.roles r WHERE r.name = $5 \
              ON CONFLICT ((lower(email))) DO NOTHING RETURNING id",
@@ -144,7 +146,8 @@ pub async fn insert_user(
 }
 
 pub async fn touch_last_access(db: &impl GenericClient, user_id: Uuid) -> Result<(), AuthError> {
-    db.execute(
+    sql::execute(
+        db,
         "UPDATE auth.users SET last_access = now() WHERE id = $1",
         &[&user_id],
     )
@@ -158,7 +161,8 @@ pub async fn insert_refresh_session(
     user_id: Uuid,
     expires_at: DateTime<Utc>,
 ) -> Result<(), AuthError> {
-    db.execute(
+    sql::execute(
+        db,
         "INSERT INTO auth.refresh_sessions (token_hash, user_id, expires_at) VALUES ($1, $2, $3)",
         &[&token_hash, &user_id, &expires_at],
     )
@@ -173,8 +177,7 @@ pub async fn take_refresh_session(
     token_hash: &[u8],
     now: DateTime<Utc>,
 ) -> Result<Option<Uuid>, AuthError> {
-    let row = db
-        .query_opt(
+    let row = sql::query_opt(db,
             "DELETE FROM auth.refresh_sessions WHERE token_hash = $1 RETURNING user_id, expires_at > $2",
             &[&token_hash, &now],
         )
@@ -188,12 +191,12 @@ pub async fn delete_expired_sessions(
     db: &impl GenericClient,
     now: DateTime<Utc>,
 ) -> Result<u64, AuthError> {
-    Ok(db
-        .execute(
-            "DELETE FROM auth.refresh_sessions WHERE expires_at <= $1",
-            &[&now],
-        )
-        .await?)
+    Ok(sql::execute(
+        db,
+        "DELETE FROM auth.refresh_sessions WHERE expires_at <= $1",
+        &[&now],
+    )
+    .await?)
 }
 
 pub async fn insert_invite(
@@ -203,13 +206,13 @@ pub async fn insert_invite(
     created_by: Uuid,
     expires_at: DateTime<Utc>,
 ) -> Result<DateTime<Utc>, AuthError> {
-    let row = db
-        .query_one(
-            "INSERT INTO auth.invites (code_hash, email, created_by, expires_at) \
+    let row = sql::query_one(
+        db,
+        "INSERT INTO auth.invites (code_hash, email, created_by, expires_at) \
              VALUES ($1, $2, $3, $4) RETURNING expires_at",
-            &[&code_hash, &email, &created_by, &expires_at],
-        )
-        .await?;
+        &[&code_hash, &email, &created_by, &expires_at],
+    )
+    .await?;
     Ok(row.get(0))
 }
 
@@ -221,15 +224,15 @@ pub async fn redeem_invite(
     email: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<Uuid>, AuthError> {
-    let row = db
-        .query_opt(
-            "UPDATE auth.invites SET used_at = $3 \
+    let row = sql::query_opt(
+        db,
+        "UPDATE auth.invites SET used_at = $3 \
              WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $3 \
                AND (email IS NULL OR lower(email) = lower($2)) \
              RETURNING id",
-            &[&code_hash, &email, &now],
-        )
-        .await?;
+        &[&code_hash, &email, &now],
+    )
+    .await?;
     Ok(row.map(|row| row.get(0)))
 }
 
@@ -238,7 +241,8 @@ pub async fn set_invite_user(
     invite_id: Uuid,
     user_id: Uuid,
 ) -> Result<(), AuthError> {
-    db.execute(
+    sql::execute(
+        db,
         "UPDATE auth.invites SET used_by = $2 WHERE id = $1",
         &[&invite_id, &user_id],
     )
@@ -251,12 +255,12 @@ pub async fn lock_onboarding(
     db: &impl GenericClient,
     user_id: Uuid,
 ) -> Result<Option<String>, AuthError> {
-    let row = db
-        .query_opt(
-            "SELECT onboarding_state FROM auth.users WHERE id = $1 FOR UPDATE",
-            &[&user_id],
-        )
-        .await?;
+    let row = sql::query_opt(
+        db,
+        "SELECT onboarding_state FROM auth.users WHERE id = $1 FOR UPDATE",
+        &[&user_id],
+    )
+    .await?;
     Ok(row.map(|row| row.get(0)))
 }
 
@@ -265,7 +269,7 @@ pub async fn set_onboarding(
     user_id: Uuid,
     state: &str,
 ) -> Result<(), AuthError> {
-    db.execute(
+    sql::execute(db,
         "UPDATE auth.users SET onboarding_state = $2, onboarding_updated_at = now(), updated_at = now() \
          WHERE id = $1 AND onboarding_state <> $2",
         &[&user_id, &state],
@@ -289,8 +293,7 @@ pub async fn sync_user(
     status: Option<&str>,
     pricing_tier: Option<&str>,
 ) -> Result<Option<Synced>, AuthError> {
-    let row = db
-        .query_opt(
+    let row = sql::query_opt(db,
             "UPDATE auth.users u SET role_id = coalesce($2, u.role_id), status = coalesce($3, u.status), \
              pricing_tier = coalesce($4, u.pricing_tier), updated_at = now() \
              FROM (SELECT id, role_id FROM auth.users WHERE id = $1 FOR UPDATE) old \
@@ -310,12 +313,12 @@ pub async fn revoke_refresh_sessions(
     db: &impl GenericClient,
     user_id: Uuid,
 ) -> Result<u64, AuthError> {
-    Ok(db
-        .execute(
-            "DELETE FROM auth.refresh_sessions WHERE user_id = $1",
-            &[&user_id],
-        )
-        .await?)
+    Ok(sql::execute(
+        db,
+        "DELETE FROM auth.refresh_sessions WHERE user_id = $1",
+        &[&user_id],
+    )
+    .await?)
 }
 
 pub async fn update_names(
@@ -324,7 +327,7 @@ pub async fn update_names(
     first_name: Option<&str>,
     last_name: Option<&str>,
 ) -> Result<(), AuthError> {
-    db.execute(
+    sql::execute(db,
         "UPDATE auth.users SET first_name = coalesce($2, first_name), last_name = coalesce($3, last_name), \
          updated_at = now() WHERE id = $1",
         &[&user_id, &first_name, &last_name],
@@ -342,23 +345,23 @@ pub async fn update_me(
     last_name: Option<Option<&str>>,
     email: Option<&str>,
 ) -> Result<bool, AuthError> {
-    let updated = db
-        .execute(
-            "UPDATE auth.users SET \
+    let updated = sql::execute(
+        db,
+        "UPDATE auth.users SET \
                first_name = CASE WHEN $2::boolean THEN $3::text ELSE first_name END, \
                last_name = CASE WHEN $4::boolean THEN $5::text ELSE last_name END, \
                email = coalesce($6::text, email), updated_at = now() \
              WHERE id = $1",
-            &[
-                &user_id,
-                &first_name.is_some(),
-                &first_name.flatten(),
-                &last_name.is_some(),
-                &last_name.flatten(),
-                &email,
-            ],
-        )
-        .await;
+        &[
+            &user_id,
+            &first_name.is_some(),
+            &first_name.flatten(),
+            &last_name.is_some(),
+            &last_name.flatten(),
+            &email,
+        ],
+    )
+    .await;
     match updated {
         Ok(_) => Ok(true),
         Err(err) if err.code() == Some(&SqlState::UNIQUE_VIOLATION) => Ok(false),
@@ -373,7 +376,7 @@ pub async fn insert_impersonation(
     request_id: &str,
     expires_at: DateTime<Utc>,
 ) -> Result<(), AuthError> {
-    db.execute(
+    sql::execute(db,
         "INSERT INTO auth.impersonation_audit (admin_id, target_id, request_id, expires_at) VALUES ($1, $2, $3, $4)",
         &[&admin_id, &target_id, &request_id, &expires_at],
     )
@@ -387,7 +390,7 @@ pub async fn upsert_avatar(
     content_type: &str,
     image: &[u8],
 ) -> Result<(), AuthError> {
-    db.execute(
+    sql::execute(db,
         "INSERT INTO auth.avatars (user_id, content_type, image) VALUES ($1, $2, $3) \
          ON CONFLICT (user_id) DO UPDATE SET content_type = excluded.content_type, image = excluded.image, updated_at = now()",
         &[&user_id, &content_type, &image],
@@ -400,12 +403,12 @@ pub async fn avatar(
     db: &impl GenericClient,
     user_id: Uuid,
 ) -> Result<Option<(String, Vec<u8>)>, AuthError> {
-    let row = db
-        .query_opt(
-            "SELECT content_type, image FROM auth.avatars WHERE user_id = $1",
-            &[&user_id],
-        )
-        .await?;
+    let row = sql::query_opt(
+        db,
+        "SELECT content_type, image FROM auth.avatars WHERE user_id = $1",
+        &[&user_id],
+    )
+    .await?;
     Ok(row.map(|row| (row.get(0), row.get(1))))
 }
 
@@ -433,13 +436,13 @@ pub async fn ensure_admin(
 }
 
 pub async fn admin_exists(db: &impl GenericClient, email: &str) -> Result<bool, AuthError> {
-    Ok(db
-        .query_opt(
-            "SELECT 1 FROM auth.users WHERE lower(email) = lower($1)",
-            &[&email],
-        )
-        .await?
-        .is_some())
+    Ok(sql::query_opt(
+        db,
+        "SELECT 1 FROM auth.users WHERE lower(email) = lower($1)",
+        &[&email],
+    )
+    .await?
+    .is_some())
 }
 
 /// Whether the user was mirrored from Directus less than `ttl` before `now`.
@@ -450,8 +453,7 @@ pub async fn mirror_is_fresh(
     now: DateTime<Utc>,
 ) -> Result<bool, AuthError> {
     let ttl_secs = ttl.as_secs_f64();
-    let row = db
-        .query_opt(
+    let row = sql::query_opt(db,
             "SELECT 1 FROM auth.users WHERE id = $1 AND mirrored_at > $3::timestamptz - make_interval(secs => $2)",
             &[&id, &ttl_secs, &now],
         )
@@ -460,10 +462,11 @@ pub async fn mirror_is_fresh(
 }
 
 pub async fn user_exists(db: &impl GenericClient, id: Uuid) -> Result<bool, AuthError> {
-    Ok(db
-        .query_opt("SELECT 1 FROM auth.users WHERE id = $1", &[&id])
-        .await?
-        .is_some())
+    Ok(
+        sql::query_opt(db, "SELECT 1 FROM auth.users WHERE id = $1", &[&id])
+            .await?
+            .is_some(),
+    )
 }
 
 /// Writes what Directus says of a user over the mirror, keeping what lives only here (tier,
@@ -475,7 +478,8 @@ pub async fn upsert_mirror(
     now: DateTime<Utc>,
 ) -> Result<(), AuthError> {
     if let Some(role) = &user.role {
-        db.execute(
+        sql::execute(
+            db,
             "UPDATE auth.roles SET id = $1 WHERE name = lower($2) AND id <> $1",
             &[&role.id, &role.name],
         )
@@ -484,7 +488,8 @@ pub async fn upsert_mirror(
     let role_id = user.role.as_ref().map(|role| role.id);
     // Directus allows users without an email (service accounts); ours are unique and required.
     let email = user.email.clone().unwrap_or_else(|| user.id.to_string());
-    db.execute(
+    sql::execute(
+        db,
         "INSERT INTO auth.users (id, email, first_name, last_name, role_id, status, mirrored_at) \
          VALUES ($1, $2, $3, $4, (SELECT id FROM auth.roles WHERE id = $5), $6, $7) \
          ON CONFLICT (id) DO UPDATE SET email = excluded.email, first_name = excluded.first_name, \
@@ -510,7 +515,7 @@ pub async fn archive_mirror(
     id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<(), AuthError> {
-    db.execute(
+    sql::execute(db,
         "UPDATE auth.users SET status = 'archived', mirrored_at = $2, updated_at = now() WHERE id = $1",
         &[&id, &now],
     )

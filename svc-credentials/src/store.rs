@@ -1,6 +1,7 @@
 //! Every SQL statement of svc-credentials.
 
 use chrono::{DateTime, Utc};
+use common::sql;
 use deadpool_postgres::GenericClient;
 use serde_json::Value;
 use tokio_postgres::Row;
@@ -101,8 +102,7 @@ pub async fn insert_profile(
         Some(sealed) => (Some(sealed.json), Some(sealed.version)),
         None => (None, None),
     };
-    let inserted = db
-        .query_one(
+    let inserted = sql::query_one(db,
             &format!(
                 "INSERT INTO credentials.creator_profiles (id, user_id, platform, username, \
                  credentials, credentials_key_version, scrape_enabled, scrape_frequency, profile_data) \
@@ -138,15 +138,15 @@ pub async fn profile(
     lock: bool,
 ) -> Result<Option<ProfileRow>, VaultError> {
     let lock = if lock { " FOR UPDATE" } else { "" };
-    let row = db
-        .query_opt(
-            &format!(
-                "SELECT {PROFILE_COLUMNS} FROM credentials.creator_profiles \
+    let row = sql::query_opt(
+        db,
+        &format!(
+            "SELECT {PROFILE_COLUMNS} FROM credentials.creator_profiles \
                  WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2){lock}"
-            ),
-            &[&id, &owner],
-        )
-        .await?;
+        ),
+        &[&id, &owner],
+    )
+    .await?;
     Ok(row.map(ProfileRow::from))
 }
 
@@ -156,16 +156,16 @@ pub async fn set_profile_credentials(
     owner: Option<Uuid>,
     sealed: &SealedValue,
 ) -> Result<Option<ProfileRow>, VaultError> {
-    let row = db
-        .query_opt(
-            &format!(
-                "UPDATE credentials.creator_profiles \
+    let row = sql::query_opt(
+        db,
+        &format!(
+            "UPDATE credentials.creator_profiles \
                  SET credentials = $3, credentials_key_version = $4, updated_at = now() \
                  WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2) RETURNING {PROFILE_COLUMNS}"
-            ),
-            &[&id, &owner, &sealed.json, &sealed.version],
-        )
-        .await?;
+        ),
+        &[&id, &owner, &sealed.json, &sealed.version],
+    )
+    .await?;
     Ok(row.map(ProfileRow::from))
 }
 
@@ -215,10 +215,10 @@ pub async fn replace_session(
     db: &impl GenericClient,
     session: NewSession<'_>,
 ) -> Result<SessionRow, VaultError> {
-    let row = db
-        .query_one(
-            &format!(
-                "INSERT INTO credentials.platform_sessions AS s (id, creator_profile_id, platform, \
+    let row = sql::query_one(
+        db,
+        &format!(
+            "INSERT INTO credentials.platform_sessions AS s (id, creator_profile_id, platform, \
                  cookies, cookies_key_version, user_agent, expires_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7) \
                  ON CONFLICT (creator_profile_id) DO UPDATE SET id = excluded.id, \
@@ -227,18 +227,18 @@ pub async fn replace_session(
                  user_agent = excluded.user_agent, captured_at = now(), \
                  expires_at = excluded.expires_at, last_used_at = NULL \
                  RETURNING {SESSION_COLUMNS}"
-            ),
-            &[
-                &session.id,
-                &session.creator_profile_id,
-                &session.platform,
-                &session.cookies.json,
-                &session.cookies.version,
-                &session.user_agent,
-                &session.expires_at,
-            ],
-        )
-        .await?;
+        ),
+        &[
+            &session.id,
+            &session.creator_profile_id,
+            &session.platform,
+            &session.cookies.json,
+            &session.cookies.version,
+            &session.user_agent,
+            &session.expires_at,
+        ],
+    )
+    .await?;
     Ok(SessionRow::from(&row))
 }
 
@@ -248,16 +248,16 @@ pub async fn session(
     creator_profile_id: Uuid,
     owner: Option<Uuid>,
 ) -> Result<Option<(SessionRow, Uuid)>, VaultError> {
-    let row = db
-        .query_opt(
-            &format!(
-                "SELECT {SESSION_COLUMNS}, p.user_id FROM credentials.platform_sessions s \
+    let row = sql::query_opt(
+        db,
+        &format!(
+            "SELECT {SESSION_COLUMNS}, p.user_id FROM credentials.platform_sessions s \
                  JOIN credentials.creator_profiles p ON p.id = s.creator_profile_id \
                  WHERE s.creator_profile_id = $1 AND ($2::uuid IS NULL OR p.user_id = $2)"
-            ),
-            &[&creator_profile_id, &owner],
-        )
-        .await?;
+        ),
+        &[&creator_profile_id, &owner],
+    )
+    .await?;
     Ok(row.map(|row| (SessionRow::from(&row), row.get(9))))
 }
 
@@ -265,13 +265,13 @@ pub async fn mark_session_used(
     db: &impl GenericClient,
     id: Uuid,
 ) -> Result<DateTime<Utc>, VaultError> {
-    let row = db
-        .query_one(
-            "UPDATE credentials.platform_sessions SET last_used_at = now() WHERE id = $1 \
+    let row = sql::query_one(
+        db,
+        "UPDATE credentials.platform_sessions SET last_used_at = now() WHERE id = $1 \
              RETURNING last_used_at",
-            &[&id],
-        )
-        .await?;
+        &[&id],
+    )
+    .await?;
     Ok(row.get(0))
 }
 
@@ -310,29 +310,29 @@ pub async fn request_hitl(
     profile: &ProfileRow,
     notes: Option<&str>,
 ) -> Result<HitlRow, VaultError> {
-    let inserted = db
-        .query_opt(
-            &format!(
-                "INSERT INTO credentials.hitl_sessions (id, creator_profile_id, platform, notes) \
+    let inserted = sql::query_opt(
+        db,
+        &format!(
+            "INSERT INTO credentials.hitl_sessions (id, creator_profile_id, platform, notes) \
                  VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (creator_profile_id) WHERE status = 'pending' DO NOTHING \
                  RETURNING {HITL_COLUMNS}"
-            ),
-            &[&id, &profile.id, &profile.platform, &notes],
-        )
-        .await?;
+        ),
+        &[&id, &profile.id, &profile.platform, &notes],
+    )
+    .await?;
     if let Some(row) = inserted {
         return Ok(row.into());
     }
-    let pending = db
-        .query_one(
-            &format!(
-                "SELECT {HITL_COLUMNS} FROM credentials.hitl_sessions \
+    let pending = sql::query_one(
+        db,
+        &format!(
+            "SELECT {HITL_COLUMNS} FROM credentials.hitl_sessions \
                  WHERE creator_profile_id = $1 AND status = 'pending'"
-            ),
-            &[&profile.id],
-        )
-        .await?;
+        ),
+        &[&profile.id],
+    )
+    .await?;
     Ok(pending.into())
 }
 
@@ -340,13 +340,13 @@ pub async fn complete_hitl(
     db: &impl GenericClient,
     creator_profile_id: Uuid,
 ) -> Result<u64, VaultError> {
-    Ok(db
-        .execute(
-            "UPDATE credentials.hitl_sessions SET status = 'completed', completed_at = now() \
+    Ok(sql::execute(
+        db,
+        "UPDATE credentials.hitl_sessions SET status = 'completed', completed_at = now() \
              WHERE creator_profile_id = $1 AND status = 'pending'",
-            &[&creator_profile_id],
-        )
-        .await?)
+        &[&creator_profile_id],
+    )
+    .await?)
 }
 
 #[derive(Debug, Clone)]
@@ -399,25 +399,25 @@ pub async fn insert_entry(
     db: &impl GenericClient,
     entry: NewEntry<'_>,
 ) -> Result<EntryRow, VaultError> {
-    let row = db
-        .query_one(
-            &format!(
-                "INSERT INTO credentials.vault_entries (id, user_id, creator_profile_id, name, \
+    let row = sql::query_one(
+        db,
+        &format!(
+            "INSERT INTO credentials.vault_entries (id, user_id, creator_profile_id, name, \
                  kind, platform, secret, secret_key_version) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {ENTRY_COLUMNS}"
-            ),
-            &[
-                &entry.id,
-                &entry.user_id,
-                &entry.creator_profile_id,
-                &entry.name,
-                &entry.kind,
-                &entry.platform,
-                &entry.secret.json,
-                &entry.secret.version,
-            ],
-        )
-        .await?;
+        ),
+        &[
+            &entry.id,
+            &entry.user_id,
+            &entry.creator_profile_id,
+            &entry.name,
+            &entry.kind,
+            &entry.platform,
+            &entry.secret.json,
+            &entry.secret.version,
+        ],
+    )
+    .await?;
     Ok(row.into())
 }
 
@@ -428,15 +428,15 @@ pub async fn entry(
     lock: bool,
 ) -> Result<Option<EntryRow>, VaultError> {
     let lock = if lock { " FOR UPDATE" } else { "" };
-    let row = db
-        .query_opt(
-            &format!(
-                "SELECT {ENTRY_COLUMNS} FROM credentials.vault_entries \
+    let row = sql::query_opt(
+        db,
+        &format!(
+            "SELECT {ENTRY_COLUMNS} FROM credentials.vault_entries \
                  WHERE id = $1 AND user_id = $2{lock}"
-            ),
-            &[&id, &owner],
-        )
-        .await?;
+        ),
+        &[&id, &owner],
+    )
+    .await?;
     Ok(row.map(EntryRow::from))
 }
 
@@ -446,25 +446,25 @@ pub async fn update_entry(
     entry: &EntryRow,
     rotated: bool,
 ) -> Result<EntryRow, VaultError> {
-    let row = db
-        .query_one(
-            &format!(
-                "UPDATE credentials.vault_entries SET name = $2, kind = $3, platform = $4, \
+    let row = sql::query_one(
+        db,
+        &format!(
+            "UPDATE credentials.vault_entries SET name = $2, kind = $3, platform = $4, \
                  secret = $5, secret_key_version = $6, updated_at = now(), \
                  rotated_at = CASE WHEN $7 THEN now() ELSE rotated_at END \
                  WHERE id = $1 RETURNING {ENTRY_COLUMNS}"
-            ),
-            &[
-                &entry.id,
-                &entry.name,
-                &entry.kind,
-                &entry.platform,
-                &entry.secret,
-                &entry.secret_key_version,
-                &rotated,
-            ],
-        )
-        .await?;
+        ),
+        &[
+            &entry.id,
+            &entry.name,
+            &entry.kind,
+            &entry.platform,
+            &entry.secret,
+            &entry.secret_key_version,
+            &rotated,
+        ],
+    )
+    .await?;
     Ok(row.into())
 }
 
@@ -473,12 +473,12 @@ pub async fn delete_entry(
     id: Uuid,
     owner: Uuid,
 ) -> Result<bool, VaultError> {
-    Ok(db
-        .execute(
-            "DELETE FROM credentials.vault_entries WHERE id = $1 AND user_id = $2",
-            &[&id, &owner],
-        )
-        .await?
+    Ok(sql::execute(
+        db,
+        "DELETE FROM credentials.vault_entries WHERE id = $1 AND user_id = $2",
+        &[&id, &owner],
+    )
+    .await?
         == 1)
 }
 
@@ -489,16 +489,16 @@ pub async fn list_entries(
     limit: i64,
     offset: i64,
 ) -> Result<Vec<EntryRow>, VaultError> {
-    let rows = db
-        .query(
-            &format!(
-                "SELECT {ENTRY_COLUMNS} FROM credentials.vault_entries \
+    let rows = sql::query(
+        db,
+        &format!(
+            "SELECT {ENTRY_COLUMNS} FROM credentials.vault_entries \
                  WHERE user_id = $1 AND ($2::text IS NULL OR kind = $2) \
                  ORDER BY created_at DESC, id LIMIT $3 OFFSET $4"
-            ),
-            &[&owner, &kind, &limit, &offset],
-        )
-        .await?;
+        ),
+        &[&owner, &kind, &limit, &offset],
+    )
+    .await?;
     Ok(rows.into_iter().map(EntryRow::from).collect())
 }
 
@@ -508,13 +508,13 @@ pub async fn count_entries(
     owner: Uuid,
     kind: Option<&str>,
 ) -> Result<(i64, i64), VaultError> {
-    let row = db
-        .query_one(
-            "SELECT count(*), count(*) FILTER (WHERE $2::text IS NULL OR kind = $2) \
+    let row = sql::query_one(
+        db,
+        "SELECT count(*), count(*) FILTER (WHERE $2::text IS NULL OR kind = $2) \
              FROM credentials.vault_entries WHERE user_id = $1",
-            &[&owner, &kind],
-        )
-        .await?;
+        &[&owner, &kind],
+    )
+    .await?;
     Ok((row.get(0), row.get(1)))
 }
 
@@ -532,7 +532,8 @@ pub struct AuditLine<'a> {
 }
 
 pub async fn audit(db: &impl GenericClient, line: AuditLine<'_>) -> Result<(), VaultError> {
-    db.execute(
+    sql::execute(
+        db,
         "INSERT INTO credentials.reveal_audit (actor, actor_user_id, impersonated_by, \
          owner_user_id, subject_table, subject_id, field, path, key_version, request_id) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -568,8 +569,7 @@ pub async fn rotation_batch(
         column,
         version_column,
     } = field;
-    let rows = db
-        .query(
+    let rows = sql::query(db,
             &format!(
                 "SELECT id, {column}, {version_column} FROM credentials.{table} \
                  WHERE {column} IS NOT NULL AND ({version_column} IS NULL OR {version_column} <> $1) \
@@ -595,7 +595,8 @@ pub async fn reseal(
         column,
         version_column,
     } = field;
-    db.execute(
+    sql::execute(
+        db,
         &format!(
             "UPDATE credentials.{table} SET {column} = $2, {version_column} = $3 WHERE id = $1"
         ),
@@ -615,15 +616,15 @@ pub async fn versions_in_use(
         column,
         version_column,
     } = field;
-    let rows = db
-        .query(
-            &format!(
-                "SELECT {version_column}, count(*) FROM credentials.{table} \
+    let rows = sql::query(
+        db,
+        &format!(
+            "SELECT {version_column}, count(*) FROM credentials.{table} \
                  WHERE {column} IS NOT NULL GROUP BY 1 ORDER BY 1 NULLS FIRST"
-            ),
-            &[],
-        )
-        .await?;
+        ),
+        &[],
+    )
+    .await?;
     Ok(rows
         .into_iter()
         .map(|row| (row.get(0), row.get(1)))
@@ -638,19 +639,20 @@ pub async fn register_keys(
 ) -> Result<Vec<i32>, VaultError> {
     let mut changed = Vec::new();
     for (version, fingerprint, retired) in versions {
-        db.execute(
+        sql::execute(
+            db,
             "INSERT INTO credentials.key_versions (version, fingerprint) VALUES ($1, $2) \
              ON CONFLICT (version) DO NOTHING",
             &[version, fingerprint],
         )
         .await?;
-        let row = db
-            .query_one(
-                "UPDATE credentials.key_versions SET retired_at = CASE WHEN $2 \
+        let row = sql::query_one(
+            db,
+            "UPDATE credentials.key_versions SET retired_at = CASE WHEN $2 \
                  THEN coalesce(retired_at, now()) END WHERE version = $1 RETURNING fingerprint",
-                &[version, retired],
-            )
-            .await?;
+            &[version, retired],
+        )
+        .await?;
         let recorded: String = row.get(0);
         if recorded != *fingerprint {
             changed.push(*version);

@@ -1,6 +1,7 @@
 //! Every SQL statement of svc-usage.
 
 use chrono::{DateTime, Utc};
+use common::sql;
 use deadpool_postgres::GenericClient;
 use uuid::Uuid;
 
@@ -10,12 +11,12 @@ pub async fn anchor(
     db: &impl GenericClient,
     user_id: Uuid,
 ) -> Result<Option<DateTime<Utc>>, UsageError> {
-    let row = db
-        .query_opt(
-            "SELECT anchor FROM usage.cycle_anchors WHERE user_id = $1",
-            &[&user_id],
-        )
-        .await?;
+    let row = sql::query_opt(
+        db,
+        "SELECT anchor FROM usage.cycle_anchors WHERE user_id = $1",
+        &[&user_id],
+    )
+    .await?;
     Ok(row.map(|row| row.get(0)))
 }
 
@@ -26,7 +27,8 @@ pub async fn set_anchor(
 ) -> Result<(), UsageError> {
     match anchor {
         Some(anchor) => {
-            db.execute(
+            sql::execute(
+                db,
                 "INSERT INTO usage.cycle_anchors (user_id, anchor) VALUES ($1, $2) \
                  ON CONFLICT (user_id) DO UPDATE SET anchor = excluded.anchor, updated_at = now()",
                 &[&user_id, &anchor],
@@ -34,7 +36,8 @@ pub async fn set_anchor(
             .await?
         }
         None => {
-            db.execute(
+            sql::execute(
+                db,
                 "DELETE FROM usage.cycle_anchors WHERE user_id = $1",
                 &[&user_id],
             )
@@ -50,8 +53,7 @@ pub async fn used(
     operation: &str,
     cycle_start: DateTime<Utc>,
 ) -> Result<i64, UsageError> {
-    let row = db
-        .query_opt(
+    let row = sql::query_opt(db,
             "SELECT used FROM usage.counters WHERE user_id = $1 AND operation = $2 AND cycle_start = $3",
             &[&user_id, &operation, &cycle_start],
         )
@@ -64,12 +66,12 @@ pub async fn used_by_operation(
     user_id: Uuid,
     cycle_start: DateTime<Utc>,
 ) -> Result<Vec<(String, i64)>, UsageError> {
-    let rows = db
-        .query(
-            "SELECT operation, used FROM usage.counters WHERE user_id = $1 AND cycle_start = $2",
-            &[&user_id, &cycle_start],
-        )
-        .await?;
+    let rows = sql::query(
+        db,
+        "SELECT operation, used FROM usage.counters WHERE user_id = $1 AND cycle_start = $2",
+        &[&user_id, &cycle_start],
+    )
+    .await?;
     Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
 }
 
@@ -87,8 +89,7 @@ pub async fn consume(
     limit: i64,
     idempotency_key: Option<&str>,
 ) -> Result<Option<i64>, UsageError> {
-    let row = db
-        .query_opt(
+    let row = sql::query_opt(db,
             "WITH consumed AS ( \
                  INSERT INTO usage.counters AS c (user_id, operation, cycle_start, used) \
                  SELECT $1::uuid, $2::text, $3::timestamptz, $4::bigint WHERE $5::bigint = -1 OR $4 <= $5 \
@@ -114,7 +115,8 @@ pub async fn give_back(
     cycle_start: DateTime<Utc>,
     amount: i64,
 ) -> Result<(), UsageError> {
-    db.execute(
+    sql::execute(
+        db,
         "UPDATE usage.counters SET used = greatest(used - $4, 0), updated_at = now() \
          WHERE user_id = $1 AND operation = $2 AND cycle_start = $3",
         &[&user_id, &operation, &cycle_start, &amount],
@@ -132,7 +134,8 @@ pub async fn append_refund(
     amount: i64,
     idempotency_key: &str,
 ) -> Result<(), UsageError> {
-    db.execute(
+    sql::execute(
+        db,
         "INSERT INTO usage.ledger (user_id, operation, cycle_start, kind, amount, idempotency_key) \
          VALUES ($1, $2, $3, 'refund', $4, $5)",
         &[
@@ -158,13 +161,13 @@ pub async fn claim_key(
     amount: i64,
     request_hash: &[u8],
 ) -> Result<bool, UsageError> {
-    let inserted = db
-        .execute(
-            "INSERT INTO usage.idempotency_keys (user_id, key, operation, amount, request_hash) \
+    let inserted = sql::execute(
+        db,
+        "INSERT INTO usage.idempotency_keys (user_id, key, operation, amount, request_hash) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, key) DO NOTHING",
-            &[&user_id, &key, &operation, &amount, &request_hash],
-        )
-        .await?;
+        &[&user_id, &key, &operation, &amount, &request_hash],
+    )
+    .await?;
     Ok(inserted == 1)
 }
 
@@ -195,8 +198,7 @@ pub async fn stored_answer(
     user_id: Uuid,
     key: &str,
 ) -> Result<Option<KeyRecord>, UsageError> {
-    let row = db
-        .query_opt(
+    let row = sql::query_opt(db,
             "SELECT operation, amount, granted, used, limit_value, cycle_start, cycle_end, \
              coalesce(request_hash, sha256(convert_to(operation || E'\\n' || amount::text, 'UTF8'))), \
              refunded_at IS NOT NULL \
@@ -225,7 +227,7 @@ pub async fn store_answer(
     key: &str,
     answer: &StoredAnswer,
 ) -> Result<(), UsageError> {
-    db.execute(
+    sql::execute(db,
         "UPDATE usage.idempotency_keys SET granted = $3, used = $4, limit_value = $5, cycle_start = $6, cycle_end = $7 \
          WHERE user_id = $1 AND key = $2",
         &[&user_id, &key, &answer.granted, &answer.used, &answer.limit, &answer.cycle_start, &answer.cycle_end],
@@ -241,14 +243,14 @@ pub async fn mark_refunded(
     user_id: Uuid,
     key: &str,
 ) -> Result<Option<(String, i64, DateTime<Utc>)>, UsageError> {
-    let row = db
-        .query_opt(
-            "UPDATE usage.idempotency_keys SET refunded_at = now() \
+    let row = sql::query_opt(
+        db,
+        "UPDATE usage.idempotency_keys SET refunded_at = now() \
              WHERE user_id = $1 AND key = $2 AND granted AND refunded_at IS NULL \
              RETURNING operation, amount, cycle_start",
-            &[&user_id, &key],
-        )
-        .await?;
+        &[&user_id, &key],
+    )
+    .await?;
     Ok(row.map(|row| (row.get(0), row.get(1), row.get(2))))
 }
 
@@ -257,13 +259,13 @@ pub async fn key_exists(
     user_id: Uuid,
     key: &str,
 ) -> Result<bool, UsageError> {
-    Ok(db
-        .query_opt(
-            "SELECT 1 FROM usage.idempotency_keys WHERE user_id = $1 AND key = $2",
-            &[&user_id, &key],
-        )
-        .await?
-        .is_some())
+    Ok(sql::query_opt(
+        db,
+        "SELECT 1 FROM usage.idempotency_keys WHERE user_id = $1 AND key = $2",
+        &[&user_id, &key],
+    )
+    .await?
+    .is_some())
 }
 
 pub async fn delete_old_keys(
@@ -271,10 +273,10 @@ pub async fn delete_old_keys(
     ttl: std::time::Duration,
 ) -> Result<u64, UsageError> {
     let secs = ttl.as_secs_f64();
-    Ok(db
-        .execute(
-            "DELETE FROM usage.idempotency_keys WHERE created_at < now() - make_interval(secs => $1)",
-            &[&secs],
-        )
-        .await?)
+    Ok(sql::execute(
+        db,
+        "DELETE FROM usage.idempotency_keys WHERE created_at < now() - make_interval(secs => $1)",
+        &[&secs],
+    )
+    .await?)
 }
