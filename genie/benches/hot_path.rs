@@ -23,12 +23,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::testing::{admin_url, connect, fresh_database, random_listener};
+use common::testing::{admin_url, connect};
 use futures_util::StreamExt as _;
 use measure::{Sample, measure_each};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tests::DIRECTUS_SECRET;
+use tests::{GENIE_RBAC_SECRET, GenieProcess};
 
 /// Concurrent keep-alive connections of every HTTP phase, and pgbench's clients.
 const CONNECTIONS: usize = 32;
@@ -37,8 +37,6 @@ const PHASE: Duration = Duration::from_secs(10);
 const WARM_UP: Duration = Duration::from_secs(2);
 /// pgbench's scale: 1,000,000 accounts.
 const PGBENCH_SCALE: &str = "10";
-const INTERNAL_TOKEN: &str = "internal token of the hot path benchmark 0123456789";
-const RBAC_SECRET: &str = "rbac sync secret of the hot path benchmark";
 const ADMIN_EMAIL: &str = "admin@example.com";
 const ADMIN_PASSWORD: &str = "hot path benchmark administrator";
 const PASSWORD: &str = "hot path benchmark creator";
@@ -227,113 +225,41 @@ async fn ceilings() -> (Row, Row) {
     (select, update)
 }
 
-async fn free_port() -> u16 {
-    let (listener, addr) = random_listener().await;
-    drop(listener);
-    addr.port()
-}
-
 /// The release `genie up`, on a fresh database, with nothing but environment variables.
 struct Genie {
-    url: String,
-    port: u16,
-    database: String,
-    process: tokio::process::Child,
+    process: GenieProcess,
 }
 
 impl Genie {
     async fn up() -> Self {
-        let database = fresh_database().await;
-        let port = free_port().await;
-        let mut variables = vec![
-            ("PATH", std::env::var("PATH").unwrap_or_default()),
-            ("GATEWAY_ADDR", format!("127.0.0.1:{port}")),
-            ("INTERNAL_TOKEN", INTERNAL_TOKEN.to_owned()),
-            ("DIRECTUS_SECRET", DIRECTUS_SECRET.to_owned()),
-            ("RBAC_SYNC_WEBHOOK_SECRET", RBAC_SECRET.to_owned()),
-            (
-                "CREDENTIALS_ENC_KEY_B64",
-                "dmF1bHQga2V5IHYxIG9mIHRoZSBlMmUgdGVzdHMuLi4=".to_owned(),
-            ),
+        let env = vec![
             ("ADMIN_EMAIL", ADMIN_EMAIL.to_owned()),
             ("ADMIN_PASSWORD", ADMIN_PASSWORD.to_owned()),
             // The set-up registers and logs in one user per connection from one address.
             ("GATEWAY_REGISTER_LIMIT", "1000".to_owned()),
             ("GATEWAY_LOGIN_LIMIT", "1000".to_owned()),
-            ("RUST_LOG", "warn".to_owned()),
         ];
-        for service in ["AUTH", "USAGE", "CREDENTIALS"] {
-            let grpc = free_port().await;
-            variables.push((
-                leak(format!("{service}_DATABASE_URL")),
-                database.url.clone(),
-            ));
-            variables.push((
-                leak(format!("{service}_GRPC_ADDR")),
-                format!("127.0.0.1:{grpc}"),
-            ));
-            variables.push((
-                leak(format!("{service}_GRPC_URL")),
-                format!("http://127.0.0.1:{grpc}"),
-            ));
-        }
-        let process = tokio::process::Command::new(env!("CARGO_BIN_EXE_genie"))
-            .arg("up")
-            .env_clear()
-            .envs(variables)
-            .stdout(Stdio::from(
-                std::fs::File::create(genie_log()).expect("create genie's log file"),
-            ))
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start genie up");
-        let genie = Self {
-            url: format!("http://127.0.0.1:{port}"),
-            port,
-            database: database.name,
-            process,
-        };
-        let http = client();
-        for _ in 0..300 {
-            if http
-                .get(genie.url("/health/ready"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return genie;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("genie up was not ready within 30 s");
+        let log = std::fs::File::create(genie_log()).expect("create genie's log file");
+        let process = GenieProcess::up(
+            env!("CARGO_BIN_EXE_genie"),
+            env,
+            Stdio::from(log),
+            Duration::from_secs(30),
+        )
+        .await;
+        Self { process }
     }
 
     fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.url)
+        self.process.url(path)
     }
 
     fn pid(&self) -> u32 {
-        self.process.id().expect("genie is running")
+        self.process.pid()
     }
 
-    /// `field` of /proc/<pid>/status (VmHWM, VmRSS), in bytes.
     fn memory(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        let kib: u64 = status
-            .lines()
-            .find_map(|line| line.strip_prefix(field))
-            .and_then(|value| {
-                value
-                    .trim_start_matches(':')
-                    .trim()
-                    .trim_end_matches("kB")
-                    .trim()
-                    .parse()
-                    .ok()
-            })
-            .unwrap_or_else(|| panic!("no {field} in /proc/<pid>/status"));
-        kib * 1024
+        self.process.memory(field)
     }
 
     /// Resets the process's peak resident set (VmHWM) to its current one (`clear_refs`, 5).
@@ -344,7 +270,7 @@ impl Genie {
     /// Established TCP connections accepted by the gateway's port (IPv4 loopback).
     fn open_connections(&self) -> usize {
         let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
-        let local = format!("0100007F:{:04X}", self.port);
+        let local = format!("0100007F:{:04X}", self.process.port);
         table
             .lines()
             .skip(1)
@@ -356,12 +282,12 @@ impl Genie {
     }
 
     async fn stop(mut self) {
-        let _ = self.process.kill().await;
+        self.process.kill().await;
         let admin = connect(&admin_url()).await;
         let _ = admin
             .batch_execute(&format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.database
+                self.process.database
             ))
             .await;
     }
@@ -370,10 +296,6 @@ impl Genie {
 /// Where genie's log lines (JSON, warnings and errors) go.
 fn genie_log() -> std::path::PathBuf {
     std::env::temp_dir().join(format!("hot-path-genie-{}.log", std::process::id()))
-}
-
-fn leak(name: String) -> &'static str {
-    Box::leak(name.into_boxed_str())
 }
 
 /// One HTTP/1.1 keep-alive connection: a client used by one caller at a time, allowed a single
@@ -420,7 +342,7 @@ async fn new_user(genie: &Genie, http: &reqwest::Client, admin: &str, index: usi
     let id = registered["user"]["id"].clone();
     call(
         http.post(genie.url("/api/rbac-sync"))
-            .header("X-RBAC-SYNC-SECRET", RBAC_SECRET)
+            .header("X-RBAC-SYNC-SECRET", GENIE_RBAC_SECRET)
             .json(&json!({"user_id": id, "pricing_tier": "studio"})),
         StatusCode::OK,
     )

@@ -27,6 +27,128 @@ pub fn http_client() -> reqwest::Client {
         .expect("build the test HTTP client")
 }
 
+/// The internal token and rbac-sync secret `GenieProcess` starts `genie up` with.
+pub const GENIE_INTERNAL_TOKEN: &str = "internal token of genie's own tests 0123456789";
+pub const GENIE_RBAC_SECRET: &str = "rbac sync secret of genie's tests";
+
+async fn free_port() -> u16 {
+    let (listener, addr) = random_listener().await;
+    drop(listener);
+    addr.port()
+}
+
+/// `genie up`, the operator's binary (`binary`: the caller's `CARGO_BIN_EXE_genie`), on a fresh
+/// database and free ports, with nothing but PATH, the variables it needs and `env` (which win),
+/// its log lines on `stdout`; killed when dropped.
+pub struct GenieProcess {
+    pub url: String,
+    pub port: u16,
+    /// The fresh database's name.
+    pub database: String,
+    process: tokio::process::Child,
+}
+
+impl GenieProcess {
+    pub async fn up(
+        binary: &str,
+        env: Vec<(&str, String)>,
+        stdout: Stdio,
+        ready_within: Duration,
+    ) -> Self {
+        let database = fresh_database().await;
+        let port = free_port().await;
+        let mut variables = vec![
+            ("PATH".to_owned(), std::env::var("PATH").unwrap_or_default()),
+            ("GATEWAY_ADDR".to_owned(), format!("127.0.0.1:{port}")),
+            ("INTERNAL_TOKEN".to_owned(), GENIE_INTERNAL_TOKEN.to_owned()),
+            ("DIRECTUS_SECRET".to_owned(), DIRECTUS_SECRET.to_owned()),
+            (
+                "RBAC_SYNC_WEBHOOK_SECRET".to_owned(),
+                GENIE_RBAC_SECRET.to_owned(),
+            ),
+            (
+                "CREDENTIALS_ENC_KEY_B64".to_owned(),
+                "dmF1bHQga2V5IHYxIG9mIHRoZSBlMmUgdGVzdHMuLi4=".to_owned(),
+            ),
+            ("RUST_LOG".to_owned(), "warn".to_owned()),
+        ];
+        for service in ["AUTH", "USAGE", "CREDENTIALS"] {
+            let grpc = free_port().await;
+            variables.push((format!("{service}_DATABASE_URL"), database.url.clone()));
+            variables.push((format!("{service}_GRPC_ADDR"), format!("127.0.0.1:{grpc}")));
+            variables.push((
+                format!("{service}_GRPC_URL"),
+                format!("http://127.0.0.1:{grpc}"),
+            ));
+        }
+        variables.extend(
+            env.into_iter()
+                .map(|(name, value)| (name.to_owned(), value)),
+        );
+        let process = tokio::process::Command::new(binary)
+            .arg("up")
+            .env_clear()
+            .envs(variables)
+            .stdout(stdout)
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start genie up");
+        let genie = Self {
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            database: database.name,
+            process,
+        };
+        let http = http_client();
+        let started = std::time::Instant::now();
+        while started.elapsed() < ready_within {
+            if http
+                .get(genie.url("/health/ready"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                return genie;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("genie up was not ready within {ready_within:?}");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.id().expect("genie is running")
+    }
+
+    /// `field` of /proc/<pid>/status (`VmHWM`, `VmRSS`), in bytes.
+    pub fn memory(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix(field))
+            .and_then(|value| {
+                value
+                    .trim_start_matches(':')
+                    .trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no {field} in /proc/<pid>/status"));
+        kib * 1024
+    }
+
+    /// Ends the process and waits until it is gone.
+    pub async fn kill(&mut self) {
+        let _ = self.process.kill().await;
+    }
+}
+
 /// A real Directus (the version pinned in deploy/directus, installed by deploy/directus.sh) on a
 /// random port with a database of its own, killed when dropped. (Directus refuses emails at
 /// reserved domains such as `.test`, hence `example.com` for its users.)
@@ -49,11 +171,7 @@ impl Directus {
             "Directus is not installed: run deploy/directus.sh (deploy/test.sh does)"
         );
         let database = fresh_database().await;
-        let port = {
-            let (listener, addr) = random_listener().await;
-            drop(listener);
-            addr.port()
-        };
+        let port = free_port().await;
         let env = [
             ("DB_CLIENT", "pg".to_owned()),
             ("DB_CONNECTION_STRING", database.url.clone()),
@@ -182,11 +300,7 @@ impl OwnPostgres {
         } else {
             None
         };
-        let port = {
-            let (listener, addr) = random_listener().await;
-            drop(listener);
-            addr.port()
-        };
+        let port = free_port().await;
         let postgres = Self {
             port,
             dir,

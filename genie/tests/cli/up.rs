@@ -4,104 +4,41 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::testing::{fresh_database, random_listener};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tests::{DIRECTUS_SECRET, Directus, OwnPostgres, http_client};
+use tests::{
+    DIRECTUS_SECRET, Directus, GENIE_INTERNAL_TOKEN as INTERNAL_TOKEN, GenieProcess, OwnPostgres,
+    http_client,
+};
 
-const INTERNAL_TOKEN: &str = "internal token of genie's own tests 0123456789";
-
-async fn free_port() -> u16 {
-    let (listener, addr) = random_listener().await;
-    drop(listener);
-    addr.port()
-}
-
-/// `genie up` with exactly `env` (and PATH), killed when dropped.
+/// `genie up` with exactly `env` (and PATH), driven over HTTP; killed when dropped.
 struct Genie {
-    url: String,
+    process: GenieProcess,
     http: reqwest::Client,
-    process: tokio::process::Child,
 }
 
 impl Genie {
     async fn up(env: Vec<(&str, String)>) -> Self {
-        let database = fresh_database().await;
-        let gateway = free_port().await;
-        let mut variables = vec![
-            ("PATH", std::env::var("PATH").unwrap_or_default()),
-            ("GATEWAY_ADDR", format!("127.0.0.1:{gateway}")),
-            ("INTERNAL_TOKEN", INTERNAL_TOKEN.to_owned()),
-            ("DIRECTUS_SECRET", DIRECTUS_SECRET.to_owned()),
-            (
-                "RBAC_SYNC_WEBHOOK_SECRET",
-                "rbac sync secret of genie's tests".to_owned(),
-            ),
-            (
-                "CREDENTIALS_ENC_KEY_B64",
-                "dmF1bHQga2V5IHYxIG9mIHRoZSBlMmUgdGVzdHMuLi4=".to_owned(),
-            ),
-            ("RUST_LOG", "warn".to_owned()),
-        ];
-        for service in ["AUTH", "USAGE", "CREDENTIALS"] {
-            let port = free_port().await;
-            variables.push((
-                leak(format!("{service}_DATABASE_URL")),
-                database.url.clone(),
-            ));
-            variables.push((
-                leak(format!("{service}_GRPC_ADDR")),
-                format!("127.0.0.1:{port}"),
-            ));
-            variables.push((
-                leak(format!("{service}_GRPC_URL")),
-                format!("http://127.0.0.1:{port}"),
-            ));
-        }
-        variables.extend(env);
-        let process = tokio::process::Command::new(env!("CARGO_BIN_EXE_genie"))
-            .arg("up")
-            .env_clear()
-            .envs(variables)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start genie up");
-        let genie = Self {
-            url: format!("http://127.0.0.1:{gateway}"),
-            http: http_client(),
+        let process = GenieProcess::up(
+            env!("CARGO_BIN_EXE_genie"),
+            env,
+            Stdio::null(),
+            Duration::from_secs(20),
+        )
+        .await;
+        Self {
             process,
-        };
-        for _ in 0..200 {
-            if genie
-                .http
-                .get(genie.url("/health/ready"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                return genie;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            http: http_client(),
         }
-        panic!("genie up was not ready within 20 s");
     }
 
     fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.url)
+        self.process.url(path)
     }
 
     /// The most memory the process has held so far (VmHWM), in bytes.
     fn peak_memory(&self) -> u64 {
-        let pid = self.process.id().unwrap();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        let kib: u64 = status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmHWM:"))
-            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap();
-        kib * 1024
+        self.process.memory("VmHWM")
     }
 
     async fn call(
@@ -140,10 +77,6 @@ impl Genie {
 /// Tests that measure latency or start Directus (which takes both cores for a while) run one at a
 /// time.
 static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn leak(name: String) -> &'static str {
-    Box::leak(name.into_boxed_str())
-}
 
 #[tokio::test]
 async fn directus_mode_from_the_environment_logs_in_resolves_and_registers_through_directus() {
@@ -322,7 +255,7 @@ async fn a_login_flood_from_many_addresses_neither_starves_other_users_nor_eats_
         .login("bystander@example.com", "bystander password")
         .await;
     let flood_for = Duration::from_secs(10);
-    let flood = login_flood(genie.url.clone(), flood_for);
+    let flood = login_flood(genie.process.url.clone(), flood_for);
     let started = std::time::Instant::now();
     // Let the flood build up before measuring the bystander.
     tokio::time::sleep(Duration::from_secs(1)).await;
