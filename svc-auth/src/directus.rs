@@ -39,6 +39,18 @@ struct Data<T> {
     data: T,
 }
 
+/// The `data` of a successful Directus answer; `what` names it in the error.
+async fn data_of<T: serde::de::DeserializeOwned>(
+    response: reqwest::Response,
+    what: &str,
+) -> Result<T, AuthError> {
+    response
+        .json::<Data<T>>()
+        .await
+        .map(|data| data.data)
+        .map_err(|err| AuthError::Directus(format!("unexpected {what} answer: {err}")))
+}
+
 #[derive(Deserialize)]
 struct TokenData {
     access_token: String,
@@ -111,11 +123,7 @@ impl DirectusClient {
             .await
             .map_err(unreachable)?;
         if response.status().is_success() {
-            let data = response
-                .json::<Data<TokenData>>()
-                .await
-                .map_err(|err| AuthError::Directus(format!("unexpected token answer: {err}")))?
-                .data;
+            let data: TokenData = data_of(response, "token").await?;
             return Ok(Tokens {
                 access_token: data.access_token,
                 refresh_token: data.refresh_token,
@@ -177,11 +185,7 @@ impl DirectusClient {
             .await
             .map_err(unreachable)?;
         match response.status() {
-            status if status.is_success() => response
-                .json::<Data<DirectusUser>>()
-                .await
-                .map(|data| Some(data.data))
-                .map_err(|err| AuthError::Directus(format!("unexpected user answer: {err}"))),
+            status if status.is_success() => data_of(response, "user").await.map(Some),
             reqwest::StatusCode::FORBIDDEN | reqwest::StatusCode::NOT_FOUND => Ok(None),
             status => Err(AuthError::Directus(format!(
                 "Directus answered {status} for a user"
@@ -204,11 +208,7 @@ impl DirectusClient {
                 "Directus answered {status} for roles"
             )));
         }
-        let roles = response
-            .json::<Data<Vec<DirectusRole>>>()
-            .await
-            .map_err(|err| AuthError::Directus(format!("unexpected roles answer: {err}")))?
-            .data;
+        let roles: Vec<DirectusRole> = data_of(response, "roles").await?;
         Ok(roles
             .into_iter()
             .find(|role| role.name.eq_ignore_ascii_case(name)))
@@ -229,11 +229,7 @@ impl DirectusClient {
             .await
             .map_err(unreachable)?;
         if response.status().is_success() {
-            return response
-                .json::<Data<DirectusUser>>()
-                .await
-                .map(|data| data.data)
-                .map_err(|err| AuthError::Directus(format!("unexpected user answer: {err}")));
+            return data_of(response, "user").await;
         }
         match Self::error_code(response).await {
             (_, Some(code)) if code == "RECORD_NOT_UNIQUE" => Err(AuthError::EmailTaken),
@@ -272,11 +268,7 @@ impl DirectusClient {
             .await
             .map_err(unreachable)?;
         if response.status().is_success() {
-            return response
-                .json::<Data<DirectusUser>>()
-                .await
-                .map(|data| data.data)
-                .map_err(|err| AuthError::Directus(format!("unexpected user answer: {err}")));
+            return data_of(response, "user").await;
         }
         match Self::error_code(response).await {
             (_, Some(code)) if code == "RECORD_NOT_UNIQUE" => Err(AuthError::EmailTaken),
