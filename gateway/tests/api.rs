@@ -269,6 +269,21 @@ async fn a_valid_token_with_svc_auth_down_is_a_quick_503() {
         "SERVICE_UNAVAILABLE"
     );
     assert!(!login.body.to_string().contains("secret password"));
+
+    let update_me = gateway
+        .send(
+            gateway
+                .client
+                .patch(gateway.url("/users/me"))
+                .bearer_auth(token(&directus_claims(900)))
+                .json(&json!({"first_name": "Ada"})),
+        )
+        .await;
+    assert_eq!(update_me.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        update_me.body["errors"][0]["extensions"]["code"],
+        "SERVICE_UNAVAILABLE"
+    );
 }
 
 #[tokio::test]
