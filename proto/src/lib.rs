@@ -26,3 +26,9 @@ pub mod credentials {
         }
     }
 }
+
+pub mod skills {
+    pub mod v1 {
+        tonic::include_proto!("genie.skills.v1");
+    }
+}
