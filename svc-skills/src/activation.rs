@@ -4,8 +4,8 @@
 //! plain data, so the model is tested on a hand-built graph without a database.
 //!
 //! ```text
-//! seed_i   = 0.3 · |task tags ∩ tags_i| + 1.0 · rank_i            (rank_i: ts_rank of the task)
-//! spread_i = Σ_s  max over paths s → … → i of ≤ HOPS edges  Π_k (δ · w_k · fan(j_k)) · seed_s
+//! seed_i   = 0.3 · |task tags ∩ tags_i| + 6.0 · rank_i            (rank_i: ts_rank of the task)
+//! spread_i = Σ_s∈top5 max over paths s → … → i of ≤ HOPS edges  Π_k (δ · w_k · fan(j_k)) · seed_s
 //! fan(j)   = 1 / (1 + ln(degree_j))                     (ACT-R's fan effect, kept positive)
 //! B_i      = ln(1 + Σ_j t_j^(-d))   t_j: hours since the j-th use (at least a minute), d = 0.5
 //! A_i      = seed_i + spread_i + 0.2 · B_i     for skills with seed_i + spread_i > 0
@@ -21,7 +21,8 @@ use uuid::Uuid;
 pub struct Params {
     /// What each of the task's tags that a skill carries adds (the original's +0.3).
     pub tag_weight: f64,
-    /// Factor of the task's text rank against the skill.
+    /// Factor of the task's text rank against the skill: ts_rank of a few words is small
+    /// (0.01 to 0.2), so it is scaled to weigh about as much as a matched tag.
     pub text_weight: f64,
     /// Factor of the base level.
     pub base_weight: f64,
@@ -33,16 +34,19 @@ pub struct Params {
     pub hop_decay: f64,
     /// Below this nothing is returned (τ).
     pub threshold: f64,
+    /// Only the strongest seeds spread: many faint matches would otherwise pile onto hubs.
+    pub spreading_seeds: usize,
 }
 
 pub const PARAMS: Params = Params {
     tag_weight: 0.3,
-    text_weight: 1.0,
+    text_weight: 6.0,
     base_weight: 0.2,
     decay: 0.5,
     hops: 2,
     hop_decay: 0.5,
     threshold: 0.3,
+    spreading_seeds: 5,
 };
 
 /// The shortest age the base level counts with: a use a second ago is not infinitely recent.
@@ -136,7 +140,10 @@ pub fn spread(
     params: &Params,
 ) -> BTreeMap<Uuid, Spread> {
     let mut received: BTreeMap<Uuid, Spread> = BTreeMap::new();
-    for (&seed, &activation) in seeds {
+    let mut strongest: Vec<(Uuid, f64)> = seeds.iter().map(|(id, a)| (*id, *a)).collect();
+    strongest.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    strongest.truncate(params.spreading_seeds);
+    for (seed, activation) in strongest {
         if activation <= 0.0 {
             continue;
         }
@@ -265,7 +272,7 @@ mod tests {
 
     #[test]
     fn seeds_count_each_matched_tag_as_the_original_did_plus_the_text_rank() {
-        assert!((seed_score(&seed(1, 2, 0.15), &PARAMS) - 0.75).abs() < 1e-12);
+        assert!((seed_score(&seed(1, 2, 0.15), &PARAMS) - 1.5).abs() < 1e-12);
         assert_eq!(seed_score(&seed(1, 0, 0.0), &PARAMS), 0.0);
     }
 
@@ -365,7 +372,7 @@ mod tests {
         let graph = small_graph();
         let names = names(20);
         // A faint word match only: below τ.
-        let faint = [seed(3, 0, 0.05)];
+        let faint = [seed(3, 0, 0.02)];
         assert!(rank(&faint, &graph, &BTreeMap::new(), &names, &PARAMS).is_empty());
         // A strong history without any match in the task: still nothing.
         let history = BTreeMap::from([(id(5), 5.0)]);
