@@ -46,6 +46,11 @@ enum Command {
         #[arg(long)]
         batch: Option<i64>,
     },
+    /// Imports every `SKILL.md` under DIR into the skills catalogue (idempotent: reports what
+    /// was created, updated and left unchanged).
+    ImportSkills {
+        dir: std::path::PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -54,6 +59,7 @@ enum Service {
     Auth,
     Usage,
     Credentials,
+    Skills,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -74,10 +80,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let auth = svc_auth::Config::from_env()?;
             let usage = svc_usage::Config::from_env()?;
             let credentials = svc_credentials::Config::from_env()?;
+            let skills = svc_skills::Config::from_env()?;
             let gateway = gateway::Config::from_env()?;
             let auth_listener = bind_grpc("svc-auth", auth.grpc_addr).await?;
             let usage_listener = bind_grpc("svc-usage", usage.grpc_addr).await?;
             let credentials_listener = bind_grpc("svc-credentials", credentials.grpc_addr).await?;
+            let skills_listener = bind_grpc("svc-skills", skills.grpc_addr).await?;
             let http = bind_http(&gateway)?;
             tracing::info!(gateway = %http.local_addr()?, "genie is up");
             let gateway_server = gateway::build(gateway, http)?;
@@ -89,6 +97,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     credentials_listener,
                     common::shutdown::signal()
                 ),
+                svc_skills::run(skills, skills_listener, common::shutdown::signal()),
                 async { gateway_server.await.context("gateway") },
             )?;
             Ok(())
@@ -112,6 +121,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
             svc_credentials::serve(svc_credentials::Config::from_env()?).await
         }
         Command::Serve {
+            service: Service::Skills,
+        } => {
+            let _telemetry = common::telemetry::init("svc-skills")?;
+            svc_skills::serve(svc_skills::Config::from_env()?).await
+        }
+        Command::Serve {
             service: Service::Gateway,
         } => {
             let _telemetry = common::telemetry::init("gateway")?;
@@ -129,7 +144,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 svc_credentials::config::DEFAULT_DATABASE_URL.to_owned(),
             )?;
             svc_credentials::migrate(&credentials).await?;
-            println!("migrations applied: svc-auth, svc-usage, svc-credentials");
+            let skills: String = common::config::var(
+                "SKILLS_DATABASE_URL",
+                svc_skills::config::DEFAULT_DATABASE_URL.to_owned(),
+            )?;
+            svc_skills::migrate(&skills).await?;
+            println!("migrations applied: svc-auth, svc-usage, svc-credentials, svc-skills");
             Ok(())
         }
         Command::Invite {
@@ -162,6 +182,23 @@ async fn run(command: Command) -> anyhow::Result<()> {
             })
             .await?;
             print_rotation(&report, newest)
+        }
+        Command::ImportSkills { dir } => {
+            let config = svc_skills::Config::from_env()?;
+            let report = svc_skills::import_dir(&config, &dir).await?;
+            for (what, names) in [
+                ("created", &report.created),
+                ("updated", &report.updated),
+                ("unchanged", &report.unchanged),
+            ] {
+                println!("{what}: {}", names.len());
+                if what != "unchanged" {
+                    for name in names {
+                        println!("  {name}");
+                    }
+                }
+            }
+            Ok(())
         }
     }
 }
