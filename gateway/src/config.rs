@@ -27,6 +27,8 @@ pub struct Config {
     pub usage_grpc_url: String,
     /// svc-credentials' gRPC endpoint (`CREDENTIALS_GRPC_URL`).
     pub credentials_grpc_url: String,
+    /// svc-skills' gRPC endpoint (`SKILLS_GRPC_URL`).
+    pub skills_grpc_url: String,
     /// Origins allowed to call from a browser; `["*"]` allows any origin without credentials.
     pub cors_allowed_origins: Vec<String>,
     /// Peers whose `X-Forwarded-For` is believed.
@@ -102,6 +104,7 @@ pub const DEFAULT_ADDR: SocketAddr =
 pub const DEFAULT_AUTH_GRPC_URL: &str = "http://127.0.0.1:50051";
 pub const DEFAULT_USAGE_GRPC_URL: &str = "http://127.0.0.1:50052";
 pub const DEFAULT_CREDENTIALS_GRPC_URL: &str = "http://127.0.0.1:50053";
+pub const DEFAULT_SKILLS_GRPC_URL: &str = "http://127.0.0.1:50055";
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 pub const DEFAULT_UPLOAD_LIMIT: usize = 5 * 1024 * 1024;
 pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 10_000;
@@ -140,6 +143,7 @@ impl Config {
                 "CREDENTIALS_GRPC_URL",
                 DEFAULT_CREDENTIALS_GRPC_URL.to_owned(),
             )?,
+            skills_grpc_url: config::var("SKILLS_GRPC_URL", DEFAULT_SKILLS_GRPC_URL.to_owned())?,
             cors_allowed_origins: config::list("CORS_ALLOWED_ORIGINS")
                 .into_iter()
                 .map(|origin| origin.trim_end_matches('/').to_owned())
@@ -194,6 +198,7 @@ impl Config {
             auth_grpc_url,
             usage_grpc_url: DEFAULT_USAGE_GRPC_URL.to_owned(),
             credentials_grpc_url: DEFAULT_CREDENTIALS_GRPC_URL.to_owned(),
+            skills_grpc_url: DEFAULT_SKILLS_GRPC_URL.to_owned(),
             cors_allowed_origins: Vec::new(),
             trusted_proxies: Vec::new(),
             body_limit_bytes: DEFAULT_BODY_LIMIT,

@@ -29,6 +29,7 @@ use crate::kit::Routes;
         (name = "auth", description = "Invites, registration, onboarding, RBAC sync, impersonation, profile (svc-auth)"),
         (name = "usage", description = "Subscription quotas: usage report and consumption (svc-usage)"),
         (name = "credentials", description = "Credentials vault: encrypted platform logins, sessions and secrets (svc-credentials)"),
+        (name = "skills", description = "Agent skills catalogue: list, typo-tolerant search, related skills, explainable activation (svc-skills)"),
     )
 )]
 pub struct ApiDoc;

@@ -14,7 +14,8 @@ use crate::health::Upstream;
 use crate::rate_limit::Limits;
 use crate::session::UserResolver;
 use crate::upstream::{
-    AuthClient, AuthService, CredentialsClient, CredentialsService, UsageClient, UsageService,
+    AuthClient, AuthService, CredentialsClient, CredentialsService, SkillsService, UsageClient,
+    UsageService,
 };
 
 pub struct AppState {
@@ -30,6 +31,8 @@ pub struct AppState {
     pub quota: QuotaClient,
     /// svc-credentials: the vault of platform logins, sessions and secrets.
     pub credentials: CredentialsService,
+    /// svc-skills: the agent skills catalogue.
+    pub skills: SkillsService,
     pub upstreams: Vec<Upstream>,
     channels: Channels,
 }
@@ -40,6 +43,7 @@ struct Channels {
     auth: Channel,
     usage: Channel,
     credentials: Channel,
+    skills: Channel,
 }
 
 impl Channels {
@@ -50,6 +54,7 @@ impl Channels {
             auth: lazy("AUTH_GRPC_URL", &config.auth_grpc_url)?,
             usage: lazy("USAGE_GRPC_URL", &config.usage_grpc_url)?,
             credentials: lazy("CREDENTIALS_GRPC_URL", &config.credentials_grpc_url)?,
+            skills: lazy("SKILLS_GRPC_URL", &config.skills_grpc_url)?,
         })
     }
 }
@@ -109,6 +114,11 @@ impl AppState {
             quota: QuotaClient::new(channels.usage.clone(), token.clone(), config.quota_timeout),
             credentials: CredentialsService::new(
                 channels.credentials.clone(),
+                token.clone(),
+                config.upstream_timeout,
+            ),
+            skills: SkillsService::new(
+                channels.skills.clone(),
                 token.clone(),
                 config.upstream_timeout,
             ),

@@ -18,6 +18,7 @@ const INTERNAL_TOKEN_REFUSED: &str = "internal_token_invalid";
 pub type AuthClient = proto::auth::v1::auth_client::AuthClient<Channel>;
 pub type UsageClient = proto::usage::v1::usage_client::UsageClient<Channel>;
 pub type CredentialsClient = proto::credentials::v1::credentials_client::CredentialsClient<Channel>;
+pub type SkillsClient = proto::skills::v1::skills_client::SkillsClient<Channel>;
 
 /// The generated gRPC client of one of our services, with the names it goes by.
 pub trait ServiceClient: Clone {
@@ -56,6 +57,15 @@ impl ServiceClient for CredentialsClient {
     }
 }
 
+impl ServiceClient for SkillsClient {
+    const NAME: &'static str = "svc-skills";
+    const HEALTH_SERVICE: &'static str = proto::skills::v1::skills_server::SERVICE_NAME;
+
+    fn on(channel: Channel) -> Self {
+        Self::new(channel)
+    }
+}
+
 /// One service behind the gateway, called on behalf of the request's identity.
 #[derive(Clone)]
 pub struct Service<C> {
@@ -67,6 +77,7 @@ pub struct Service<C> {
 pub type AuthService = Service<AuthClient>;
 pub type UsageService = Service<UsageClient>;
 pub type CredentialsService = Service<CredentialsClient>;
+pub type SkillsService = Service<SkillsClient>;
 
 impl<C: ServiceClient> Service<C> {
     pub fn new(channel: Channel, token: Secret, timeout: Duration) -> Self {

@@ -46,6 +46,7 @@ async fn spawn_with(adjust: impl FnOnce(&mut gateway::Config)) -> Gateway {
     );
     config.usage_grpc_url = closed_port_url();
     config.credentials_grpc_url = closed_port_url();
+    config.skills_grpc_url = closed_port_url();
     adjust(&mut config);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -226,6 +227,51 @@ async fn the_usage_routes_need_a_token_before_anything_else() {
         "service_unavailable"
     );
     assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn the_skills_routes_need_a_token_before_anything_else() {
+    let gateway = spawn().await;
+    for path in [
+        "/api/skills",
+        "/api/skills/caption-hooks",
+        "/api/skills/caption-hooks/related",
+    ] {
+        let reply = gateway.get(path).await;
+        assert_eq!(
+            error_reason(&reply, StatusCode::UNAUTHORIZED),
+            "token_missing",
+            "{path}"
+        );
+    }
+    for path in ["/api/skills", "/api/skills/search", "/api/skills/activate"] {
+        // A body that is wrong as well: the caller is checked first.
+        let reply = gateway
+            .send(
+                gateway
+                    .client
+                    .post(gateway.url(path))
+                    .json(&json!({"limit": "lots"})),
+            )
+            .await;
+        assert_eq!(
+            error_reason(&reply, StatusCode::UNAUTHORIZED),
+            "token_missing",
+            "{path}"
+        );
+    }
+    let expired = gateway
+        .send(
+            gateway
+                .client
+                .delete(gateway.url("/api/skills/caption-hooks"))
+                .bearer_auth(token(&directus_claims(-120))),
+        )
+        .await;
+    assert_eq!(
+        error_reason(&expired, StatusCode::UNAUTHORIZED),
+        "token_expired"
+    );
 }
 
 #[tokio::test]
