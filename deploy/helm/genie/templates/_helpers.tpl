@@ -64,10 +64,19 @@ credentials:
     CREDENTIALS_DATABASE_URL: true
     CREDENTIALS_ENC_KEY_B64: true
     CREDENTIALS_ENC_KEYS_B64: false
+skills:
+  serve: skills
+  protocol: grpc
+  grpcService: genie.skills.v1.Skills
+  addrVariable: SKILLS_GRPC_ADDR
+  urlVariable: SKILLS_GRPC_URL
+  secrets:
+    INTERNAL_TOKEN: true
+    SKILLS_DATABASE_URL: true
 {{- end }}
 
 {{- define "genie.componentNames" -}}
-gateway auth usage credentials
+gateway auth usage credentials skills
 {{- end }}
 
 {{- define "genie.labels" -}}
@@ -139,7 +148,7 @@ app.kubernetes.io/component: {{ .component }}
 {{- $env := dict }}
 {{- if eq $component "gateway" }}
 {{- $_ := set $env "GATEWAY_ADDR" (printf "0.0.0.0:%v" (int64 $values.port)) }}
-{{- range $name := list "auth" "usage" "credentials" }}
+{{- range $name := list "auth" "usage" "credentials" "skills" }}
 {{- $spec := index $components $name }}
 {{- $_ := set $env $spec.urlVariable (printf "http://%s:%v" (include "genie.componentName" (dict "root" $root "component" $name)) (int64 (index $root.Values $name).port)) }}
 {{- end }}
