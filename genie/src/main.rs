@@ -48,9 +48,7 @@ enum Command {
     },
     /// Imports every `SKILL.md` under DIR into the skills catalogue (idempotent: reports what
     /// was created, updated and left unchanged).
-    ImportSkills {
-        dir: std::path::PathBuf,
-    },
+    ImportSkills { dir: std::path::PathBuf },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
