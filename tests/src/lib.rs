@@ -72,7 +72,7 @@ impl GenieProcess {
             ),
             ("RUST_LOG".to_owned(), "warn".to_owned()),
         ];
-        for service in ["AUTH", "USAGE", "CREDENTIALS"] {
+        for service in ["AUTH", "USAGE", "CREDENTIALS", "SKILLS"] {
             let grpc = free_port().await;
             variables.push((format!("{service}_DATABASE_URL"), database.url.clone()));
             variables.push((format!("{service}_GRPC_ADDR"), format!("127.0.0.1:{grpc}")));
