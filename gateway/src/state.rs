@@ -14,8 +14,8 @@ use crate::health::Upstream;
 use crate::rate_limit::Limits;
 use crate::session::UserResolver;
 use crate::upstream::{
-    AuthClient, AuthService, CredentialsClient, CredentialsService, SkillsService, UsageClient,
-    UsageService,
+    AuthClient, AuthService, CredentialsClient, CredentialsService, SkillsClient, SkillsService,
+    UsageClient, UsageService,
 };
 
 pub struct AppState {
@@ -126,6 +126,7 @@ impl AppState {
                 Upstream::of::<AuthClient>(channels.auth.clone()),
                 Upstream::of::<UsageClient>(channels.usage.clone()),
                 Upstream::of::<CredentialsClient>(channels.credentials.clone()),
+                Upstream::of::<SkillsClient>(channels.skills.clone()),
             ],
             verifier,
             resolver,

@@ -32,6 +32,7 @@ pub struct TestApp {
     auth: RunningService,
     usage: RunningService,
     credentials: RunningService,
+    _skills: RunningService,
     gateway: actix_web::dev::ServerHandle,
 }
 
@@ -133,6 +134,16 @@ async fn spawn(
         })
     })
     .await;
+    // Without the shipped catalogue: a test's skills are the ones it creates.
+    let mut skills_config =
+        svc_skills::Config::local(database.url.clone(), Secret::new(INTERNAL_TOKEN));
+    skills_config.seed = false;
+    let skills = RunningService::start(|listener, stopped| {
+        svc_skills::run(skills_config, listener, async {
+            let _ = stopped.await;
+        })
+    })
+    .await;
 
     let mut config = gateway::Config::local(
         auth.url.clone(),
@@ -143,6 +154,7 @@ async fn spawn(
     config.resolve_cache_ttl = resolve_cache_ttl;
     config.usage_grpc_url = usage.url.clone();
     config.credentials_grpc_url = credentials.url.clone();
+    config.skills_grpc_url = skills.url.clone();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = gateway::build(config, listener).unwrap();
@@ -158,6 +170,7 @@ async fn spawn(
         auth,
         usage,
         credentials,
+        _skills: skills,
         gateway: handle,
     }
 }
