@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::time::MissedTickBehavior;
 use tonic::metadata::MetadataValue;
+use tonic::server::NamedService;
 use tonic::service::interceptor::InterceptedService;
 use tonic::service::{Interceptor, Routes};
 use tonic::transport::{Channel, Endpoint, Server};
@@ -75,6 +76,10 @@ pub enum ServeError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("gRPC transport: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("the listener: {0}")]
+    Listener(#[from] std::io::Error),
+    #[error(transparent)]
+    Database(#[from] crate::db::DbError),
 }
 
 pub const REFLECTION_VARIABLE: &str = "GRPC_REFLECTION";
@@ -95,53 +100,63 @@ impl ServerSettings {
     }
 }
 
-/// What [`serve`] sets up beside a service's own routes.
+/// What [`serve`] needs of a service's configuration.
 pub struct Setup<'a> {
-    /// The names `grpc.health.v1` reports besides the whole server (`""`).
-    pub service_names: &'a [&'a str],
-    /// The check health follows: the service's database.
-    pub probe: Probe,
-    /// The token reflection asks for (the one the service's own routes ask for).
-    pub internal_token: Secret,
-    pub settings: ServerSettings,
+    /// The service's name in logs (`svc-auth`).
+    pub name: &'a str,
+    /// The database health follows.
+    pub database_url: &'a str,
+    pub database: &'a crate::db::Settings,
+    /// The token every call must carry (reflection's too).
+    pub internal_token: &'a Secret,
+    pub settings: &'a ServerSettings,
 }
 
-/// Serves `routes` with `grpc.health.v1` (and, when configured, server reflection) beside them
-/// until `shutdown` resolves, then drains in-flight calls.
+/// Serves `service` behind [`InternalAuth`], with `grpc.health.v1` (and, when configured,
+/// server reflection) beside it until `shutdown` resolves, then drains in-flight calls.
 ///
 /// Health answers anyone, without a token, for probes (Kubernetes, the gateway's readiness): the
-/// whole server (`""`) and each of `service_names` are SERVING while the service's database
+/// whole server (`""`) and the service's own name are SERVING while the service's database
 /// answers its [`Probe`], checked every [`crate::db::Settings::health_interval`], NOT_SERVING
 /// from the first failed check until one succeeds again (and before the first check).
 /// Reflection is served only with [`ServerSettings::reflection`], and only to callers holding
 /// the internal token.
-pub async fn serve(
+pub async fn serve<S>(
     listener: TcpListener,
-    routes: Routes,
+    service: S,
     setup: Setup<'_>,
     shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), ServeError> {
+) -> Result<(), ServeError>
+where
+    S: tonic::codegen::Service<
+            tonic::codegen::http::Request<tonic::body::Body>,
+            Response = tonic::codegen::http::Response<tonic::body::Body>,
+            Error = std::convert::Infallible,
+        > + NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let probe = Probe::new(setup.database_url, setup.database)?;
+    let auth = InternalAuth::new(setup.internal_token.clone());
+    let mut routes = Routes::new(InterceptedService::new(service, auth.clone()));
+    if setup.settings.reflection {
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        routes = routes.add_service(InterceptedService::new(reflection, auth));
+    }
     let (health, health_service) = tonic_health::server::health_reporter();
-    let names: Vec<String> = std::iter::once("")
-        .chain(setup.service_names.iter().copied())
-        .map(str::to_owned)
-        .collect();
+    let names: Vec<String> = vec![String::new(), S::NAME.to_owned()];
     for name in &names {
         health
             .set_service_status(name, ServingStatus::NotServing)
             .await;
     }
-    let _follower = AbortOnDrop(tokio::spawn(follow_database(health, names, setup.probe)));
-    let mut routes = routes;
-    if setup.settings.reflection {
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
-        routes = routes.add_service(InterceptedService::new(
-            reflection,
-            InternalAuth::new(setup.internal_token),
-        ));
-    }
+    let _follower = AbortOnDrop(tokio::spawn(follow_database(health, names, probe)));
+    tracing::info!(addr = %listener.local_addr()?, "{} listening", setup.name);
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     Server::builder()
         .trace_fn(telemetry::grpc_server_span)
@@ -254,6 +269,31 @@ mod tests {
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
     }
 
+    /// A service whose every call is UNIMPLEMENTED, standing for a service's own routes.
+    #[derive(Clone)]
+    struct Nothing;
+
+    impl NamedService for Nothing {
+        const NAME: &'static str = NAME;
+    }
+
+    impl tonic::codegen::Service<tonic::codegen::http::Request<tonic::body::Body>> for Nothing {
+        type Response = tonic::codegen::http::Response<tonic::body::Body>;
+        type Error = std::convert::Infallible;
+        type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+
+        fn poll_ready(
+            &mut self,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Self::Error>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _: tonic::codegen::http::Request<tonic::body::Body>) -> Self::Future {
+            std::future::ready(Ok(tonic::Status::unimplemented("nothing here").into_http()))
+        }
+    }
+
     /// A server with no routes of its own, whose health follows the database at `url`, checked
     /// every 100 ms. Stops when the sender is dropped.
     async fn start(url: &str, reflection: bool) -> (Channel, tokio::sync::oneshot::Sender<()>) {
@@ -264,15 +304,17 @@ mod tests {
             connect_timeout: Duration::from_millis(500),
             ..db::Settings::default()
         };
-        let setup = Setup {
-            service_names: &[NAME],
-            probe: db::Probe::new(url, &settings).unwrap(),
-            internal_token: Secret::new(TOKEN),
-            settings: ServerSettings { reflection },
-        };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let url = url.to_owned();
         tokio::spawn(async move {
-            serve(listener, Routes::default(), setup, async {
+            let setup = Setup {
+                name: "nothing",
+                database_url: &url,
+                database: &settings,
+                internal_token: &Secret::new(TOKEN),
+                settings: &ServerSettings { reflection },
+            };
+            serve(listener, Nothing, setup, async {
                 let _ = stopped.await;
             })
             .await

@@ -16,13 +16,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use proto::auth::v1::auth_server::{AuthServer, SERVICE_NAME};
+use proto::auth::v1::auth_server::AuthServer;
 use tokio::net::TcpListener;
-use tonic::service::Routes;
-use tonic::service::interceptor::InterceptedService;
 
 use common::clock::{Clock, SystemClock};
-use common::grpc::InternalAuth;
 pub use config::Config;
 pub use service::AuthService;
 
@@ -77,18 +74,14 @@ pub async fn run_with_clock(
     let service = prepare(&config, clock).await?;
     tokio::spawn(expire_sessions(Arc::clone(&service)));
     let auth = AuthServer::new(grpc::AuthGrpc::new(service));
-    let routes = Routes::new(InterceptedService::new(
-        auth,
-        InternalAuth::new(config.internal_token.clone()),
-    ));
-    tracing::info!(addr = %listener.local_addr()?, "svc-auth listening");
     let setup = common::grpc::Setup {
-        service_names: &[SERVICE_NAME],
-        probe: common::db::Probe::new(&config.database_url, &config.database)?,
-        internal_token: config.internal_token.clone(),
-        settings: config.server.clone(),
+        name: "svc-auth",
+        database_url: &config.database_url,
+        database: &config.database,
+        internal_token: &config.internal_token,
+        settings: &config.server,
     };
-    common::grpc::serve(listener, routes, setup, shutdown).await?;
+    common::grpc::serve(listener, auth, setup, shutdown).await?;
     Ok(())
 }
 

@@ -15,12 +15,9 @@ pub mod store;
 use std::future::Future;
 use std::sync::Arc;
 
-use proto::credentials::v1::credentials_server::{CredentialsServer, SERVICE_NAME};
+use proto::credentials::v1::credentials_server::CredentialsServer;
 use tokio::net::TcpListener;
-use tonic::service::Routes;
-use tonic::service::interceptor::InterceptedService;
 
-use common::grpc::InternalAuth;
 pub use config::Config;
 pub use service::VaultService;
 
@@ -52,18 +49,14 @@ pub async fn run(
     rotate::register_keys(&pool, &keys).await?;
     let service = Arc::new(VaultService::new(pool, keys, config.max_secret_bytes));
     let credentials = CredentialsServer::new(grpc::CredentialsGrpc::new(service));
-    let routes = Routes::new(InterceptedService::new(
-        credentials,
-        InternalAuth::new(config.internal_token.clone()),
-    ));
-    tracing::info!(addr = %listener.local_addr()?, "svc-credentials listening");
     let setup = common::grpc::Setup {
-        service_names: &[SERVICE_NAME],
-        probe: common::db::Probe::new(&config.database_url, &config.database)?,
-        internal_token: config.internal_token.clone(),
-        settings: config.server.clone(),
+        name: "svc-credentials",
+        database_url: &config.database_url,
+        database: &config.database,
+        internal_token: &config.internal_token,
+        settings: &config.server,
     };
-    common::grpc::serve(listener, routes, setup, shutdown).await?;
+    common::grpc::serve(listener, credentials, setup, shutdown).await?;
     Ok(())
 }
 

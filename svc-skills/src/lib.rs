@@ -16,13 +16,10 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
-use proto::skills::v1::skills_server::{SERVICE_NAME, SkillsServer};
+use proto::skills::v1::skills_server::SkillsServer;
 use tokio::net::TcpListener;
-use tonic::service::Routes;
-use tonic::service::interceptor::InterceptedService;
 
 pub use common::clock::{Clock, SystemClock};
-use common::grpc::InternalAuth;
 pub use config::Config;
 pub use service::{ImportReport, SkillsService};
 
@@ -64,18 +61,14 @@ pub async fn run_with_clock(
         );
     }
     let skills = SkillsServer::new(grpc::SkillsGrpc::new(service));
-    let routes = Routes::new(InterceptedService::new(
-        skills,
-        InternalAuth::new(config.internal_token.clone()),
-    ));
-    tracing::info!(addr = %listener.local_addr()?, "svc-skills listening");
     let setup = common::grpc::Setup {
-        service_names: &[SERVICE_NAME],
-        probe: common::db::Probe::new(&config.database_url, &config.database)?,
-        internal_token: config.internal_token.clone(),
-        settings: config.server.clone(),
+        name: "svc-skills",
+        database_url: &config.database_url,
+        database: &config.database,
+        internal_token: &config.internal_token,
+        settings: &config.server,
     };
-    common::grpc::serve(listener, routes, setup, shutdown).await?;
+    common::grpc::serve(listener, skills, setup, shutdown).await?;
     Ok(())
 }
 

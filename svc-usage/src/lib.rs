@@ -14,13 +14,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use proto::usage::v1::usage_server::{SERVICE_NAME, UsageServer};
+use proto::usage::v1::usage_server::UsageServer;
 use tokio::net::TcpListener;
-use tonic::service::Routes;
-use tonic::service::interceptor::InterceptedService;
 
 pub use common::clock::{Clock, SystemClock};
-use common::grpc::InternalAuth;
 pub use config::Config;
 pub use service::UsageService;
 
@@ -58,18 +55,14 @@ pub async fn run_with_clock(
         config.idempotency_ttl,
     ));
     let usage = UsageServer::new(grpc::UsageGrpc::new(service));
-    let routes = Routes::new(InterceptedService::new(
-        usage,
-        InternalAuth::new(config.internal_token.clone()),
-    ));
-    tracing::info!(addr = %listener.local_addr()?, "svc-usage listening");
     let setup = common::grpc::Setup {
-        service_names: &[SERVICE_NAME],
-        probe: common::db::Probe::new(&config.database_url, &config.database)?,
-        internal_token: config.internal_token.clone(),
-        settings: config.server.clone(),
+        name: "svc-usage",
+        database_url: &config.database_url,
+        database: &config.database,
+        internal_token: &config.internal_token,
+        settings: &config.server,
     };
-    common::grpc::serve(listener, routes, setup, shutdown).await?;
+    common::grpc::serve(listener, usage, setup, shutdown).await?;
     Ok(())
 }
 
