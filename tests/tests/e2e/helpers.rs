@@ -32,7 +32,7 @@ pub struct TestApp {
     auth: RunningService,
     usage: RunningService,
     credentials: RunningService,
-    _skills: RunningService,
+    skills: RunningService,
     gateway: actix_web::dev::ServerHandle,
 }
 
@@ -170,7 +170,7 @@ async fn spawn(
         auth,
         usage,
         credentials,
-        _skills: skills,
+        skills,
         gateway: handle,
     }
 }
@@ -270,6 +270,10 @@ impl TestApp {
 
     pub async fn stop_usage(&mut self) {
         self.usage.stop().await;
+    }
+
+    pub async fn stop_skills(&mut self) {
+        self.skills.stop().await;
     }
 
     pub async fn stop_credentials(&mut self) {

@@ -14,5 +14,6 @@ mod docs_ui;
 mod fuzz;
 mod observability;
 mod resilience;
+mod skills;
 mod tokens;
 mod usage;
