@@ -35,7 +35,7 @@ pub const MIN_SHARED_TAGS_JACCARD: f64 = 0.25;
 /// What one activation together adds to the `co_activation` edge of a pair (up to 1).
 pub const CO_ACTIVATION_STEP: f64 = 0.1;
 /// Directly matched skills an activation considers, best text rank first.
-const ACTIVATION_CANDIDATES: i64 = 200;
+pub const ACTIVATION_CANDIDATES: i64 = 200;
 /// Activations of the user read for the base level.
 const HISTORY_LIMIT: i64 = 2000;
 

@@ -13,6 +13,22 @@ use crate::error::SkillsError;
 const RANK_WEIGHTS: &str = "'{0.1, 0.2, 0.4, 1.0}'";
 /// What a trigram match of the whole query against a name adds to the score.
 const NAME_SIMILARITY_WEIGHT: f64 = 0.5;
+/// The strongest postings of each lexeme a search ranks (see `V2__postings.sql`): with at most
+/// [`crate::text::MAX_QUERY_WORDS`] words, a search ranks at most 32 × 64 skills.
+const POSTINGS_PER_LEXEME: i64 = 64;
+/// Only a query this short is compared with names by trigrams: a longer one is a task, not a
+/// name, and its many trigrams would visit much of the name index for nothing.
+const MAX_NAME_QUERY_LEN: i64 = 40;
+
+/// The ids of the skills holding the strongest postings of `lexemes` (a `text[]` expression).
+fn strongest_postings(lexemes: &str) -> String {
+    format!(
+        "SELECT DISTINCT p.skill_id AS id FROM unnest({lexemes}) AS term(lexeme) \
+         CROSS JOIN LATERAL (SELECT skill_id FROM skills.postings \
+           WHERE lexeme = term.lexeme ORDER BY impact DESC, skill_id \
+           LIMIT {POSTINGS_PER_LEXEME}) p"
+    )
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SkillRow {
@@ -376,20 +392,7 @@ pub async fn search(
     query: &str,
     limit: i64,
 ) -> Result<Vec<Hit>, SkillsError> {
-    let sql = format!(
-        "WITH q AS (SELECT to_tsquery('english', $1) AS tsq), \
-         hits AS ( \
-           SELECT s.*, ts_rank({RANK_WEIGHTS}, s.search, q.tsq) \
-                  + {NAME_SIMILARITY_WEIGHT} * similarity(s.name, $2) AS score \
-           FROM skills.skills s, q WHERE s.search @@ q.tsq OR s.name % $2 \
-           ORDER BY score DESC, s.name LIMIT $3 \
-         ) \
-         SELECT {COLUMNS}, s.score::float8, \
-           ts_headline('english', s.description || E'\\n' || s.content, q.tsq, \
-             'StartSel=<mark>, StopSel=</mark>, MaxFragments=2, MaxWords=18, MinWords=6, FragmentDelimiter=\" … \"') \
-         FROM hits s, q ORDER BY s.score DESC, s.name"
-    );
-    let rows = sql::query(db, &sql, &[&tsquery, &query, &limit]).await?;
+    let rows = sql::query(db, &search_statement(), &[&tsquery, &query, &limit]).await?;
     Ok(rows
         .iter()
         .map(|row| Hit {
@@ -398,6 +401,29 @@ pub async fn search(
             snippet: row.get(9),
         })
         .collect())
+}
+
+/// [`search`]'s statement ($1 tsquery text, $2 query, $3 limit), for the benchmark to run raw.
+pub fn search_statement() -> String {
+    format!(
+        "WITH q AS (SELECT to_tsquery('english', $1) AS tsq), \
+         candidates AS ( \
+           {} \
+           UNION SELECT id FROM skills.skills WHERE length($2) <= {MAX_NAME_QUERY_LEN} AND name % $2 \
+         ), \
+         hits AS ( \
+           SELECT s.*, ts_rank({RANK_WEIGHTS}, s.search, q.tsq) \
+                  + {NAME_SIMILARITY_WEIGHT} * similarity(s.name, $2) AS score \
+           FROM skills.skills s JOIN candidates USING (id), q \
+           WHERE s.search @@ q.tsq OR s.name % $2 \
+           ORDER BY score DESC, s.name LIMIT $3 \
+         ) \
+         SELECT {COLUMNS}, s.score::float8, \
+           ts_headline('english', s.description || E'\\n' || s.content, q.tsq, \
+             'StartSel=<mark>, StopSel=</mark>, MaxFragments=2, MaxWords=18, MinWords=6, FragmentDelimiter=\" … \"') \
+         FROM hits s, q ORDER BY s.score DESC, s.name",
+        strongest_postings("tsvector_to_array(to_tsvector('english', $2))")
+    )
 }
 
 /// A skill the task's words reach: its text rank and which of its tags (every lexeme of the tag
@@ -416,17 +442,7 @@ pub async fn matching(
     lexemes: &[String],
     limit: i64,
 ) -> Result<Vec<Matched>, SkillsError> {
-    let sql = format!(
-        "WITH q AS (SELECT to_tsquery('english', $1) AS tsq) \
-         SELECT s.id, s.name, ts_rank({RANK_WEIGHTS}, s.search, q.tsq)::float8, \
-           ARRAY(SELECT t FROM unnest(s.tags) t \
-                 WHERE tsvector_to_array(to_tsvector('english', translate(t, '-_', '  '))) <@ $2::text[] \
-                   AND length(to_tsvector('english', translate(t, '-_', '  '))) > 0 ORDER BY t), \
-           ARRAY(SELECT v.lexeme FROM unnest(s.search) v WHERE v.lexeme = ANY($2) ORDER BY v.lexeme) \
-         FROM skills.skills s, q WHERE s.search @@ q.tsq \
-         ORDER BY ts_rank({RANK_WEIGHTS}, s.search, q.tsq) DESC, s.name LIMIT $3"
-    );
-    let rows = sql::query(db, &sql, &[&tsquery, &lexemes, &limit]).await?;
+    let rows = sql::query(db, &matching_statement(), &[&tsquery, &lexemes, &limit]).await?;
     Ok(rows
         .iter()
         .map(|row| Matched {
@@ -437,6 +453,22 @@ pub async fn matching(
             matched_lexemes: row.get(4),
         })
         .collect())
+}
+
+/// [`matching`]'s statement ($1 tsquery text, $2 lexemes, $3 limit), for the benchmark to run
+/// raw.
+pub fn matching_statement() -> String {
+    format!(
+        "WITH q AS (SELECT to_tsquery('english', $1) AS tsq) \
+         SELECT s.id, s.name, ts_rank({RANK_WEIGHTS}, s.search, q.tsq)::float8, \
+           ARRAY(SELECT t FROM unnest(s.tags) t \
+                 WHERE tsvector_to_array(to_tsvector('english', translate(t, '-_', '  '))) <@ $2::text[] \
+                   AND length(to_tsvector('english', translate(t, '-_', '  '))) > 0 ORDER BY t), \
+           ARRAY(SELECT v.lexeme FROM unnest(s.search) v WHERE v.lexeme = ANY($2) ORDER BY v.lexeme) \
+         FROM skills.skills s JOIN ({}) candidates USING (id), q WHERE s.search @@ q.tsq \
+         ORDER BY ts_rank({RANK_WEIGHTS}, s.search, q.tsq) DESC, s.name LIMIT $3",
+        strongest_postings("$2::text[]")
+    )
 }
 
 /// (from, to, weight) of every edge touching one of `ids`, either way.
