@@ -216,16 +216,26 @@ impl UsageService {
                 .consume_in(&db, user_id, operation, amount, limit, None)
                 .await;
         };
-        let tx = db.transaction().await?;
         let hash = request_hash(operation, amount);
-        if !store::claim_key(&tx, user_id, key, operation, amount, &hash).await? {
-            let record = store::stored_answer(&tx, user_id, key)
-                .await?
-                .ok_or(UsageError::KeyReused)?;
-            if record.request_hash != hash {
-                return Err(UsageError::KeyReused);
+        // The common case, a new key and a grant, in one statement; a denial (whose answer is
+        // stored too) and a key seen before take the transaction below.
+        let cycle = self.cycle(&db, user_id).await?;
+        match store::consume_with_new_key(
+            &db, user_id, operation, &cycle, amount, limit, key, &hash,
+        )
+        .await?
+        {
+            store::KeyedConsumption::Granted(used) => {
+                return Ok(Answer::new(true, operation, used, limit, cycle));
             }
-            return Ok(record.into());
+            store::KeyedConsumption::KeyTaken => {
+                return Self::replay(&db, user_id, key, &hash).await;
+            }
+            store::KeyedConsumption::Denied => {}
+        }
+        let tx = db.transaction().await?;
+        if !store::claim_key(&tx, user_id, key, operation, amount, &hash).await? {
+            return Self::replay(&tx, user_id, key, &hash).await;
         }
         let answer = self
             .consume_in(&tx, user_id, operation, amount, limit, Some(key))
@@ -233,6 +243,23 @@ impl UsageService {
         store::store_answer(&tx, user_id, key, &StoredAnswer::of(&answer, amount)).await?;
         tx.commit().await?;
         Ok(answer)
+    }
+
+    /// The answer stored for a key claimed before, if the request is the one it was claimed
+    /// with.
+    async fn replay(
+        db: &impl GenericClient,
+        user_id: Uuid,
+        key: &str,
+        hash: &[u8],
+    ) -> Result<Answer, UsageError> {
+        let record = store::stored_answer(db, user_id, key)
+            .await?
+            .ok_or(UsageError::KeyReused)?;
+        if record.request_hash != hash {
+            return Err(UsageError::KeyReused);
+        }
+        Ok(record.into())
     }
 
     /// The consumption itself, inside whatever transaction `db` is: the cycle, the conditional

@@ -108,6 +108,62 @@ pub async fn consume(
     Ok(row.map(|row| row.get(0)))
 }
 
+/// What a keyed consumption in one statement came to.
+pub enum KeyedConsumption {
+    /// Consumed, and the key stored with this answer: the new total.
+    Granted(i64),
+    /// It would not fit: nothing was written, not even the key.
+    Denied,
+    /// The key was claimed before (by an earlier or a concurrent request, which has committed):
+    /// nothing was written.
+    KeyTaken,
+}
+
+/// [`consume`] and the key's claim with its granted answer, in one statement (so without a
+/// transaction around it, and in one round trip): the key's insert fails on a key claimed before,
+/// which undoes the whole statement. A concurrent request holding the key uncommitted makes the
+/// insert wait for its outcome.
+#[allow(clippy::too_many_arguments)]
+pub async fn consume_with_new_key(
+    db: &impl GenericClient,
+    user_id: Uuid,
+    operation: &str,
+    cycle: &crate::cycle::Cycle,
+    amount: i64,
+    limit: i64,
+    key: &str,
+    request_hash: &[u8],
+) -> Result<KeyedConsumption, UsageError> {
+    let consumed = sql::query_opt(db,
+            "WITH consumed AS ( \
+                 INSERT INTO usage.counters AS c (user_id, operation, cycle_start, used) \
+                 SELECT $1::uuid, $2::text, $3::timestamptz, $4::bigint WHERE $5::bigint = -1 OR $4 <= $5 \
+                 ON CONFLICT (user_id, operation, cycle_start) \
+                 DO UPDATE SET used = c.used + excluded.used, updated_at = now() \
+                 WHERE $5 = -1 OR c.used + excluded.used <= $5 \
+                 RETURNING used \
+             ), logged AS ( \
+                 INSERT INTO usage.ledger (user_id, operation, cycle_start, kind, amount, idempotency_key) \
+                 SELECT $1, $2, $3, 'consume', $4, $6::text FROM consumed \
+             ), keyed AS ( \
+                 INSERT INTO usage.idempotency_keys (user_id, key, operation, amount, request_hash, \
+                     granted, used, limit_value, cycle_start, cycle_end) \
+                 SELECT $1, $6, $2, $4, $7::bytea, true, used, $5, $3, $8::timestamptz FROM consumed \
+             ) \
+             SELECT used FROM consumed",
+            &[&user_id, &operation, &cycle.start, &amount, &limit, &key, &request_hash, &cycle.end],
+        )
+        .await;
+    match consumed {
+        Ok(Some(row)) => Ok(KeyedConsumption::Granted(row.get(0))),
+        Ok(None) => Ok(KeyedConsumption::Denied),
+        Err(err) if err.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+            Ok(KeyedConsumption::KeyTaken)
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
 pub async fn give_back(
     db: &impl GenericClient,
     user_id: Uuid,

@@ -325,6 +325,46 @@ async fn concurrent_retries_with_one_key_count_once() {
 }
 
 #[tokio::test]
+async fn concurrent_retries_of_a_denial_with_one_key_store_one_answer() {
+    let usage = Arc::new(spawn_usage().await);
+    let id = Uuid::new_v4();
+    let racers: Vec<_> = (0..20)
+        .map(|_| {
+            let usage = Arc::clone(&usage);
+            tokio::spawn(async move {
+                usage
+                    .consume(id, "starter", "captions", 5, "too-much")
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut replayed = 0;
+    for racer in racers {
+        let answer = racer.await.unwrap();
+        assert!(!answer.granted, "5 exceeds the starter's 3");
+        assert_eq!(answer.used, 0);
+        replayed += usize::from(answer.replayed);
+    }
+    assert_eq!(replayed, 19, "one decided, the others got its answer");
+    assert_eq!(
+        usage
+            .sql(
+                "SELECT count(*) FROM usage.idempotency_keys WHERE user_id = $1 AND NOT granted",
+                id
+            )
+            .await,
+        1
+    );
+    assert_eq!(
+        usage
+            .sql("SELECT count(*) FROM usage.ledger WHERE user_id = $1", id)
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
 async fn refunds_restore_exactly_once() {
     let usage = Arc::new(spawn_usage().await);
     let id = Uuid::new_v4();
