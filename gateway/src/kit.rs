@@ -68,6 +68,43 @@ impl<'c, 's> Routes<'c, 's> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Query strings
+
+/// A query string read by hand, so that each bad parameter is named: the pairs in order, values
+/// trimmed, empty ones left out (absent), the last of a repeated one winning; which keys count
+/// (and what an unknown one does) is up to [`QueryParams::set`]. The extractor is [`Query`].
+pub trait QueryParams: Default {
+    /// Takes one parameter (`value` trimmed and not empty).
+    fn set(&mut self, key: &str, value: &str) -> Result<(), ApiError>;
+
+    fn parse(query: &str) -> Result<Self, ApiError> {
+        let pairs = actix_web::web::Query::<Vec<(String, String)>>::from_query(query)
+            .map_err(|_| ApiError::invalid_field("query", "the query string is not valid"))?
+            .into_inner();
+        let mut parsed = Self::default();
+        for (key, value) in pairs {
+            let value = value.trim();
+            if !value.is_empty() {
+                parsed.set(&key, value)?;
+            }
+        }
+        Ok(parsed)
+    }
+}
+
+/// The query string as a [`QueryParams`] type: `Query(query): Query<SkillsQuery>`.
+pub struct Query<T>(pub T);
+
+impl<T: QueryParams> FromRequest for Query<T> {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(T::parse(req.query_string()).map(Query))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Success
 
 /// Every `/api` success body: `{"ok": true, "success": true, ...the route's fields}`.

@@ -21,7 +21,10 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::body::NonBlank;
-use crate::kit::{Authenticated, Envelope, Errors, Input, JsonBody, OwnerOrSecret, Reply, Routes};
+use crate::kit::{
+    Authenticated, Envelope, Errors, Input, JsonBody, OwnerOrSecret, Query, QueryParams, Reply,
+    Routes,
+};
 use crate::session::{AuthenticatedUser, OwnerOrSystem};
 use crate::state::AppState;
 use crate::{error_set, rpc};
@@ -638,65 +641,45 @@ pub struct VaultQuery {
     pub offset: Option<u32>,
 }
 
-impl VaultQuery {
-    /// Reads a query string; other parameters (`access_token`) are ignored, empty values count
-    /// as absent, and the last of a repeated parameter wins.
-    pub fn parse(query: &str) -> Result<Self, ApiError> {
-        let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
-            .map_err(|_| ApiError::invalid_field("query", "the query string is not valid"))?
-            .into_inner();
-        let mut parsed = Self::default();
-        for (key, value) in pairs {
-            let value = value.trim();
-            if value.is_empty() {
-                continue;
-            }
-            match key.as_str() {
-                "kind" => {
-                    let kind: VaultKind = serde_json::from_value(Value::String(value.into()))
-                        .map_err(|_| {
-                            ApiError::invalid_field(
-                                "kind",
-                                "kind must be one of login, download, api_key, cookies, token, other",
-                            )
-                        })?;
-                    parsed.kind = Some(kind.as_str().to_owned());
-                }
-                "limit" => {
-                    let limit = value
-                        .parse::<u32>()
-                        .ok()
-                        .filter(|limit| (1..=MAX_VAULT_LIMIT).contains(limit))
-                        .ok_or_else(|| {
-                            ApiError::invalid_field(
-                                "limit",
-                                format!("limit must be an integer from 1 to {MAX_VAULT_LIMIT}"),
-                            )
-                        })?;
-                    parsed.limit = Some(limit);
-                }
-                "offset" => {
-                    let offset = value.parse::<u32>().map_err(|_| {
+/// Other parameters (`access_token`) are ignored.
+impl QueryParams for VaultQuery {
+    fn set(&mut self, key: &str, value: &str) -> Result<(), ApiError> {
+        match key {
+            "kind" => {
+                let kind: VaultKind =
+                    serde_json::from_value(Value::String(value.into())).map_err(|_| {
                         ApiError::invalid_field(
-                            "offset",
-                            format!("offset must be an integer from 0 to {}", u32::MAX),
+                            "kind",
+                            "kind must be one of login, download, api_key, cookies, token, other",
                         )
                     })?;
-                    parsed.offset = Some(offset);
-                }
-                _ => {}
+                self.kind = Some(kind.as_str().to_owned());
             }
+            "limit" => {
+                let limit = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|limit| (1..=MAX_VAULT_LIMIT).contains(limit))
+                    .ok_or_else(|| {
+                        ApiError::invalid_field(
+                            "limit",
+                            format!("limit must be an integer from 1 to {MAX_VAULT_LIMIT}"),
+                        )
+                    })?;
+                self.limit = Some(limit);
+            }
+            "offset" => {
+                let offset = value.parse::<u32>().map_err(|_| {
+                    ApiError::invalid_field(
+                        "offset",
+                        format!("offset must be an integer from 0 to {}", u32::MAX),
+                    )
+                })?;
+                self.offset = Some(offset);
+            }
+            _ => {}
         }
-        Ok(parsed)
-    }
-}
-
-impl FromRequest for VaultQuery {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(Self::parse(req.query_string()))
+        Ok(())
     }
 }
 
@@ -966,7 +949,7 @@ error_set! {
 #[get("/api/vault")]
 pub async fn list_vault(
     AuthenticatedUser(caller): AuthenticatedUser,
-    query: VaultQuery,
+    Query(query): Query<VaultQuery>,
     state: web::Data<AppState>,
 ) -> Reply<VaultListResponse> {
     let request = pb::ListVaultRequest {

@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::body::{Integer, NonBlank};
-use crate::kit::{AdminOnly, Authenticated, Envelope, Errors, Input, JsonBody, Reply, Routes};
+use crate::kit::{
+    AdminOnly, Authenticated, Envelope, Errors, Input, JsonBody, Query, QueryParams, Reply, Routes,
+};
 use crate::session::{Admin, AuthenticatedUser};
 use crate::state::AppState;
 use crate::{error_set, rpc};
@@ -295,45 +297,26 @@ fn whole(field: &str, value: &str) -> Result<u32, ApiError> {
         .map_err(|_| ApiError::invalid_field(field, format!("{field} must be a whole number")))
 }
 
-impl SkillsQuery {
-    /// Reads a query string; other parameters are ignored, empty values count as absent.
-    pub fn parse(query: &str) -> Result<Self, ApiError> {
-        let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
-            .map_err(|_| ApiError::invalid_field("query", "the query string is not valid"))?
-            .into_inner();
-        let mut parsed = Self::default();
-        for (key, value) in pairs {
-            let value = value.trim();
-            if value.is_empty() {
-                continue;
+/// Other parameters are ignored.
+impl QueryParams for SkillsQuery {
+    fn set(&mut self, key: &str, value: &str) -> Result<(), ApiError> {
+        match key {
+            "category" => self.category = Some(value.to_owned()),
+            "tags" => {
+                self.tags = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|tag| !tag.is_empty())
+                    .map(str::to_owned)
+                    .collect();
             }
-            match key.as_str() {
-                "category" => parsed.category = Some(value.to_owned()),
-                "tags" => {
-                    parsed.tags = value
-                        .split(',')
-                        .map(str::trim)
-                        .filter(|tag| !tag.is_empty())
-                        .map(str::to_owned)
-                        .collect();
-                }
-                "tags_mode" => parsed.tags_mode = Some(value.to_owned()),
-                "limit" => parsed.limit = Some(whole("limit", value)?),
-                "offset" => parsed.offset = Some(whole("offset", value)?),
-                "sort" => parsed.sort = Some(value.to_owned()),
-                _ => {}
-            }
+            "tags_mode" => self.tags_mode = Some(value.to_owned()),
+            "limit" => self.limit = Some(whole("limit", value)?),
+            "offset" => self.offset = Some(whole("offset", value)?),
+            "sort" => self.sort = Some(value.to_owned()),
+            _ => {}
         }
-        Ok(parsed)
-    }
-}
-
-impl FromRequest for SkillsQuery {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(Self::parse(req.query_string()))
+        Ok(())
     }
 }
 
@@ -436,7 +419,7 @@ error_set! {
 #[get("/api/skills")]
 pub async fn list_skills(
     AuthenticatedUser(caller): AuthenticatedUser,
-    query: SkillsQuery,
+    Query(query): Query<SkillsQuery>,
     state: web::Data<AppState>,
 ) -> Reply<SkillList> {
     let request = pb::ListSkillsRequest {
