@@ -1,4 +1,4 @@
-"""Runs the four processes of the Helm chart on this machine with the environment the chart gives
+"""Runs the five processes of the Helm chart on this machine with the environment the chart gives
 them, to prove that the chart wires every variable under the name the programs read.
 
 Called by deploy/helm-smoke.sh, with the rendered chart on stdin. For each Deployment it builds
@@ -124,6 +124,7 @@ try:
          {"platform": "instagram", "username": "helm-smoke", "credentials": {"password": "x"}},
          "svc-credentials: CREDENTIALS_ENC_KEY_B64"),
         ("GET", "/api/vault", None, "svc-credentials"),
+        ("GET", "/api/skills?limit=1", None, "svc-skills"),
     ]:
         status, body = call(method, path, payload, token)
         if status not in (200, 201):

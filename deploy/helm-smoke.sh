@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Runs the gateway and the three services as the Helm chart configures them, on this machine:
+# Runs the gateway and the four services as the Helm chart configures them, on this machine:
 # renders the chart (one database per service, the Secret from values, ports of its own), gives
 # each `genie serve <service>` exactly the environment its pod would get, and checks that the
 # gateway turns ready, a login works and a call reaches every service (deploy/helm-smoke.py).
 # It proves the variable names and the wiring, not the cluster objects (helm-check.sh does those).
 #
 # Needs a built genie binary: GENIE_BIN, else target/debug/genie (cargo build -p genie), and the
-# local PostgreSQL and Redis (deploy/services.sh). Creates three databases and drops them after.
+# local PostgreSQL and Redis (deploy/services.sh). Creates four databases and drops them after.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -16,7 +16,7 @@ genie=${GENIE_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/genie}
 
 admin=${TEST_DATABASE_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 suffix=$$
-dbs=(genie_smoke_auth_$suffix genie_smoke_usage_$suffix genie_smoke_credentials_$suffix)
+dbs=(genie_smoke_auth_$suffix genie_smoke_usage_$suffix genie_smoke_credentials_$suffix genie_smoke_skills_$suffix)
 work=$(mktemp -d)
 cleanup() {
   for db in "${dbs[@]}"; do psql -q "$admin" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true; done
@@ -37,6 +37,7 @@ secrets:
     AUTH_DATABASE_URL: $(db_url "${dbs[0]}")
     USAGE_DATABASE_URL: $(db_url "${dbs[1]}")
     CREDENTIALS_DATABASE_URL: $(db_url "${dbs[2]}")
+    SKILLS_DATABASE_URL: $(db_url "${dbs[3]}")
     REDIS_URL: redis://127.0.0.1:6379
     ADMIN_PASSWORD: smoke-admin-password
 gateway:
@@ -57,6 +58,10 @@ credentials:
   port: 25053
   env:
     CREDENTIALS_DATABASE_POOL_SIZE: 4
+skills:
+  port: 25055
+  env:
+    SKILLS_DATABASE_POOL_SIZE: 4
 YAML
 if ! .tools/bin/helm template smoke deploy/helm/genie -f "$work/values.yaml" |
   .tools/venv/bin/python deploy/helm-smoke.py "$genie" "$work"; then
