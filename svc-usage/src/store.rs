@@ -75,6 +75,26 @@ pub async fn used_by_operation(
     Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
 }
 
+/// The CTEs `consumed` (the counter's conditional upsert, `RETURNING used`) and `logged` (its
+/// ledger line) that [`consume`] and [`consume_with_new_key`] share: $1 user, $2 operation, $3
+/// cycle start, $4 amount, $5 limit (`-1`: none), $6 key. A macro so that each statement stays
+/// one literal (`concat!`), built at compile time rather than on every call.
+macro_rules! consumed_and_logged {
+    () => {
+        "WITH consumed AS ( \
+                 INSERT INTO usage.counters AS c (user_id, operation, cycle_start, used) \
+                 SELECT $1::uuid, $2::text, $3::timestamptz, $4::bigint WHERE $5::bigint = -1 OR $4 <= $5 \
+                 ON CONFLICT (user_id, operation, cycle_start) \
+                 DO UPDATE SET used = c.used + excluded.used, updated_at = now() \
+                 WHERE $5 = -1 OR c.used + excluded.used <= $5 \
+                 RETURNING used \
+             ), logged AS ( \
+                 INSERT INTO usage.ledger (user_id, operation, cycle_start, kind, amount, idempotency_key) \
+                 SELECT $1, $2, $3, 'consume', $4, $6::text FROM consumed \
+             )"
+    };
+}
+
 /// Adds `amount` to the counter if the result stays within `limit` (`-1`: no limit) and, when it
 /// does, appends the consumption to the ledger, in one statement (so one atomic step even outside
 /// a transaction). The row lock taken by the upsert serialises concurrent consumers, and each sees
@@ -89,22 +109,19 @@ pub async fn consume(
     limit: i64,
     idempotency_key: Option<&str>,
 ) -> Result<Option<i64>, UsageError> {
-    let row = sql::query_opt(db,
-            "WITH consumed AS ( \
-                 INSERT INTO usage.counters AS c (user_id, operation, cycle_start, used) \
-                 SELECT $1::uuid, $2::text, $3::timestamptz, $4::bigint WHERE $5::bigint = -1 OR $4 <= $5 \
-                 ON CONFLICT (user_id, operation, cycle_start) \
-                 DO UPDATE SET used = c.used + excluded.used, updated_at = now() \
-                 WHERE $5 = -1 OR c.used + excluded.used <= $5 \
-                 RETURNING used \
-             ), logged AS ( \
-                 INSERT INTO usage.ledger (user_id, operation, cycle_start, kind, amount, idempotency_key) \
-                 SELECT $1, $2, $3, 'consume', $4, $6::text FROM consumed \
-             ) \
-             SELECT used FROM consumed",
-            &[&user_id, &operation, &cycle_start, &amount, &limit, &idempotency_key],
-        )
-        .await?;
+    let row = sql::query_opt(
+        db,
+        concat!(consumed_and_logged!(), " SELECT used FROM consumed"),
+        &[
+            &user_id,
+            &operation,
+            &cycle_start,
+            &amount,
+            &limit,
+            &idempotency_key,
+        ],
+    )
+    .await?;
     Ok(row.map(|row| row.get(0)))
 }
 
@@ -135,22 +152,12 @@ pub async fn consume_with_new_key(
     request_hash: &[u8],
 ) -> Result<KeyedConsumption, UsageError> {
     let consumed = sql::query_opt(db,
-            "WITH consumed AS ( \
-                 INSERT INTO usage.counters AS c (user_id, operation, cycle_start, used) \
-                 SELECT $1::uuid, $2::text, $3::timestamptz, $4::bigint WHERE $5::bigint = -1 OR $4 <= $5 \
-                 ON CONFLICT (user_id, operation, cycle_start) \
-                 DO UPDATE SET used = c.used + excluded.used, updated_at = now() \
-                 WHERE $5 = -1 OR c.used + excluded.used <= $5 \
-                 RETURNING used \
-             ), logged AS ( \
-                 INSERT INTO usage.ledger (user_id, operation, cycle_start, kind, amount, idempotency_key) \
-                 SELECT $1, $2, $3, 'consume', $4, $6::text FROM consumed \
-             ), keyed AS ( \
+            concat!(consumed_and_logged!(), ", keyed AS ( \
                  INSERT INTO usage.idempotency_keys (user_id, key, operation, amount, request_hash, \
                      granted, used, limit_value, cycle_start, cycle_end) \
                  SELECT $1, $6, $2, $4, $7::bytea, true, used, $5, $3, $8::timestamptz FROM consumed \
              ) \
-             SELECT used FROM consumed",
+             SELECT used FROM consumed"),
             &[&user_id, &operation, &cycle.start, &amount, &limit, &key, &request_hash, &cycle.end],
         )
         .await;
