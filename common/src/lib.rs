@@ -12,7 +12,7 @@ pub mod secret;
 pub mod shutdown;
 pub mod sql;
 pub mod telemetry;
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use error::{ApiError, Kind};

@@ -27,6 +27,8 @@ use crate::clock::Clock;
 use crate::identity::{ADMINISTRATOR, Identity, UserIdentity};
 use crate::secret::Secret;
 
+pub mod proxy;
+
 /// Where tests create their databases; `TEST_DATABASE_ADMIN_URL` overrides.
 pub fn admin_url() -> String {
     std::env::var("TEST_DATABASE_ADMIN_URL")
