@@ -12,6 +12,10 @@ pub struct Cycle {
 /// The cycle that contains `now`. With an anchor, cycle k starts at `anchor + k months` (a
 /// 31st clamps to the month's last day, and the next month returns to the 31st). Without one,
 /// the calendar month in UTC: the cycles anchored at the Unix epoch, 1970-01-01T00:00:00Z.
+/// No cycle is longer: a month has at most 31 days, and an anchor on a day a month lacks
+/// falls on that month's last day.
+pub const LONGEST_CYCLE_DAYS: i64 = 31;
+
 pub fn cycle_at(anchor: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Cycle {
     let anchor = anchor.unwrap_or(DateTime::UNIX_EPOCH);
     let shift = |months: i64| -> DateTime<Utc> {
@@ -43,7 +47,7 @@ pub fn cycle_at(anchor: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Cycle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
+    use chrono::{TimeDelta, TimeZone};
 
     fn at(y: i32, m: u32, d: u32, h: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(y, m, d, h, 0, 0).unwrap()
@@ -82,5 +86,24 @@ mod tests {
             (february.start, february.end),
             (at(2026, 2, 28, 0), at(2026, 3, 31, 0))
         );
+    }
+
+    #[test]
+    fn no_cycle_is_longer_than_the_longest() {
+        let anchors = [
+            at(2024, 1, 31, 23),
+            at(2023, 5, 30, 0),
+            at(2024, 2, 29, 12),
+            at(2025, 8, 1, 0),
+        ];
+        for anchor in anchors {
+            let mut now = anchor;
+            for _ in 0..800 {
+                let cycle = cycle_at(Some(anchor), now);
+                assert!(cycle.start <= now && now < cycle.end, "{anchor} {now}");
+                assert!(cycle.end - cycle.start <= TimeDelta::days(LONGEST_CYCLE_DAYS));
+                now += TimeDelta::hours(13);
+            }
+        }
     }
 }

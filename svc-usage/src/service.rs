@@ -173,6 +173,22 @@ impl UsageService {
         ))
     }
 
+    /// The current cycle and what was used in it (of `operation`, or of every operation).
+    async fn cycle_and_use(
+        &self,
+        db: &impl GenericClient,
+        user_id: Uuid,
+        operation: Option<&str>,
+    ) -> Result<(Cycle, Vec<store::RecentUse>), UsageError> {
+        let now = self.clock.now();
+        let since = now - chrono::TimeDelta::days(crate::cycle::LONGEST_CYCLE_DAYS + 1);
+        let (anchor, mut used) =
+            store::anchor_and_recent_use(db, user_id, operation, since).await?;
+        let cycle = cycle_at(anchor, now);
+        used.retain(|recent| recent.cycle_start == cycle.start);
+        Ok((cycle, used))
+    }
+
     pub async fn check(
         &self,
         identity: &Identity,
@@ -186,8 +202,8 @@ impl UsageService {
         let amount = check_amount(amount)?;
         let limit = self.tiers.limit(tier, operation)?;
         let db = self.pool.get().await?;
-        let cycle = self.cycle(&db, user_id).await?;
-        let used = store::used(&db, user_id, operation, cycle.start).await?;
+        let (cycle, used) = self.cycle_and_use(&db, user_id, Some(operation)).await?;
+        let used = used.first().map_or(0, |recent| recent.used);
         let fits = limit == crate::tiers::UNLIMITED || used + amount <= limit;
         Ok(Answer::new(fits, operation, used, limit, cycle))
     }
@@ -338,8 +354,7 @@ impl UsageService {
         authorize(identity, user_id)?;
         let limits = &self.tiers.tier(tier)?.limits;
         let db = self.pool.get().await?;
-        let cycle = self.cycle(&db, user_id).await?;
-        let used = store::used_by_operation(&db, user_id, cycle.start).await?;
+        let (cycle, used) = self.cycle_and_use(&db, user_id, None).await?;
         let operations = self
             .tiers
             .operations
@@ -347,8 +362,8 @@ impl UsageService {
             .map(|operation| {
                 let used = used
                     .iter()
-                    .find(|(op, _)| op == operation)
-                    .map_or(0, |(_, used)| *used);
+                    .find(|recent| &recent.operation == operation)
+                    .map_or(0, |recent| recent.used);
                 let limit = limits[operation];
                 (operation.clone(), used, limit, remaining(limit, used))
             })

@@ -47,6 +47,46 @@ pub async fn set_anchor(
     Ok(())
 }
 
+/// The user's cycle anchor and what they used of each operation (of `operation` only, when
+/// given) in the cycles that started after `since`: one round trip where the anchor and then the
+/// counters of the cycle it gives would take two. A cycle is at most 31 days long, so `since` a
+/// little further back than that holds the current cycle's counters, with at most the previous
+/// cycle's beside them.
+pub async fn anchor_and_recent_use(
+    db: &impl GenericClient,
+    user_id: Uuid,
+    operation: Option<&str>,
+    since: DateTime<Utc>,
+) -> Result<(Option<DateTime<Utc>>, Vec<RecentUse>), UsageError> {
+    let rows = sql::query(
+        db,
+        "SELECT a.anchor, c.operation, c.used, c.cycle_start \
+         FROM (SELECT (SELECT anchor FROM usage.cycle_anchors WHERE user_id = $1) AS anchor) a \
+         LEFT JOIN usage.counters c ON c.user_id = $1 AND c.cycle_start > $3 \
+         AND ($2::text IS NULL OR c.operation = $2)",
+        &[&user_id, &operation, &since],
+    )
+    .await?;
+    let anchor = rows.first().and_then(|row| row.get(0));
+    let used = rows
+        .iter()
+        .filter_map(|row| {
+            Some(RecentUse {
+                operation: row.get::<_, Option<String>>(1)?,
+                used: row.get(2),
+                cycle_start: row.get(3),
+            })
+        })
+        .collect();
+    Ok((anchor, used))
+}
+
+pub struct RecentUse {
+    pub operation: String,
+    pub used: i64,
+    pub cycle_start: DateTime<Utc>,
+}
+
 pub async fn used(
     db: &impl GenericClient,
     user_id: Uuid,
@@ -59,20 +99,6 @@ pub async fn used(
         )
         .await?;
     Ok(row.map_or(0, |row| row.get(0)))
-}
-
-pub async fn used_by_operation(
-    db: &impl GenericClient,
-    user_id: Uuid,
-    cycle_start: DateTime<Utc>,
-) -> Result<Vec<(String, i64)>, UsageError> {
-    let rows = sql::query(
-        db,
-        "SELECT operation, used FROM usage.counters WHERE user_id = $1 AND cycle_start = $2",
-        &[&user_id, &cycle_start],
-    )
-    .await?;
-    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
 }
 
 /// The CTEs `consumed` (the counter's conditional upsert, `RETURNING used`) and `logged` (its

@@ -461,9 +461,44 @@ async fn crossing_the_month_boundary_resets_and_anchors_move_the_cycle() {
     assert!(fresh.granted);
     assert_eq!(fresh.used, 1);
     assert_eq!(fresh.cycle_start, "2027-02-01T00:00:00Z");
+    let mut client = usage.client.clone();
+    let check = client
+        .check(request(
+            pb::CheckRequest {
+                user_id: id.to_string(),
+                tier: "starter".into(),
+                operation: "captions".into(),
+                amount: 2,
+            },
+            &creator(id),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (check.granted, check.used),
+        (true, 1),
+        "January's counter is not February's"
+    );
+    let report = client
+        .report(request(
+            pb::ReportRequest {
+                user_id: id.to_string(),
+                tier: "starter".into(),
+            },
+            &creator(id),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let captions = report
+        .operations
+        .iter()
+        .find(|op| op.operation == "captions")
+        .unwrap();
+    assert_eq!((captions.used, captions.remaining), (1, 2));
 
     let admin = administrator(Uuid::new_v4());
-    let mut client = usage.client.clone();
     let anchor = pb::SetCycleAnchorRequest {
         user_id: id.to_string(),
         anchor: "2026-12-15T09:30:00Z".into(),
