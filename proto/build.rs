@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "genie/usage/v1/usage.proto",
         "genie/credentials/v1/credentials.proto",
         "genie/skills/v1/skills.proto",
+        "genie/queue/v1/queue.proto",
     ];
     let mut config = tonic_prost_build::Config::new();
     config.protoc_executable(protoc);

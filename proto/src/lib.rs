@@ -32,3 +32,9 @@ pub mod skills {
         tonic::include_proto!("genie.skills.v1");
     }
 }
+
+pub mod queue {
+    pub mod v1 {
+        tonic::include_proto!("genie.queue.v1");
+    }
+}

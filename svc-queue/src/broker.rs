@@ -1,0 +1,123 @@
+//! RabbitMQ: the connection, and the exchanges and queues the jobs travel through.
+//!
+//! Every job queue is a durable quorum queue bound to one direct exchange by its own name. A
+//! message delivered more than the delivery limit (a worker that died holding it counts) is
+//! dead-lettered, at least once (`at-least-once` needs `reject-publish`: a full queue refuses the
+//! publish, which the relay sees as a nack and retries, instead of dropping the oldest message),
+//! to a dead-letter exchange whose `<queue>.dead` queues keep it.
+
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
+
+use crate::operations::QUEUES;
+
+/// The names, each behind the deployment's prefix.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    prefix: String,
+    delivery_limit: i32,
+}
+
+impl Topology {
+    pub fn new(prefix: &str, delivery_limit: i32) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+            delivery_limit,
+        }
+    }
+
+    pub fn exchange(&self) -> String {
+        format!("{}genie.jobs", self.prefix)
+    }
+
+    pub fn dead_letter_exchange(&self) -> String {
+        format!("{}genie.jobs.dead", self.prefix)
+    }
+
+    /// The broker's name of a job queue (`media-jobs`, …); also its routing key.
+    pub fn queue(&self, queue: &str) -> String {
+        format!("{}{queue}", self.prefix)
+    }
+
+    pub fn dead_queue(&self, queue: &str) -> String {
+        format!("{}{queue}.dead", self.prefix)
+    }
+
+    /// Declares everything; declaring what exists with the same arguments changes nothing.
+    pub async fn declare(&self, channel: &Channel) -> Result<(), lapin::Error> {
+        let durable = ExchangeDeclareOptions {
+            durable: true,
+            ..ExchangeDeclareOptions::default()
+        };
+        for exchange in [self.exchange(), self.dead_letter_exchange()] {
+            channel
+                .exchange_declare(
+                    exchange.as_str().into(),
+                    ExchangeKind::Direct,
+                    durable,
+                    FieldTable::default(),
+                )
+                .await?;
+        }
+        let text = |value: &str| AMQPValue::LongString(value.into());
+        for queue in QUEUES {
+            let name = self.queue(queue);
+            let mut arguments = FieldTable::default();
+            arguments
+                .insert("x-queue-type".into(), text("quorum"))
+                .insert(
+                    "x-delivery-limit".into(),
+                    AMQPValue::LongInt(self.delivery_limit),
+                )
+                .insert(
+                    "x-dead-letter-exchange".into(),
+                    text(&self.dead_letter_exchange()),
+                )
+                .insert("x-dead-letter-strategy".into(), text("at-least-once"))
+                .insert("x-overflow".into(), text("reject-publish"));
+            channel
+                .queue_declare(
+                    name.as_str().into(),
+                    QueueDeclareOptions::durable(),
+                    arguments,
+                )
+                .await?;
+            channel
+                .queue_bind(
+                    name.as_str().into(),
+                    self.exchange().as_str().into(),
+                    name.as_str().into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+            let dead = self.dead_queue(queue);
+            let mut arguments = FieldTable::default();
+            arguments.insert("x-queue-type".into(), text("quorum"));
+            channel
+                .queue_declare(
+                    dead.as_str().into(),
+                    QueueDeclareOptions::durable(),
+                    arguments,
+                )
+                .await?;
+            // Dead-lettered messages keep their routing key, the job queue's name.
+            channel
+                .queue_bind(
+                    dead.as_str().into(),
+                    self.dead_letter_exchange().as_str().into(),
+                    name.as_str().into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+pub async fn connect(url: &str, name: &str) -> Result<Connection, lapin::Error> {
+    let properties = ConnectionProperties::default().with_connection_name(name.into());
+    Connection::connect(url, properties).await
+}

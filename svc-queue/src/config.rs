@@ -1,0 +1,105 @@
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::config::{self, ConfigError};
+use common::secret::Secret;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub grpc_addr: SocketAddr,
+    pub database_url: String,
+    pub database_pool_size: usize,
+    /// Timeouts and the health check of the database (`DATABASE_*`, shared by every service).
+    pub database: common::db::Settings,
+    /// `GRPC_REFLECTION`.
+    pub server: common::grpc::ServerSettings,
+    pub internal_token: Secret,
+    /// `QUEUE_AMQP_URL`: the RabbitMQ the jobs are published to.
+    pub amqp_url: Secret,
+    /// `QUEUE_NAME_PREFIX`: put before every exchange and queue name, so that several
+    /// deployments (or tests) can share one broker.
+    pub name_prefix: String,
+    /// `USAGE_GRPC_URL`: svc-usage, which the `ai_media_ops` quota is consumed from.
+    pub usage_grpc_url: String,
+    /// `QUEUE_QUOTA_TIMEOUT_MS`: how long the quota check may take before the enqueue is refused.
+    pub quota_timeout: Duration,
+    /// `QUEUE_MAX_ATTEMPTS`: attempts of a job before it is `failed`.
+    pub max_attempts: i32,
+    /// `QUEUE_DELIVERY_LIMIT`: deliveries of one message (a worker that died holding it counts)
+    /// before RabbitMQ dead-letters it.
+    pub delivery_limit: i32,
+    /// `QUEUE_RELAY_INTERVAL_MS`: how often the relay looks for unsent outbox rows when nothing
+    /// woke it (an enqueue in this process wakes it at once).
+    pub relay_interval: Duration,
+    /// `QUEUE_RELAY_BATCH`: outbox rows published per transaction.
+    pub relay_batch: i64,
+    /// `QUEUE_ALLOW_PRIVATE_URLS`: let `input_url` name loopback and private addresses (local
+    /// development only: the fetch runs inside the platform's network).
+    pub allow_private_urls: bool,
+    /// What can run here; video needs an `ffmpeg` on `PATH`.
+    pub capabilities: crate::operations::Capabilities,
+}
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/genie";
+pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+pub const DEFAULT_USAGE_GRPC_URL: &str = "http://127.0.0.1:50052";
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let max_attempts = config::var("QUEUE_MAX_ATTEMPTS", 5)?;
+        if !(1..=100).contains(&max_attempts) {
+            return Err(ConfigError::new("QUEUE_MAX_ATTEMPTS", "must be 1 to 100"));
+        }
+        let delivery_limit = config::var("QUEUE_DELIVERY_LIMIT", 20)?;
+        if delivery_limit < 1 {
+            return Err(ConfigError::new(
+                "QUEUE_DELIVERY_LIMIT",
+                "must be at least 1",
+            ));
+        }
+        let relay_batch = config::var("QUEUE_RELAY_BATCH", 100)?;
+        if !(1..=10_000).contains(&relay_batch) {
+            return Err(ConfigError::new("QUEUE_RELAY_BATCH", "must be 1 to 10000"));
+        }
+        Ok(Self {
+            grpc_addr: config::var("QUEUE_GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], 50056)))?,
+            database_url: config::var("QUEUE_DATABASE_URL", DEFAULT_DATABASE_URL.to_owned())?,
+            database_pool_size: config::var("QUEUE_DATABASE_POOL_SIZE", 16)?,
+            database: common::db::Settings::from_env()?,
+            server: common::grpc::ServerSettings::from_env()?,
+            internal_token: config::secret("INTERNAL_TOKEN", 32)?,
+            amqp_url: Secret::new(config::var("QUEUE_AMQP_URL", DEFAULT_AMQP_URL.to_owned())?),
+            name_prefix: config::var("QUEUE_NAME_PREFIX", String::new())?,
+            usage_grpc_url: config::var("USAGE_GRPC_URL", DEFAULT_USAGE_GRPC_URL.to_owned())?,
+            quota_timeout: config::millis("QUEUE_QUOTA_TIMEOUT_MS", 2_000)?,
+            max_attempts,
+            delivery_limit,
+            relay_interval: config::millis("QUEUE_RELAY_INTERVAL_MS", 1_000)?,
+            relay_batch,
+            allow_private_urls: config::var("QUEUE_ALLOW_PRIVATE_URLS", false)?,
+            capabilities: crate::operations::Capabilities::detect(),
+        })
+    }
+
+    /// Local defaults for tests and `genie up`.
+    pub fn local(database_url: String, internal_token: Secret) -> Self {
+        Self {
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 50056)),
+            database_url,
+            database_pool_size: 16,
+            database: common::db::Settings::default(),
+            server: common::grpc::ServerSettings::default(),
+            internal_token,
+            amqp_url: Secret::new(DEFAULT_AMQP_URL.to_owned()),
+            name_prefix: String::new(),
+            usage_grpc_url: DEFAULT_USAGE_GRPC_URL.to_owned(),
+            quota_timeout: Duration::from_millis(2_000),
+            max_attempts: 5,
+            delivery_limit: 20,
+            relay_interval: Duration::from_millis(1_000),
+            relay_batch: 100,
+            allow_private_urls: false,
+            capabilities: crate::operations::Capabilities::detect(),
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! svc-queue: media jobs that lose nothing. A job is stored with its outbox row in one
+//! transaction after its quota is consumed; a relay publishes the outbox to durable RabbitMQ
+//! quorum queues with publisher confirms and marks a row sent only after its confirm. Owns the
+//! `queue` schema.
+
+pub mod broker;
+pub mod config;
+pub mod error;
+pub mod grpc;
+pub mod operations;
+pub mod relay;
+pub mod service;
+pub mod store;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use common::quota::QuotaClient;
+use proto::queue::v1::queue_server::QueueServer;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+pub use config::Config;
+pub use service::QueueService;
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+pub const SCHEMA: &str = "queue";
+
+pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
+    common::db::migrate(database_url, SCHEMA, embedded::migrations::runner()).await?;
+    Ok(())
+}
+
+/// Runs the gRPC server and the outbox relay on `listener` until `shutdown` resolves.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    migrate(&config.database_url).await?;
+    let pool = common::db::pool(
+        &config.database_url,
+        config.database_pool_size,
+        &config.database,
+    )?;
+    let usage = common::grpc::lazy_channel(
+        "USAGE_GRPC_URL",
+        &config.usage_grpc_url,
+        config.database.connect_timeout,
+    )?;
+    let quota = QuotaClient::new(usage, config.internal_token.clone(), config.quota_timeout);
+    let wake = Arc::new(Notify::new());
+    let service = Arc::new(QueueService::new(
+        pool.clone(),
+        quota,
+        &config,
+        Arc::clone(&wake),
+    ));
+    let relay = relay::Relay {
+        pool,
+        amqp_url: config.amqp_url.expose().to_owned(),
+        topology: broker::Topology::new(&config.name_prefix, config.delivery_limit),
+        batch: config.relay_batch,
+        interval: config.relay_interval,
+        wake,
+    };
+    // Dropped (so stopped) when the server stops; rows it had not marked sent go out again.
+    let relay = AbortOnDrop(tokio::spawn(relay.run()));
+    let queue = QueueServer::new(grpc::QueueGrpc::new(service));
+    let setup = common::grpc::Setup {
+        name: "svc-queue",
+        database_url: &config.database_url,
+        database: &config.database,
+        internal_token: &config.internal_token,
+        settings: &config.server,
+    };
+    let served = common::grpc::serve(listener, queue, setup, shutdown).await;
+    drop(relay);
+    served?;
+    Ok(())
+}
+
+/// Binds the configured address and runs until SIGTERM or Ctrl-C.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(config.grpc_addr).await?;
+    run(config, listener, common::shutdown::signal()).await
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

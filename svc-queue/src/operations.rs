@@ -1,0 +1,515 @@
+//! What a media job may ask for: the operations (docs/DESIGN.md §6), their parameters, and the
+//! input. Plain functions, checked before the quota is touched.
+
+use std::net::IpAddr;
+
+use serde_json::{Map, Value};
+
+use crate::error::QueueError;
+
+/// The queue every media operation goes to.
+pub const MEDIA_QUEUE: &str = "media-jobs";
+/// Every queue the service declares (scrape and onboarding jobs come with their producers).
+pub const QUEUES: [&str; 3] = [MEDIA_QUEUE, "scrape-jobs", "onboarding-jobs"];
+
+pub const DEFAULT_PRIORITY: i16 = 10;
+pub const PRIORITIES: std::ops::RangeInclusive<i16> = 1..=20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Medium {
+    Image,
+    Video,
+}
+
+/// A parameter an operation reads: its name, whether it must be there, and what it holds.
+#[derive(Debug, Clone, Copy)]
+struct Param {
+    name: &'static str,
+    required: bool,
+    kind: ParamKind,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum ParamKind {
+    /// A whole number in the range.
+    Integer(i64, i64),
+    /// A number of seconds, fractions allowed, at least zero.
+    Seconds,
+    /// One of these words.
+    OneOf(&'static [&'static str]),
+    /// Text of 1 to 200 characters.
+    Text,
+}
+
+const fn required(name: &'static str, kind: ParamKind) -> Param {
+    Param {
+        name,
+        required: true,
+        kind,
+    }
+}
+
+const fn optional(name: &'static str, kind: ParamKind) -> Param {
+    Param {
+        name,
+        required: false,
+        kind,
+    }
+}
+
+const PIXELS: ParamKind = ParamKind::Integer(1, 10_000);
+const OFFSET: ParamKind = ParamKind::Integer(0, 10_000);
+const IMAGE_FORMATS: &[&str] = &["png", "jpeg", "webp", "gif", "bmp", "tiff"];
+const POSITIONS: &[&str] = &[
+    "top-left",
+    "top-right",
+    "bottom-left",
+    "bottom-right",
+    "center",
+];
+
+pub struct Operation {
+    pub name: &'static str,
+    pub medium: Medium,
+    params: &'static [Param],
+    /// At least one of these must be given (for a resize: width or height).
+    one_of: &'static [&'static str],
+}
+
+pub const OPERATIONS: &[Operation] = &[
+    Operation {
+        name: "convert_image",
+        medium: Medium::Image,
+        params: &[required("format", ParamKind::OneOf(IMAGE_FORMATS))],
+        one_of: &[],
+    },
+    Operation {
+        name: "resize_image",
+        medium: Medium::Image,
+        params: &[optional("width", PIXELS), optional("height", PIXELS)],
+        one_of: &["width", "height"],
+    },
+    Operation {
+        name: "crop_image",
+        medium: Medium::Image,
+        params: &[
+            required("x", OFFSET),
+            required("y", OFFSET),
+            required("width", PIXELS),
+            required("height", PIXELS),
+        ],
+        one_of: &[],
+    },
+    Operation {
+        name: "apply_watermark",
+        medium: Medium::Image,
+        params: &[
+            required("text", ParamKind::Text),
+            optional("position", ParamKind::OneOf(POSITIONS)),
+            optional("opacity", ParamKind::Integer(1, 100)),
+        ],
+        one_of: &[],
+    },
+    Operation {
+        name: "strip_metadata",
+        medium: Medium::Image,
+        params: &[],
+        one_of: &[],
+    },
+    Operation {
+        name: "create_teaser",
+        medium: Medium::Image,
+        params: &[
+            optional("width", PIXELS),
+            optional("height", PIXELS),
+            optional("blur", ParamKind::Integer(0, 100)),
+        ],
+        one_of: &[],
+    },
+    Operation {
+        name: "resize_video",
+        medium: Medium::Video,
+        params: &[optional("width", PIXELS), optional("height", PIXELS)],
+        one_of: &["width", "height"],
+    },
+    Operation {
+        name: "crop_video",
+        medium: Medium::Video,
+        params: &[
+            required("x", OFFSET),
+            required("y", OFFSET),
+            required("width", PIXELS),
+            required("height", PIXELS),
+        ],
+        one_of: &[],
+    },
+    Operation {
+        name: "compress_video",
+        medium: Medium::Video,
+        params: &[optional("crf", ParamKind::Integer(18, 51))],
+        one_of: &[],
+    },
+    Operation {
+        name: "trim_video",
+        medium: Medium::Video,
+        params: &[
+            required("start", ParamKind::Seconds),
+            required("duration", ParamKind::Seconds),
+        ],
+        one_of: &[],
+    },
+    Operation {
+        name: "join_videos",
+        medium: Medium::Video,
+        params: &[],
+        one_of: &[],
+    },
+];
+
+/// What the service can run here: video needs ffmpeg.
+#[derive(Debug, Clone, Copy)]
+pub struct Capabilities {
+    pub video: bool,
+}
+
+impl Capabilities {
+    /// Video when an `ffmpeg` executable is on `PATH`.
+    pub fn detect() -> Self {
+        let video = std::env::var_os("PATH").is_some_and(|path| {
+            std::env::split_paths(&path).any(|dir| dir.join("ffmpeg").is_file())
+        });
+        Self { video }
+    }
+}
+
+pub fn operation(name: &str, capabilities: Capabilities) -> Result<&'static Operation, QueueError> {
+    let Some(operation) = OPERATIONS.iter().find(|operation| operation.name == name) else {
+        let known: Vec<&str> = OPERATIONS.iter().map(|operation| operation.name).collect();
+        return Err(QueueError::invalid(
+            "operation",
+            format!("unknown operation {name:?}; one of {}", known.join(", ")),
+        ));
+    };
+    if operation.medium == Medium::Video && !capabilities.video {
+        return Err(QueueError::UnsupportedOperation(format!(
+            "{name} needs ffmpeg, which is not installed where svc-queue runs"
+        )));
+    }
+    Ok(operation)
+}
+
+/// The operation's parameters, checked: an object with only the names it reads, each of its kind.
+pub fn params(operation: &Operation, json: &str) -> Result<Map<String, Value>, QueueError> {
+    let params = if json.trim().is_empty() {
+        Map::new()
+    } else {
+        match serde_json::from_str::<Value>(json) {
+            Ok(Value::Object(params)) => params,
+            Ok(_) => return Err(QueueError::invalid("params", "must be a JSON object")),
+            Err(err) => return Err(QueueError::invalid("params", format!("not JSON: {err}"))),
+        }
+    };
+    for name in params.keys() {
+        if !operation.params.iter().any(|param| param.name == name) {
+            let known: Vec<&str> = operation.params.iter().map(|param| param.name).collect();
+            let known = if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            };
+            return Err(QueueError::invalid(
+                &format!("params.{name}"),
+                format!(
+                    "{} takes no parameter {name:?} (it takes: {known})",
+                    operation.name
+                ),
+            ));
+        }
+    }
+    for param in operation.params {
+        match params.get(param.name) {
+            None | Some(Value::Null) if param.required => {
+                return Err(QueueError::missing(&format!("params.{}", param.name)));
+            }
+            None | Some(Value::Null) => {}
+            Some(value) => check(param, value)?,
+        }
+    }
+    if !operation.one_of.is_empty()
+        && !operation
+            .one_of
+            .iter()
+            .any(|name| params.contains_key(*name))
+    {
+        return Err(QueueError::missing(&format!(
+            "params.{}",
+            operation.one_of.join(" or params.")
+        )));
+    }
+    Ok(params)
+}
+
+fn check(param: &Param, value: &Value) -> Result<(), QueueError> {
+    let field = format!("params.{}", param.name);
+    let fits = match param.kind {
+        ParamKind::Integer(low, high) => value
+            .as_i64()
+            .filter(|number| (low..=high).contains(number))
+            .map(|_| ())
+            .ok_or_else(|| format!("must be a whole number from {low} to {high}")),
+        ParamKind::Seconds => value
+            .as_f64()
+            .filter(|seconds| seconds.is_finite() && *seconds >= 0.0 && *seconds <= 86_400.0)
+            .map(|_| ())
+            .ok_or_else(|| "must be a number of seconds from 0 to 86400".to_owned()),
+        ParamKind::OneOf(words) => value
+            .as_str()
+            .filter(|word| words.contains(word))
+            .map(|_| ())
+            .ok_or_else(|| format!("must be one of {}", words.join(", "))),
+        ParamKind::Text => value
+            .as_str()
+            .filter(|text| !text.trim().is_empty() && text.chars().count() <= 200)
+            .map(|_| ())
+            .ok_or_else(|| "must be text of 1 to 200 characters".to_owned()),
+    };
+    fits.map_err(|message| QueueError::invalid(&field, message))
+}
+
+pub fn priority(priority: i32) -> Result<i16, QueueError> {
+    if priority == 0 {
+        return Ok(DEFAULT_PRIORITY);
+    }
+    i16::try_from(priority)
+        .ok()
+        .filter(|priority| PRIORITIES.contains(priority))
+        .ok_or_else(|| QueueError::invalid("priority", "must be 1 (first) to 20 (last)"))
+}
+
+/// Where the job reads its input from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Url(url::Url),
+}
+
+/// The job's input: an `input_url` the service may fetch. `allow_private` lets it name loopback
+/// and private addresses (local development); otherwise they are refused, since the fetch runs
+/// inside the platform's network.
+pub fn input(
+    input_file_id: &str,
+    input_url: &str,
+    allow_private: bool,
+) -> Result<Input, QueueError> {
+    match (input_file_id.trim(), input_url.trim()) {
+        ("", "") => Err(QueueError::missing("input_url")),
+        (_, "") => Err(QueueError::invalid(
+            "input_file_id",
+            "stored input files are not available yet; give an input_url",
+        )),
+        ("", url) => input_url_of(url, allow_private).map(Input::Url),
+        _ => Err(QueueError::invalid(
+            "input_url",
+            "give either input_file_id or input_url, not both",
+        )),
+    }
+}
+
+fn input_url_of(text: &str, allow_private: bool) -> Result<url::Url, QueueError> {
+    let invalid = |message: &str| QueueError::invalid("input_url", message.to_owned());
+    if text.len() > 2048 {
+        return Err(invalid("must be at most 2048 bytes"));
+    }
+    let url = url::Url::parse(text).map_err(|err| invalid(&format!("not a URL: {err}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid("must be an http or https URL"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid("must not carry credentials"));
+    }
+    let private = match url.host() {
+        None => return Err(invalid("must name a host")),
+        Some(url::Host::Ipv4(ip)) => is_private(IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => is_private(IpAddr::V6(ip)),
+        Some(url::Host::Domain(domain)) => {
+            let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+            domain == "localhost" || domain.ends_with(".localhost") || domain.ends_with(".internal")
+        }
+    };
+    if private && !allow_private {
+        return Err(invalid(
+            "names a loopback or private address, which this server does not fetch from",
+        ));
+    }
+    Ok(url)
+}
+
+/// Loopback, private, link-local, unspecified and other non-public addresses, which a
+/// server-side fetch must not reach (the fetcher checks every address it connects to again).
+pub fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(ip) => {
+            let [a, b, ..] = ip.octets();
+            ip.is_loopback()
+                || ip.is_private()
+                || ip.is_link_local()
+                || ip.is_unspecified()
+                || ip.is_broadcast()
+                || ip.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || a >= 224
+        }
+        IpAddr::V6(ip) => {
+            if let Some(v4) = ip.to_ipv4_mapped() {
+                return is_private(IpAddr::V4(v4));
+            }
+            let first = ip.segments()[0];
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || ip.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: Capabilities = Capabilities { video: true };
+
+    fn field(err: QueueError) -> String {
+        common::ApiError::from(err).field.unwrap_or_default()
+    }
+
+    #[test]
+    fn every_operation_of_the_design_is_known_and_nothing_else() {
+        let names: Vec<&str> = OPERATIONS.iter().map(|op| op.name).collect();
+        assert_eq!(
+            names,
+            [
+                "convert_image",
+                "resize_image",
+                "crop_image",
+                "apply_watermark",
+                "strip_metadata",
+                "create_teaser",
+                "resize_video",
+                "crop_video",
+                "compress_video",
+                "trim_video",
+                "join_videos"
+            ]
+        );
+        assert_eq!(field(operation("sharpen", ALL).err().unwrap()), "operation");
+    }
+
+    #[test]
+    fn video_without_ffmpeg_is_unsupported_not_unknown() {
+        let err = operation("trim_video", Capabilities { video: false })
+            .err()
+            .unwrap();
+        let api = common::ApiError::from(err);
+        assert_eq!(
+            (api.reason.as_ref(), api.field.as_deref()),
+            ("unsupported_operation", Some("operation"))
+        );
+        assert!(operation("resize_image", Capabilities { video: false }).is_ok());
+    }
+
+    #[test]
+    fn parameters_are_checked_by_name_and_kind() {
+        let resize = operation("resize_image", ALL).unwrap();
+        assert_eq!(params(resize, r#"{"width": 640}"#).unwrap()["width"], 640);
+        assert_eq!(
+            field(params(resize, "{}").unwrap_err()),
+            "params.width or params.height"
+        );
+        assert_eq!(
+            field(params(resize, r#"{"width": 0}"#).unwrap_err()),
+            "params.width"
+        );
+        assert_eq!(
+            field(params(resize, r#"{"width": "640"}"#).unwrap_err()),
+            "params.width"
+        );
+        assert_eq!(
+            field(params(resize, r#"{"depth": 3}"#).unwrap_err()),
+            "params.depth"
+        );
+        assert_eq!(field(params(resize, "[1]").unwrap_err()), "params");
+        assert_eq!(field(params(resize, "{").unwrap_err()), "params");
+        let crop = operation("crop_image", ALL).unwrap();
+        assert_eq!(
+            field(params(crop, r#"{"x": 0, "y": 0, "width": 5}"#).unwrap_err()),
+            "params.height"
+        );
+        let convert = operation("convert_image", ALL).unwrap();
+        assert_eq!(
+            field(params(convert, r#"{"format": "svg"}"#).unwrap_err()),
+            "params.format"
+        );
+        let strip = operation("strip_metadata", ALL).unwrap();
+        assert!(params(strip, "").unwrap().is_empty());
+        let trim = operation("trim_video", ALL).unwrap();
+        assert!(params(trim, r#"{"start": 1.5, "duration": 3}"#).is_ok());
+        assert_eq!(
+            field(params(trim, r#"{"start": -1, "duration": 3}"#).unwrap_err()),
+            "params.start"
+        );
+    }
+
+    #[test]
+    fn priorities_default_to_ten_and_stay_in_range() {
+        assert_eq!(priority(0).unwrap(), 10);
+        assert_eq!(priority(1).unwrap(), 1);
+        assert_eq!(priority(20).unwrap(), 20);
+        assert_eq!(field(priority(21).unwrap_err()), "priority");
+        assert_eq!(field(priority(-1).unwrap_err()), "priority");
+    }
+
+    #[test]
+    fn input_urls_are_public_http_unless_allowed() {
+        assert!(input("", "https://cdn.example.com/a.png", false).is_ok());
+        for url in [
+            "http://127.0.0.1/a.png",
+            "http://10.1.2.3/a.png",
+            "http://192.168.0.10/",
+            "http://169.254.169.254/latest/meta-data",
+            "http://[::1]/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://[fd00::1]/",
+            "http://localhost:8080/",
+            "http://0.0.0.0/",
+        ] {
+            assert_eq!(
+                field(input("", url, false).unwrap_err()),
+                "input_url",
+                "{url}"
+            );
+            assert!(input("", url, true).is_ok(), "{url}");
+        }
+        for url in [
+            "ftp://example.com/a",
+            "file:///etc/passwd",
+            "https://user:pw@example.com/",
+            "not a url",
+        ] {
+            assert_eq!(
+                field(input("", url, false).unwrap_err()),
+                "input_url",
+                "{url}"
+            );
+        }
+        assert_eq!(field(input("", "", false).unwrap_err()), "input_url");
+        assert_eq!(
+            field(input("0b7c", "", false).unwrap_err()),
+            "input_file_id"
+        );
+        assert_eq!(
+            field(input("0b7c", "https://example.com/a", false).unwrap_err()),
+            "input_url"
+        );
+    }
+}

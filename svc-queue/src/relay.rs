@@ -1,0 +1,167 @@
+//! The outbox relay: publishes the rows the enqueue wrote with the job, persistent and
+//! `mandatory`, on a channel in confirm mode, and marks a row sent only after the broker
+//! confirmed it. Rows are taken `FOR UPDATE SKIP LOCKED`, so the relays of several replicas
+//! share the work without publishing a row twice; a crash between the confirm and the commit
+//! publishes that row again, which is why the message carries the job's id (at least once, and
+//! the consumer knows a job it has seen).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::Pool;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::{BasicProperties, Channel, Confirmation};
+use tokio::sync::Notify;
+
+use crate::broker::Topology;
+use crate::error::QueueError;
+use crate::store;
+
+/// How long one batch may wait for the broker's confirms before the relay gives up on the
+/// channel (and the rows stay unsent).
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
+const MIN_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+pub struct Relay {
+    pub pool: Pool,
+    pub amqp_url: String,
+    pub topology: Topology,
+    pub batch: i64,
+    pub interval: Duration,
+    /// Notified by each enqueue of this process, so a job is published at once.
+    pub wake: Arc<Notify>,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum RelayError {
+    #[error("broker: {0}")]
+    Broker(#[from] lapin::Error),
+    #[error("the broker did not confirm the batch in time")]
+    ConfirmTimeout,
+    #[error("database: {0}")]
+    Queue(#[from] QueueError),
+}
+
+impl From<tokio_postgres::Error> for RelayError {
+    fn from(err: tokio_postgres::Error) -> Self {
+        Self::Queue(err.into())
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for RelayError {
+    fn from(err: deadpool_postgres::PoolError) -> Self {
+        Self::Queue(err.into())
+    }
+}
+
+impl Relay {
+    /// Runs until the task is dropped: connects (and reconnects, backing off), declares the
+    /// topology, and publishes whatever is unsent.
+    pub async fn run(self) {
+        let mut backoff = MIN_BACKOFF;
+        loop {
+            match self.connected().await {
+                Ok(()) => backoff = MIN_BACKOFF,
+                Err(err) => {
+                    tracing::warn!(error = %err, retry_in = ?backoff, "outbox relay stopped");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    async fn connected(&self) -> Result<(), RelayError> {
+        let connection = crate::broker::connect(&self.amqp_url, "svc-queue relay").await?;
+        let channel = connection.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        self.topology.declare(&channel).await?;
+        tracing::info!("outbox relay connected to the broker");
+        loop {
+            let published = self.publish_batch(&channel).await?;
+            if published < self.batch {
+                // A wake-up that came while the batch ran is kept by the Notify, not lost.
+                let _ = tokio::time::timeout(self.interval, self.wake.notified()).await;
+            }
+        }
+    }
+
+    /// Publishes one batch: locks unsent rows, publishes each, and in the same transaction
+    /// marks sent those the broker confirmed. How many were published.
+    async fn publish_batch(&self, channel: &Channel) -> Result<i64, RelayError> {
+        let mut db = self.pool.get().await?;
+        let transaction = db.transaction().await?;
+        let unsent = store::lock_unsent(&transaction, self.batch).await?;
+        if unsent.is_empty() {
+            return Ok(0);
+        }
+        let mut confirms = Vec::with_capacity(unsent.len());
+        for row in &unsent {
+            let payload = serde_json::to_vec(&row.payload).unwrap_or_default();
+            let properties = BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_content_type("application/json".into())
+                .with_message_id(row.job_id.to_string().as_str().into())
+                .with_priority(u8::try_from(row.priority).unwrap_or(u8::MAX));
+            let routing_key = self.topology.queue(&row.queue_name);
+            let confirm = channel
+                .basic_publish(
+                    self.topology.exchange().as_str().into(),
+                    routing_key.as_str().into(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..BasicPublishOptions::default()
+                    },
+                    &payload,
+                    properties,
+                )
+                .await?;
+            confirms.push((row, confirm));
+        }
+        let confirmed = tokio::time::timeout(CONFIRM_TIMEOUT, async {
+            let mut sent = Vec::with_capacity(confirms.len());
+            let mut returned = Vec::new();
+            for (row, confirm) in confirms {
+                match confirm.await? {
+                    Confirmation::Ack(None) => sent.push(row),
+                    // Routed nowhere: lapin hands a return to whichever confirm completes next,
+                    // so the message id says which row it was.
+                    Confirmation::Ack(Some(message)) => {
+                        sent.push(row);
+                        if let Some(id) = message.properties.message_id() {
+                            returned.push(id.to_string());
+                        }
+                    }
+                    Confirmation::Nack(_) | Confirmation::NotRequested => {
+                        tracing::warn!(job = %row.job_id, "the broker refused a job message; it stays in the outbox")
+                    }
+                }
+            }
+            Ok::<_, lapin::Error>((sent, returned))
+        })
+        .await
+        .map_err(|_| RelayError::ConfirmTimeout)??;
+        let (sent, returned) = confirmed;
+        let ids: Vec<i64> = sent
+            .iter()
+            .filter(|row| !returned.contains(&row.job_id.to_string()))
+            .map(|row| row.id)
+            .collect();
+        if ids.len() < sent.len() {
+            tracing::error!(
+                unroutable = sent.len() - ids.len(),
+                "job messages routed to no queue; they stay in the outbox until the topology is declared again"
+            );
+        }
+        store::mark_sent(&transaction, &ids).await?;
+        transaction.commit().await?;
+        if ids.len() < sent.len() {
+            // Declaring again repairs a queue someone deleted; the rows go out with the next batch.
+            self.topology.declare(channel).await?;
+        }
+        Ok(i64::try_from(ids.len()).unwrap_or(i64::MAX))
+    }
+}

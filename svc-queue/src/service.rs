@@ -1,0 +1,218 @@
+//! The queue's domain: enqueue with the quota and the idempotency key, and the owner's jobs.
+
+use std::sync::Arc;
+
+use common::quota::{Guarded, QuotaClient};
+use common::{ApiError, Identity};
+use deadpool_postgres::Pool;
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::error::QueueError;
+use crate::operations::{self, Capabilities, Input, MEDIA_QUEUE};
+use crate::store::{self, JobRow, NewJob};
+
+pub const QUOTA_OPERATION: &str = "ai_media_ops";
+pub const STATUSES: [&str; 5] = ["queued", "active", "completed", "failed", "cancelled"];
+pub const DEFAULT_PAGE: i64 = 50;
+pub const MAX_PAGE: i64 = 500;
+const MAX_KEY_LEN: usize = 255;
+
+/// What a client asks to be done.
+#[derive(Debug, Clone, Default)]
+pub struct MediaRequest {
+    pub operation: String,
+    pub input_file_id: String,
+    pub input_url: String,
+    pub params_json: String,
+    pub creator_profile_id: String,
+    pub priority: i32,
+    pub idempotency_key: String,
+}
+
+pub struct QueueService {
+    pool: Pool,
+    quota: QuotaClient,
+    capabilities: Capabilities,
+    allow_private_urls: bool,
+    max_attempts: i32,
+    relay_wake: Arc<Notify>,
+}
+
+/// A checked request: everything the job row holds.
+struct Checked {
+    operation: &'static str,
+    creator_profile_id: Uuid,
+    priority: i16,
+    payload: Value,
+    digest: Vec<u8>,
+}
+
+impl QueueService {
+    pub fn new(
+        pool: Pool,
+        quota: QuotaClient,
+        config: &crate::Config,
+        relay_wake: Arc<Notify>,
+    ) -> Self {
+        Self {
+            pool,
+            quota,
+            capabilities: config.capabilities,
+            allow_private_urls: config.allow_private_urls,
+            max_attempts: config.max_attempts,
+            relay_wake,
+        }
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    fn check(&self, request: &MediaRequest) -> Result<Checked, QueueError> {
+        let operation = operations::operation(request.operation.trim(), self.capabilities)?;
+        let params = operations::params(operation, &request.params_json)?;
+        let Input::Url(url) = operations::input(
+            &request.input_file_id,
+            &request.input_url,
+            self.allow_private_urls,
+        )?;
+        let creator_profile_id = match request.creator_profile_id.trim() {
+            "" => return Err(QueueError::missing("creator_profile_id")),
+            id => Uuid::parse_str(id)
+                .map_err(|_| QueueError::invalid("creator_profile_id", "must be a UUID"))?,
+        };
+        let priority = operations::priority(request.priority)?;
+        let payload = json!({"input_url": url.as_str(), "params": params});
+        // serde_json's maps keep their keys sorted, so equal requests serialise alike.
+        let described = json!({
+            "operation": operation.name,
+            "payload": payload,
+            "creator_profile_id": creator_profile_id,
+            "priority": priority,
+        });
+        let digest = ring::digest::digest(&ring::digest::SHA256, described.to_string().as_bytes())
+            .as_ref()
+            .to_vec();
+        Ok(Checked {
+            operation: operation.name,
+            creator_profile_id,
+            priority,
+            payload,
+            digest,
+        })
+    }
+
+    /// Checks the request, consumes one `ai_media_ops`, stores the job and its outbox row. A
+    /// retry with the same key is answered the first job (`true`: replayed) and consumes
+    /// nothing; the same key with another request is 409 `idempotency_key_reused`.
+    pub async fn enqueue(
+        &self,
+        identity: &Identity,
+        request: &MediaRequest,
+    ) -> Result<(JobRow, bool), QueueError> {
+        let user = identity.require_user()?;
+        let checked = self.check(request)?;
+        let key = match request.idempotency_key.trim() {
+            "" => format!("auto-{}", Uuid::new_v4()),
+            key if key.len() > MAX_KEY_LEN => {
+                return Err(QueueError::invalid(
+                    "idempotency_key",
+                    format!("must be at most {MAX_KEY_LEN} bytes"),
+                ));
+            }
+            key => key.to_owned(),
+        };
+        // A replay is answered from the stored job, before the quota is asked at all.
+        if let Some(job) = store::job_by_key(&self.pool.get().await?, user.id, &key).await? {
+            return same_request(job, &checked.digest).map(|job| (job, true));
+        }
+        let id = Uuid::new_v4();
+        let message = json!({"job_id": id, "job_type": checked.operation});
+        let new = NewJob {
+            id,
+            owner_id: user.id,
+            creator_profile_id: checked.creator_profile_id,
+            job_type: checked.operation,
+            queue_name: MEDIA_QUEUE,
+            priority: checked.priority,
+            payload: &checked.payload,
+            max_attempts: self.max_attempts,
+            idempotency_key: &key,
+            request_digest: &checked.digest,
+            message: &message,
+        };
+        let store = || async {
+            let db = self.pool.get().await.map_err(QueueError::from)?;
+            store::insert_job_once(&db, &new)
+                .await
+                .map_err(ApiError::from)
+        };
+        let (job, replayed) = match self
+            .quota
+            .guarded(identity, QUOTA_OPERATION, 1, Some(&key), store)
+            .await?
+        {
+            Guarded::Done(job) => (job, false),
+            // Consumed under this key before, by a request that stopped before its job was
+            // stored (or is storing it now): the job is stored once, under the key.
+            Guarded::Replayed(_) => (store().await?, true),
+        };
+        let job = same_request(job, &checked.digest)?;
+        self.relay_wake.notify_one();
+        // Another request with this key may have stored its job first.
+        let replayed = replayed || job.id != id;
+        Ok((job, replayed))
+    }
+
+    pub async fn job(&self, identity: &Identity, id: &str) -> Result<JobRow, QueueError> {
+        let user = identity.require_user()?;
+        let id = Uuid::parse_str(id.trim()).map_err(|_| QueueError::NotFound)?;
+        store::job(&self.pool.get().await?, user.id, id)
+            .await?
+            .ok_or(QueueError::NotFound)
+    }
+
+    pub async fn jobs(
+        &self,
+        identity: &Identity,
+        status: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<JobRow>, i64), QueueError> {
+        let user = identity.require_user()?;
+        let status = match status.trim() {
+            "" => None,
+            status if STATUSES.contains(&status) => Some(status),
+            _ => {
+                return Err(QueueError::invalid(
+                    "status",
+                    format!("must be one of {}", STATUSES.join(", ")),
+                ));
+            }
+        };
+        let limit = match limit {
+            0 => DEFAULT_PAGE,
+            1..=MAX_PAGE => limit,
+            _ => {
+                return Err(QueueError::invalid(
+                    "limit",
+                    format!("must be 1 to {MAX_PAGE}"),
+                ));
+            }
+        };
+        if offset < 0 {
+            return Err(QueueError::invalid("offset", "must be at least 0"));
+        }
+        store::jobs(&self.pool.get().await?, user.id, status, limit, offset).await
+    }
+}
+
+fn same_request(job: JobRow, digest: &[u8]) -> Result<JobRow, QueueError> {
+    if job.request_digest == digest {
+        Ok(job)
+    } else {
+        Err(QueueError::KeyReused)
+    }
+}

@@ -1,0 +1,209 @@
+//! Every SQL statement of svc-queue.
+
+use chrono::{DateTime, Utc};
+use common::sql;
+use deadpool_postgres::GenericClient;
+use serde_json::Value;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use crate::error::QueueError;
+
+const JOB_COLUMNS: &str = "id, owner_id, creator_profile_id, job_type, queue_name, status, priority, \
+     payload, result, error, attempts, max_attempts, progress, request_digest, created_at, \
+     updated_at, started_at, completed_at";
+
+#[derive(Debug, Clone)]
+pub struct JobRow {
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    pub creator_profile_id: Option<Uuid>,
+    pub job_type: String,
+    pub queue_name: String,
+    pub status: String,
+    pub priority: i16,
+    pub payload: Value,
+    pub result: Option<Value>,
+    pub error: Option<String>,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub progress: i16,
+    pub request_digest: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+impl From<&Row> for JobRow {
+    fn from(row: &Row) -> Self {
+        Self {
+            id: row.get(0),
+            owner_id: row.get(1),
+            creator_profile_id: row.get(2),
+            job_type: row.get(3),
+            queue_name: row.get(4),
+            status: row.get(5),
+            priority: row.get(6),
+            payload: row.get(7),
+            result: row.get(8),
+            error: row.get(9),
+            attempts: row.get(10),
+            max_attempts: row.get(11),
+            progress: row.get(12),
+            request_digest: row.get(13),
+            created_at: row.get(14),
+            updated_at: row.get(15),
+            started_at: row.get(16),
+            completed_at: row.get(17),
+        }
+    }
+}
+
+/// A job to store, with the message its outbox row will carry.
+pub struct NewJob<'a> {
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    pub creator_profile_id: Uuid,
+    pub job_type: &'a str,
+    pub queue_name: &'a str,
+    pub priority: i16,
+    pub payload: &'a Value,
+    pub max_attempts: i32,
+    pub idempotency_key: &'a str,
+    pub request_digest: &'a [u8],
+    pub message: &'a Value,
+}
+
+/// Stores the job and its outbox row in one statement (so in one transaction), unless the owner
+/// has a job under this idempotency key already; either way, the job under the key.
+pub async fn insert_job_once(
+    db: &impl GenericClient,
+    job: &NewJob<'_>,
+) -> Result<JobRow, QueueError> {
+    sql::execute(
+        db,
+        "WITH job AS (\
+           INSERT INTO queue.media_jobs (id, owner_id, creator_profile_id, job_type, queue_name, \
+             priority, payload, max_attempts, idempotency_key, request_digest) \
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+           ON CONFLICT (owner_id, idempotency_key) DO NOTHING \
+           RETURNING id, queue_name, priority) \
+         INSERT INTO queue.outbox (job_id, queue_name, priority, payload) \
+         SELECT id, queue_name, priority, $11 FROM job",
+        &[
+            &job.id,
+            &job.owner_id,
+            &job.creator_profile_id,
+            &job.job_type,
+            &job.queue_name,
+            &job.priority,
+            job.payload,
+            &job.max_attempts,
+            &job.idempotency_key,
+            &job.request_digest,
+            job.message,
+        ],
+    )
+    .await?;
+    job_by_key(db, job.owner_id, job.idempotency_key)
+        .await?
+        .ok_or(QueueError::NotFound)
+}
+
+pub async fn job_by_key(
+    db: &impl GenericClient,
+    owner_id: Uuid,
+    idempotency_key: &str,
+) -> Result<Option<JobRow>, QueueError> {
+    let sql = format!(
+        "SELECT {JOB_COLUMNS} FROM queue.media_jobs WHERE owner_id = $1 AND idempotency_key = $2"
+    );
+    Ok(sql::query_opt(db, &sql, &[&owner_id, &idempotency_key])
+        .await?
+        .as_ref()
+        .map(JobRow::from))
+}
+
+/// The owner's job; another owner's is `None`, as if it did not exist.
+pub async fn job(
+    db: &impl GenericClient,
+    owner_id: Uuid,
+    id: Uuid,
+) -> Result<Option<JobRow>, QueueError> {
+    let sql = format!("SELECT {JOB_COLUMNS} FROM queue.media_jobs WHERE id = $1 AND owner_id = $2");
+    Ok(sql::query_opt(db, &sql, &[&id, &owner_id])
+        .await?
+        .as_ref()
+        .map(JobRow::from))
+}
+
+/// A page of the owner's jobs, newest first, and how many there are in all.
+pub async fn jobs(
+    db: &impl GenericClient,
+    owner_id: Uuid,
+    status: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<JobRow>, i64), QueueError> {
+    let sql = format!(
+        "SELECT {JOB_COLUMNS}, count(*) OVER () FROM queue.media_jobs \
+         WHERE owner_id = $1 AND ($2::text IS NULL OR status = $2) \
+         ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4"
+    );
+    let rows = sql::query(db, &sql, &[&owner_id, &status, &limit, &offset]).await?;
+    let total = match rows.first() {
+        Some(row) => row.get(18),
+        // Past the last page the window has no row to count on.
+        None => sql::query_one(
+            db,
+            "SELECT count(*) FROM queue.media_jobs \
+             WHERE owner_id = $1 AND ($2::text IS NULL OR status = $2)",
+            &[&owner_id, &status],
+        )
+        .await?
+        .get(0),
+    };
+    Ok((rows.iter().map(JobRow::from).collect(), total))
+}
+
+/// An outbox row the relay publishes.
+#[derive(Debug, Clone)]
+pub struct Unsent {
+    pub id: i64,
+    pub job_id: Uuid,
+    pub queue_name: String,
+    pub priority: i16,
+    pub payload: Value,
+}
+
+/// Locks up to `limit` unsent rows, first priority first, skipping rows another relay holds.
+pub async fn lock_unsent(db: &impl GenericClient, limit: i64) -> Result<Vec<Unsent>, QueueError> {
+    let rows = sql::query(
+        db,
+        "SELECT id, job_id, queue_name, priority, payload FROM queue.outbox \
+         WHERE sent_at IS NULL ORDER BY priority, id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        &[&limit],
+    )
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|row| Unsent {
+            id: row.get(0),
+            job_id: row.get(1),
+            queue_name: row.get(2),
+            priority: row.get(3),
+            payload: row.get(4),
+        })
+        .collect())
+}
+
+pub async fn mark_sent(db: &impl GenericClient, ids: &[i64]) -> Result<(), QueueError> {
+    sql::execute(
+        db,
+        "UPDATE queue.outbox SET sent_at = now() WHERE id = ANY($1)",
+        &[&ids],
+    )
+    .await?;
+    Ok(())
+}
