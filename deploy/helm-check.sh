@@ -126,6 +126,8 @@ refuse "a mistyped setting" --set-string auth.env.AUTH_HASH_QUEUE=many
 refuse "a setting out of its range" --set gateway.env.GATEWAY_RESOLVE_CACHE_SECS=60
 refuse "a value outside its choices" --set auth.env.AUTH_MODE=ldap
 refuse "a vault key that is not 32 bytes of base64" --set secrets.values.CREDENTIALS_ENC_KEY_B64=short
+refuse "a RabbitMQ URL that is not amqp:// or amqps://" --set secrets.values.QUEUE_AMQP_URL=http://rabbitmq:15672
+refuse "a queue setting out of its range" --set queue.env.QUEUE_MAX_ATTEMPTS=0
 refuse "directus mode without DIRECTUS_URL" --set auth.env.AUTH_MODE=directus
 refuse "a ServiceMonitor, which the chart does not have (no /metrics yet)" --set serviceMonitor.enabled=true
 printf 'ingress:\n  enabled: true\n  hosts:\n    - api.example.com\n' >"$work/hosts.yaml"

@@ -1,13 +1,13 @@
-"""Runs the five processes of the Helm chart on this machine with the environment the chart gives
+"""Runs the six processes of the Helm chart on this machine with the environment the chart gives
 them, to prove that the chart wires every variable under the name the programs read.
 
 Called by deploy/helm-smoke.sh, with the rendered chart on stdin. For each Deployment it builds
 the container's environment as the kubelet would (envFrom the ConfigMap, then env: values,
 secretKeyRef from the rendered Secret, resourceFieldRef limits.cpu rounded up), starts
 `genie <args>` with exactly that environment (nothing inherited), the cluster's Service names
-pointed at 127.0.0.1, then checks that the gateway turns ready, that the administrator of the
-Secret can log in, that a call reaches each service, and that each process stops cleanly on
-SIGTERM.
+pointed at 127.0.0.1, then checks that the gateway turns ready with every service of the chart
+among its serving upstreams, that the administrator of the Secret can log in, that a call
+reaches each service, and that each process stops cleanly on SIGTERM.
 """
 
 import json
@@ -47,7 +47,11 @@ def local(value):
 
 processes = {}
 env_of = {}
+services = set()  # the gateway's names of its upstreams: svc-<component>
 for name, deployment in by_kind["Deployment"].items():
+    component = deployment["metadata"]["labels"]["app.kubernetes.io/component"]
+    if component != "gateway":
+        services.add(f"svc-{component}")
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     env = {}
     for source in container.get("envFrom", []):
@@ -109,6 +113,12 @@ try:
     if status != 200:
         raise SystemExit(f"the gateway did not turn ready in 120 s (last: {status})")
     print(f"ok       GET /health/ready 200 after {time.monotonic() - started:.1f} s: {', '.join(u['name'] + ' ' + u['status'] for u in body['upstreams'])}")
+    # Each gRPC Deployment of the chart (svc-queue too: genie.queue.v1.Queue) is an upstream the
+    # gateway checks, and serving.
+    missing = sorted(services - {u["name"] for u in body["upstreams"] if u["status"] == "serving"})
+    if missing:
+        raise SystemExit(f"GET /health/ready does not list as serving: {', '.join(missing)}")
+    print(f"ok       every service of the chart is an upstream the gateway finds serving ({len(services)})")
 
     auth_env = next(env for name, env in env_of.items() if name.endswith("-auth"))
     status, body = call("POST", "/auth/login",
@@ -125,6 +135,7 @@ try:
          "svc-credentials: CREDENTIALS_ENC_KEY_B64"),
         ("GET", "/api/vault", None, "svc-credentials"),
         ("GET", "/api/skills?limit=1", None, "svc-skills"),
+        ("GET", "/api/queue/jobs?limit=1", None, "svc-queue"),
     ]:
         status, body = call(method, path, payload, token)
         if status not in (200, 201):

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Runs the gateway and the four services as the Helm chart configures them, on this machine:
-# renders the chart (one database per service, the Secret from values, ports of its own), gives
-# each `genie serve <service>` exactly the environment its pod would get, and checks that the
-# gateway turns ready, a login works and a call reaches every service (deploy/helm-smoke.py).
+# Runs the gateway and the five services as the Helm chart configures them, on this machine:
+# renders the chart (one database per service, the Secret from values, ports of its own, queue
+# names of its own), gives each `genie serve <service>` exactly the environment its pod would
+# get, and checks that the gateway turns ready with every service listed, a login works and a
+# call reaches every service (deploy/helm-smoke.py).
 # It proves the variable names and the wiring, not the cluster objects (helm-check.sh does those).
 #
 # Needs a built genie binary: GENIE_BIN, else target/debug/genie (cargo build -p genie), and the
-# local PostgreSQL and Redis (deploy/services.sh). Creates four databases and drops them after.
+# local PostgreSQL, Redis and RabbitMQ (deploy/services.sh). Creates five databases and drops them
+# after. svc-queue's exchanges and queues are named under the prefix `genie_smoke.`, one set that
+# every smoke run reuses and none deletes: RabbitMQ 3.10 can lose its at-least-once
+# dead-lettering for the whole node when such a queue is deleted just after it was declared
+# (svc-queue/README.md, "The broker").
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -16,7 +21,9 @@ genie=${GENIE_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/genie}
 
 admin=${TEST_DATABASE_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 suffix=$$
-dbs=(genie_smoke_auth_$suffix genie_smoke_usage_$suffix genie_smoke_credentials_$suffix genie_smoke_skills_$suffix)
+dbs=(genie_smoke_auth_$suffix genie_smoke_usage_$suffix genie_smoke_credentials_$suffix genie_smoke_skills_$suffix
+  genie_smoke_queue_$suffix)
+queue_prefix=genie_smoke.
 work=$(mktemp -d)
 cleanup() {
   for db in "${dbs[@]}"; do psql -q "$admin" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true; done
@@ -38,6 +45,8 @@ secrets:
     USAGE_DATABASE_URL: $(db_url "${dbs[1]}")
     CREDENTIALS_DATABASE_URL: $(db_url "${dbs[2]}")
     SKILLS_DATABASE_URL: $(db_url "${dbs[3]}")
+    QUEUE_DATABASE_URL: $(db_url "${dbs[4]}")
+    QUEUE_AMQP_URL: amqp://guest:guest@127.0.0.1:5672/%2f
     REDIS_URL: redis://127.0.0.1:6379
     ADMIN_PASSWORD: smoke-admin-password
 gateway:
@@ -62,6 +71,11 @@ skills:
   port: 25055
   env:
     SKILLS_DATABASE_POOL_SIZE: 4
+queue:
+  port: 25056
+  env:
+    QUEUE_DATABASE_POOL_SIZE: 4
+    QUEUE_NAME_PREFIX: $queue_prefix
 YAML
 if ! .tools/bin/helm template smoke deploy/helm/genie -f "$work/values.yaml" |
   .tools/venv/bin/python deploy/helm-smoke.py "$genie" "$work"; then

@@ -16,14 +16,15 @@ schema = json.loads((root / "deploy/helm/genie/values.schema.json").read_text())
 props = schema["properties"]
 
 chart_env = set()
-for component in ("gateway", "auth", "usage", "credentials", "skills"):
+for component in ("gateway", "auth", "usage", "credentials", "skills", "queue"):
     chart_env |= set(props[component]["properties"]["env"]["properties"])
 chart_env |= set(props["commonEnv"]["properties"])
 secret_keys = set(props["secrets"]["properties"]["values"]["properties"])
 # Set by the templates from ports and Service names (templates/_helpers.tpl, "genie.env").
 chart_set = {"GATEWAY_ADDR", "AUTH_GRPC_URL", "USAGE_GRPC_URL", "CREDENTIALS_GRPC_URL",
              "AUTH_GRPC_ADDR", "USAGE_GRPC_ADDR", "CREDENTIALS_GRPC_ADDR", "USAGE_TIERS_PATH",
-             "GENIE_WORKER_THREADS", "SKILLS_GRPC_URL", "SKILLS_GRPC_ADDR"}
+             "GENIE_WORKER_THREADS", "SKILLS_GRPC_URL", "SKILLS_GRPC_ADDR", "QUEUE_GRPC_URL",
+             "QUEUE_GRPC_ADDR"}
 chart = chart_env | secret_keys | chart_set
 not_for_pods = {"TEST_DATABASE_ADMIN_URL", "TEST_POSTGRES_BIN"}  # read by the tests only
 
@@ -34,8 +35,8 @@ used_by = {}  # variable: the components README.md says read it
 component_of = {"gateway": "gateway", "svc-auth": "auth", "svc-usage": "usage",
                 "svc-credentials": "credentials", "`genie invite`": "auth",
                 "`genie rotate-keys`": "credentials", "svc-skills": "skills",
-                "`genie import-skills`": "skills"}
-everyone = {"gateway", "auth", "usage", "credentials", "skills"}
+                "`genie import-skills`": "skills", "svc-queue": "queue"}
+everyone = {"gateway", "auth", "usage", "credentials", "skills", "queue"}
 for line in table.splitlines():
     if line.startswith("| `"):
         cells = [cell.strip() for cell in line.split("|")]

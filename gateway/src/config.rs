@@ -29,6 +29,8 @@ pub struct Config {
     pub credentials_grpc_url: String,
     /// svc-skills' gRPC endpoint (`SKILLS_GRPC_URL`).
     pub skills_grpc_url: String,
+    /// svc-queue's gRPC endpoint (`QUEUE_GRPC_URL`).
+    pub queue_grpc_url: String,
     /// Origins allowed to call from a browser; `["*"]` allows any origin without credentials.
     pub cors_allowed_origins: Vec<String>,
     /// Peers whose `X-Forwarded-For` is believed.
@@ -105,6 +107,7 @@ pub const DEFAULT_AUTH_GRPC_URL: &str = "http://127.0.0.1:50051";
 pub const DEFAULT_USAGE_GRPC_URL: &str = "http://127.0.0.1:50052";
 pub const DEFAULT_CREDENTIALS_GRPC_URL: &str = "http://127.0.0.1:50053";
 pub const DEFAULT_SKILLS_GRPC_URL: &str = "http://127.0.0.1:50055";
+pub const DEFAULT_QUEUE_GRPC_URL: &str = "http://127.0.0.1:50056";
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 pub const DEFAULT_UPLOAD_LIMIT: usize = 5 * 1024 * 1024;
 pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 10_000;
@@ -144,6 +147,7 @@ impl Config {
                 DEFAULT_CREDENTIALS_GRPC_URL.to_owned(),
             )?,
             skills_grpc_url: config::var("SKILLS_GRPC_URL", DEFAULT_SKILLS_GRPC_URL.to_owned())?,
+            queue_grpc_url: config::var("QUEUE_GRPC_URL", DEFAULT_QUEUE_GRPC_URL.to_owned())?,
             cors_allowed_origins: config::list("CORS_ALLOWED_ORIGINS")
                 .into_iter()
                 .map(|origin| origin.trim_end_matches('/').to_owned())
@@ -199,6 +203,7 @@ impl Config {
             usage_grpc_url: DEFAULT_USAGE_GRPC_URL.to_owned(),
             credentials_grpc_url: DEFAULT_CREDENTIALS_GRPC_URL.to_owned(),
             skills_grpc_url: DEFAULT_SKILLS_GRPC_URL.to_owned(),
+            queue_grpc_url: DEFAULT_QUEUE_GRPC_URL.to_owned(),
             cors_allowed_origins: Vec::new(),
             trusted_proxies: Vec::new(),
             body_limit_bytes: DEFAULT_BODY_LIMIT,

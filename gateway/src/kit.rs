@@ -104,6 +104,24 @@ impl<T: QueryParams> FromRequest for Query<T> {
     }
 }
 
+/// The `{id}` segment of the route's path, as sent: `PathId(id): PathId` (the service that owns
+/// the resource says whether it names one).
+pub struct PathId(pub String);
+
+impl FromRequest for PathId {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(
+            req.match_info()
+                .get("id")
+                .map(|id| PathId(id.to_owned()))
+                .ok_or_else(|| ApiError::missing_field("id")),
+        )
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Success
 

@@ -22,6 +22,7 @@ pub mod session;
 pub mod state;
 pub mod svc_auth;
 pub mod svc_credentials;
+pub mod svc_queue;
 pub mod svc_skills;
 pub mod svc_usage;
 pub mod upstream;
@@ -84,6 +85,7 @@ fn routes(routes: &mut Routes) {
     svc_usage::routes(routes);
     svc_credentials::routes(routes);
     svc_skills::routes(routes);
+    svc_queue::routes(routes);
 }
 
 /// `app` with every route mounted, and the OpenAPI document of exactly those routes.

@@ -30,6 +30,7 @@ use crate::kit::Routes;
         (name = "usage", description = "Subscription quotas: usage report and consumption (svc-usage)"),
         (name = "credentials", description = "Credentials vault: encrypted platform logins, sessions and secrets (svc-credentials)"),
         (name = "skills", description = "Agent skills catalogue: list, typo-tolerant search, related skills, explainable activation (svc-skills)"),
+        (name = "queue", description = "Media jobs: enqueued with the quota and an idempotency key, stored with their outbox in one transaction, published to RabbitMQ with confirms (svc-queue)"),
     )
 )]
 pub struct ApiDoc;

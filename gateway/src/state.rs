@@ -14,8 +14,8 @@ use crate::health::Upstream;
 use crate::rate_limit::Limits;
 use crate::session::UserResolver;
 use crate::upstream::{
-    AuthClient, AuthService, CredentialsClient, CredentialsService, SkillsClient, SkillsService,
-    UsageClient, UsageService,
+    AuthClient, AuthService, CredentialsClient, CredentialsService, QueueClient, QueueService,
+    SkillsClient, SkillsService, UsageClient, UsageService,
 };
 
 pub struct AppState {
@@ -33,6 +33,8 @@ pub struct AppState {
     pub credentials: CredentialsService,
     /// svc-skills: the agent skills catalogue.
     pub skills: SkillsService,
+    /// svc-queue: media jobs.
+    pub queue: QueueService,
     pub upstreams: Vec<Upstream>,
     channels: Channels,
 }
@@ -44,6 +46,7 @@ struct Channels {
     usage: Channel,
     credentials: Channel,
     skills: Channel,
+    queue: Channel,
 }
 
 impl Channels {
@@ -55,6 +58,7 @@ impl Channels {
             usage: lazy("USAGE_GRPC_URL", &config.usage_grpc_url)?,
             credentials: lazy("CREDENTIALS_GRPC_URL", &config.credentials_grpc_url)?,
             skills: lazy("SKILLS_GRPC_URL", &config.skills_grpc_url)?,
+            queue: lazy("QUEUE_GRPC_URL", &config.queue_grpc_url)?,
         })
     }
 }
@@ -122,11 +126,17 @@ impl AppState {
                 token.clone(),
                 config.upstream_timeout,
             ),
+            queue: QueueService::new(
+                channels.queue.clone(),
+                token.clone(),
+                config.upstream_timeout,
+            ),
             upstreams: vec![
                 Upstream::of::<AuthClient>(channels.auth.clone()),
                 Upstream::of::<UsageClient>(channels.usage.clone()),
                 Upstream::of::<CredentialsClient>(channels.credentials.clone()),
                 Upstream::of::<SkillsClient>(channels.skills.clone()),
+                Upstream::of::<QueueClient>(channels.queue.clone()),
             ],
             verifier,
             resolver,

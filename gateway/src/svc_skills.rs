@@ -3,17 +3,16 @@
 //! fields, slugs and who may write (administrators; the gateway checks that first, before the
 //! body is read).
 
-use actix_web::dev::Payload;
-use actix_web::{FromRequest, HttpRequest, delete, get, patch, post, web};
+use actix_web::{delete, get, patch, post, web};
 use common::ApiError;
-use futures_util::future::{Ready, ready};
 use proto::skills::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::body::{Integer, NonBlank};
 use crate::kit::{
-    AdminOnly, Authenticated, Envelope, Errors, Input, JsonBody, Query, QueryParams, Reply, Routes,
+    AdminOnly, Authenticated, Envelope, Errors, Input, JsonBody, PathId, Query, QueryParams, Reply,
+    Routes,
 };
 use crate::session::{Admin, AuthenticatedUser};
 use crate::state::AppState;
@@ -320,23 +319,6 @@ impl QueryParams for SkillsQuery {
     }
 }
 
-/// The `{id}` in the path: a uuid or a skill's name (svc-skills looks it up either way).
-pub struct SkillId(String);
-
-impl FromRequest for SkillId {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(
-            req.match_info()
-                .get("id")
-                .map(|id| SkillId(id.to_owned()))
-                .ok_or_else(|| ApiError::missing_field("id")),
-        )
-    }
-}
-
 fn optional_limit(limit: Option<Integer>) -> Result<Option<u32>, ApiError> {
     limit
         .map(|Integer(n)| {
@@ -445,7 +427,7 @@ pub async fn list_skills(
 #[get("/api/skills/{id}")]
 pub async fn get_skill(
     AuthenticatedUser(caller): AuthenticatedUser,
-    SkillId(id): SkillId,
+    PathId(id): PathId,
     state: web::Data<AppState>,
 ) -> Reply<OneSkill> {
     state
@@ -489,7 +471,7 @@ pub async fn create_skill(
 #[patch("/api/skills/{id}")]
 pub async fn update_skill(
     Input(Admin(caller), body): Input<Admin, UpdateSkillBody>,
-    SkillId(id): SkillId,
+    PathId(id): PathId,
     state: web::Data<AppState>,
 ) -> Reply<OneSkill> {
     let request = pb::UpdateSkillRequest {
@@ -518,7 +500,7 @@ pub async fn update_skill(
 #[delete("/api/skills/{id}")]
 pub async fn delete_skill(
     Admin(caller): Admin,
-    SkillId(id): SkillId,
+    PathId(id): PathId,
     state: web::Data<AppState>,
 ) -> Reply<DeletedSkill> {
     state
@@ -557,7 +539,7 @@ pub async fn search_skills(
 #[get("/api/skills/{id}/related")]
 pub async fn related_skills(
     AuthenticatedUser(caller): AuthenticatedUser,
-    SkillId(id): SkillId,
+    PathId(id): PathId,
     state: web::Data<AppState>,
 ) -> Reply<RelatedList> {
     let request = pb::RelatedRequest { id, limit: None };

@@ -29,6 +29,7 @@ pub fn state_without_upstreams() -> AppState {
     config.usage_grpc_url = closed_port_url();
     config.credentials_grpc_url = closed_port_url();
     config.skills_grpc_url = closed_port_url();
+    config.queue_grpc_url = closed_port_url();
     AppState::new(config).unwrap()
 }
 

@@ -19,6 +19,7 @@ pub type AuthClient = proto::auth::v1::auth_client::AuthClient<Channel>;
 pub type UsageClient = proto::usage::v1::usage_client::UsageClient<Channel>;
 pub type CredentialsClient = proto::credentials::v1::credentials_client::CredentialsClient<Channel>;
 pub type SkillsClient = proto::skills::v1::skills_client::SkillsClient<Channel>;
+pub type QueueClient = proto::queue::v1::queue_client::QueueClient<Channel>;
 
 /// The generated gRPC client of one of our services, with the names it goes by.
 pub trait ServiceClient: Clone {
@@ -66,6 +67,15 @@ impl ServiceClient for SkillsClient {
     }
 }
 
+impl ServiceClient for QueueClient {
+    const NAME: &'static str = "svc-queue";
+    const HEALTH_SERVICE: &'static str = proto::queue::v1::queue_server::SERVICE_NAME;
+
+    fn on(channel: Channel) -> Self {
+        Self::new(channel)
+    }
+}
+
 /// One service behind the gateway, called on behalf of the request's identity.
 #[derive(Clone)]
 pub struct Service<C> {
@@ -78,6 +88,7 @@ pub type AuthService = Service<AuthClient>;
 pub type UsageService = Service<UsageClient>;
 pub type CredentialsService = Service<CredentialsClient>;
 pub type SkillsService = Service<SkillsClient>;
+pub type QueueService = Service<QueueClient>;
 
 impl<C: ServiceClient> Service<C> {
     pub fn new(channel: Channel, token: Secret, timeout: Duration) -> Self {

@@ -47,6 +47,7 @@ async fn spawn_with(adjust: impl FnOnce(&mut gateway::Config)) -> Gateway {
     config.usage_grpc_url = closed_port_url();
     config.credentials_grpc_url = closed_port_url();
     config.skills_grpc_url = closed_port_url();
+    config.queue_grpc_url = closed_port_url();
     adjust(&mut config);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -156,7 +157,13 @@ async fn health_is_up_and_readiness_reports_the_missing_upstream() {
         .collect();
     assert_eq!(
         names,
-        ["svc-auth", "svc-usage", "svc-credentials", "svc-skills"]
+        [
+            "svc-auth",
+            "svc-usage",
+            "svc-credentials",
+            "svc-skills",
+            "svc-queue"
+        ]
     );
     assert!(
         upstreams.iter().all(|u| u["status"] != "serving"),

@@ -58,6 +58,7 @@ enum Service {
     Usage,
     Credentials,
     Skills,
+    Queue,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -79,11 +80,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let usage = svc_usage::Config::from_env()?;
             let credentials = svc_credentials::Config::from_env()?;
             let skills = svc_skills::Config::from_env()?;
+            let queue = svc_queue::Config::from_env()?;
             let gateway = gateway::Config::from_env()?;
             let auth_listener = bind_grpc("svc-auth", auth.grpc_addr).await?;
             let usage_listener = bind_grpc("svc-usage", usage.grpc_addr).await?;
             let credentials_listener = bind_grpc("svc-credentials", credentials.grpc_addr).await?;
             let skills_listener = bind_grpc("svc-skills", skills.grpc_addr).await?;
+            let queue_listener = bind_grpc("svc-queue", queue.grpc_addr).await?;
             let http = bind_http(&gateway)?;
             tracing::info!(gateway = %http.local_addr()?, "genie is up");
             let gateway_server = gateway::build(gateway, http)?;
@@ -96,6 +99,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     common::shutdown::signal()
                 ),
                 svc_skills::run(skills, skills_listener, common::shutdown::signal()),
+                svc_queue::run(queue, queue_listener, common::shutdown::signal()),
                 async { gateway_server.await.context("gateway") },
             )?;
             Ok(())
@@ -125,6 +129,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
             svc_skills::serve(svc_skills::Config::from_env()?).await
         }
         Command::Serve {
+            service: Service::Queue,
+        } => {
+            let _telemetry = common::telemetry::init("svc-queue")?;
+            svc_queue::serve(svc_queue::Config::from_env()?).await
+        }
+        Command::Serve {
             service: Service::Gateway,
         } => {
             let _telemetry = common::telemetry::init("gateway")?;
@@ -147,7 +157,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 svc_skills::config::DEFAULT_DATABASE_URL.to_owned(),
             )?;
             svc_skills::migrate(&skills).await?;
-            println!("migrations applied: svc-auth, svc-usage, svc-credentials, svc-skills");
+            let queue: String = common::config::var(
+                "QUEUE_DATABASE_URL",
+                svc_queue::config::DEFAULT_DATABASE_URL.to_owned(),
+            )?;
+            svc_queue::migrate(&queue).await?;
+            println!(
+                "migrations applied: svc-auth, svc-usage, svc-credentials, svc-skills, svc-queue"
+            );
             Ok(())
         }
         Command::Invite {

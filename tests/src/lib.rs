@@ -31,6 +31,10 @@ pub fn http_client() -> reqwest::Client {
 pub const GENIE_INTERNAL_TOKEN: &str = "internal token of genie's own tests 0123456789";
 pub const GENIE_RBAC_SECRET: &str = "rbac sync secret of genie's tests";
 
+/// The prefix of the exchanges and queues the tests' svc-queue declares on the shared broker:
+/// one set for every test (none consumes them), apart from any other user of the broker.
+pub const BROKER_PREFIX: &str = "genie_test.";
+
 async fn free_port() -> u16 {
     let (listener, addr) = random_listener().await;
     drop(listener);
@@ -71,8 +75,10 @@ impl GenieProcess {
                 "dmF1bHQga2V5IHYxIG9mIHRoZSBlMmUgdGVzdHMuLi4=".to_owned(),
             ),
             ("RUST_LOG".to_owned(), "warn".to_owned()),
+            // One set of queues for every test run of the binary, beside what else uses the broker.
+            ("QUEUE_NAME_PREFIX".to_owned(), BROKER_PREFIX.to_owned()),
         ];
-        for service in ["AUTH", "USAGE", "CREDENTIALS", "SKILLS"] {
+        for service in ["AUTH", "USAGE", "CREDENTIALS", "SKILLS", "QUEUE"] {
             let grpc = free_port().await;
             variables.push((format!("{service}_DATABASE_URL"), database.url.clone()));
             variables.push((format!("{service}_GRPC_ADDR"), format!("127.0.0.1:{grpc}")));

@@ -397,7 +397,8 @@ async fn a_database_outage_is_unready_and_503_within_seconds_and_everything_reco
         ("AUTH_DATABASE_URL", url.clone()),
         ("USAGE_DATABASE_URL", url.clone()),
         ("CREDENTIALS_DATABASE_URL", url.clone()),
-        ("SKILLS_DATABASE_URL", url),
+        ("SKILLS_DATABASE_URL", url.clone()),
+        ("QUEUE_DATABASE_URL", url),
         ("ADMIN_EMAIL", "admin@genie.test".to_owned()),
         ("ADMIN_PASSWORD", "admin password of the outage".to_owned()),
         ("DATABASE_HEALTH_INTERVAL_MS", "1000".to_owned()),
@@ -406,8 +407,15 @@ async fn a_database_outage_is_unready_and_503_within_seconds_and_everything_reco
     let admin = genie
         .login("admin@genie.test", "admin password of the outage")
         .await;
-    // Each reads its own service's database (svc-auth, svc-usage, svc-credentials, svc-skills).
-    let reads = ["/api/onboarding", "/api/usage", "/api/vault", "/api/skills"];
+    // Each reads its own service's database (svc-auth, svc-usage, svc-credentials, svc-skills,
+    // svc-queue).
+    let reads = [
+        "/api/onboarding",
+        "/api/usage",
+        "/api/vault",
+        "/api/skills",
+        "/api/queue/jobs",
+    ];
     for path in reads {
         let (status, body) = genie
             .call(reqwest::Method::GET, path, Some(&admin), None)
@@ -434,7 +442,7 @@ async fn a_database_outage_is_unready_and_503_within_seconds_and_everything_reco
             .call(reqwest::Method::GET, "/health/detailed", None, None)
             .await;
         let upstreams = detailed["upstreams"].as_array().unwrap();
-        assert_eq!(upstreams.len(), 4, "{detailed}");
+        assert_eq!(upstreams.len(), 5, "{detailed}");
         if upstreams
             .iter()
             .all(|upstream| upstream["status"] == "not_serving")

@@ -371,7 +371,13 @@ async fn server_ping_and_health_answer_as_directus_does() {
         "application/health+json; charset=utf-8"
     );
     let checks = detailed.body["checks"].as_object().expect("checks");
-    for name in ["svc-auth", "svc-usage", "svc-credentials", "svc-skills"] {
+    for name in [
+        "svc-auth",
+        "svc-usage",
+        "svc-credentials",
+        "svc-skills",
+        "svc-queue",
+    ] {
         let check = &checks[&format!("{name}:responseTime")][0];
         assert!(
             check["status"] == "ok" || check["status"] == "warn",

@@ -33,6 +33,7 @@ pub struct TestApp {
     usage: RunningService,
     credentials: RunningService,
     skills: RunningService,
+    queue: RunningService,
     gateway: actix_web::dev::ServerHandle,
 }
 
@@ -144,6 +145,16 @@ async fn spawn(
         })
     })
     .await;
+    let mut queue_config =
+        svc_queue::Config::local(database.url.clone(), Secret::new(INTERNAL_TOKEN));
+    queue_config.usage_grpc_url = usage.url.clone();
+    queue_config.name_prefix = tests::BROKER_PREFIX.to_owned();
+    let queue = RunningService::start(|listener, stopped| {
+        svc_queue::run(queue_config, listener, async {
+            let _ = stopped.await;
+        })
+    })
+    .await;
 
     let mut config = gateway::Config::local(
         auth.url.clone(),
@@ -155,6 +166,7 @@ async fn spawn(
     config.usage_grpc_url = usage.url.clone();
     config.credentials_grpc_url = credentials.url.clone();
     config.skills_grpc_url = skills.url.clone();
+    config.queue_grpc_url = queue.url.clone();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let server = gateway::build(config, listener).unwrap();
@@ -171,6 +183,7 @@ async fn spawn(
         usage,
         credentials,
         skills,
+        queue,
         gateway: handle,
     }
 }
@@ -274,6 +287,10 @@ impl TestApp {
 
     pub async fn stop_skills(&mut self) {
         self.skills.stop().await;
+    }
+
+    pub async fn stop_queue(&mut self) {
+        self.queue.stop().await;
     }
 
     pub async fn stop_credentials(&mut self) {

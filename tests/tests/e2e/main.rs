@@ -13,6 +13,7 @@ mod directus_sdk;
 mod docs_ui;
 mod fuzz;
 mod observability;
+mod queue;
 mod resilience;
 mod skills;
 mod tokens;

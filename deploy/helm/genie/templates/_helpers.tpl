@@ -22,11 +22,14 @@
 {{- end }}
 
 {{/* The components, in order: values key, `genie serve` argument, protocol, gRPC service name,
-     and the Secret keys the component reads (key:required). */}}
+     the Secret keys the component reads (key:required), and the gRPC services it calls
+     (`upstreams`: the chart sets their URL variables and lets it reach them through the
+     NetworkPolicies). */}}
 {{- define "genie.components" -}}
 gateway:
   serve: gateway
   protocol: http
+  upstreams: [auth, usage, credentials, skills, queue]
   secrets:
     INTERNAL_TOKEN: true
     DIRECTUS_SECRET: true
@@ -73,10 +76,21 @@ skills:
   secrets:
     INTERNAL_TOKEN: true
     SKILLS_DATABASE_URL: true
+queue:
+  serve: queue
+  protocol: grpc
+  grpcService: genie.queue.v1.Queue
+  addrVariable: QUEUE_GRPC_ADDR
+  urlVariable: QUEUE_GRPC_URL
+  upstreams: [usage]
+  secrets:
+    INTERNAL_TOKEN: true
+    QUEUE_DATABASE_URL: true
+    QUEUE_AMQP_URL: true
 {{- end }}
 
 {{- define "genie.componentNames" -}}
-gateway auth usage credentials skills
+gateway auth usage credentials skills queue
 {{- end }}
 
 {{- define "genie.labels" -}}
@@ -138,23 +152,23 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 
-{{/* The non-secret environment of one component: the chart's wiring, commonEnv, then the
-     component's own env (which wins). */}}
+{{/* The non-secret environment of one component: the chart's wiring (its listen address and
+     the URL of each of its upstreams), commonEnv, then the component's own env (which wins). */}}
 {{- define "genie.env" -}}
 {{- $root := .root }}
 {{- $component := .component }}
 {{- $values := index $root.Values $component }}
 {{- $components := include "genie.components" $root | fromYaml }}
+{{- $spec := index $components $component }}
 {{- $env := dict }}
 {{- if eq $component "gateway" }}
 {{- $_ := set $env "GATEWAY_ADDR" (printf "0.0.0.0:%v" (int64 $values.port)) }}
-{{- range $name := list "auth" "usage" "credentials" "skills" }}
-{{- $spec := index $components $name }}
-{{- $_ := set $env $spec.urlVariable (printf "http://%s:%v" (include "genie.componentName" (dict "root" $root "component" $name)) (int64 (index $root.Values $name).port)) }}
-{{- end }}
 {{- else }}
-{{- $spec := index $components $component }}
 {{- $_ := set $env $spec.addrVariable (printf "0.0.0.0:%v" (int64 $values.port)) }}
+{{- end }}
+{{- range $name := default (list) $spec.upstreams }}
+{{- $upstream := index $components $name }}
+{{- $_ := set $env $upstream.urlVariable (printf "http://%s:%v" (include "genie.componentName" (dict "root" $root "component" $name)) (int64 (index $root.Values $name).port)) }}
 {{- end }}
 {{- if and (eq $component "usage") $values.tiers }}
 {{- $_ := set $env "USAGE_TIERS_PATH" "/etc/genie/tiers/tiers.json" }}

@@ -1,0 +1,359 @@
+//! Routes owned by svc-queue: media jobs. The gateway checks the shape of a request (types,
+//! required fields) and reads the idempotency key; svc-queue is the authority on operations,
+//! their parameters, inputs, the quota and who owns a job.
+
+use actix_web::{HttpRequest, get, post, web};
+use common::ApiError;
+use proto::queue::v1 as pb;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::body::{Integer, NonBlank};
+use crate::kit::{
+    Authenticated, Envelope, Errors, Input, JsonBody, PathId, Query, QueryParams, Reply, Routes,
+};
+use crate::session::AuthenticatedUser;
+use crate::state::AppState;
+use crate::svc_usage::idempotency_key;
+use crate::{error_set, rpc};
+
+/// A media job.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct JobView {
+    #[schema(format = Uuid)]
+    pub id: String,
+    #[schema(example = "resize_image")]
+    pub operation: String,
+    #[schema(example = "media-jobs")]
+    pub queue: String,
+    /// `queued`, `active`, `completed`, `failed` or `cancelled`.
+    #[schema(example = "queued")]
+    pub status: String,
+    /// 1 (first) to 20 (last).
+    #[schema(example = 10)]
+    pub priority: i32,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    /// 0 to 100.
+    pub progress: i32,
+    #[schema(format = Uuid)]
+    pub creator_profile_id: Option<String>,
+    /// The input: `{input_url}`.
+    #[schema(value_type = Object)]
+    pub input: Value,
+    #[schema(value_type = Object)]
+    pub params: Value,
+    /// A finished job's output: `{output_file_id, output_url, content_type, bytes, …}`.
+    #[schema(value_type = Option<Object>)]
+    pub result: Option<Value>,
+    pub error: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub updated_at: String,
+    /// RFC 3339.
+    pub started_at: Option<String>,
+    /// RFC 3339.
+    pub completed_at: Option<String>,
+}
+
+fn non_empty(text: String) -> Option<String> {
+    (!text.is_empty()).then_some(text)
+}
+
+impl TryFrom<pb::Job> for JobView {
+    type Error = ApiError;
+
+    fn try_from(job: pb::Job) -> Result<Self, ApiError> {
+        let json = |text: &str| {
+            serde_json::from_str::<Value>(text).map_err(|err| {
+                tracing::error!(%err, "svc-queue sent a job whose JSON does not parse");
+                ApiError::internal()
+            })
+        };
+        let mut payload = json(&job.payload_json)?;
+        let params = payload
+            .get_mut("params")
+            .map(Value::take)
+            .unwrap_or_else(|| Value::Object(serde_json::Map::new()));
+        if let Some(payload) = payload.as_object_mut() {
+            payload.remove("params");
+        }
+        let result = match job.result_json.as_str() {
+            "" => None,
+            text => Some(json(text)?),
+        };
+        Ok(Self {
+            id: job.id,
+            operation: job.operation,
+            queue: job.queue,
+            status: job.status,
+            priority: job.priority,
+            attempts: job.attempts,
+            max_attempts: job.max_attempts,
+            progress: job.progress,
+            creator_profile_id: non_empty(job.creator_profile_id),
+            input: payload,
+            params,
+            result,
+            error: non_empty(job.error),
+            created_at: job.created_at,
+            updated_at: job.updated_at,
+            started_at: non_empty(job.started_at),
+            completed_at: non_empty(job.completed_at),
+        })
+    }
+}
+
+fn present(job: Option<pb::Job>) -> Result<JobView, ApiError> {
+    job.ok_or_else(|| {
+        tracing::error!("svc-queue left out the job of its answer");
+        ApiError::internal()
+    })?
+    .try_into()
+}
+
+/// `{jobId, job, replayed}`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EnqueuedJob {
+    /// The job's id, under the original's name.
+    #[serde(rename = "jobId")]
+    #[schema(format = Uuid)]
+    pub job_id: String,
+    pub job: JobView,
+    /// True when this is the job an earlier request with the same idempotency key stored
+    /// (nothing was consumed or stored this time).
+    pub replayed: bool,
+}
+
+impl TryFrom<pb::Enqueued> for EnqueuedJob {
+    type Error = ApiError;
+
+    fn try_from(enqueued: pb::Enqueued) -> Result<Self, ApiError> {
+        let job = present(enqueued.job)?;
+        Ok(Self {
+            job_id: job.id.clone(),
+            job,
+            replayed: enqueued.replayed,
+        })
+    }
+}
+
+/// `{job}`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OneJob {
+    pub job: JobView,
+}
+
+impl TryFrom<pb::Job> for OneJob {
+    type Error = ApiError;
+
+    fn try_from(job: pb::Job) -> Result<Self, ApiError> {
+        Ok(Self {
+            job: job.try_into()?,
+        })
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobsMeta {
+    /// Jobs of the caller passing the filter.
+    pub filter_count: i64,
+}
+
+/// `{data: [job], meta: {filter_count}}`, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobList {
+    pub data: Vec<JobView>,
+    pub meta: JobsMeta,
+}
+
+impl TryFrom<pb::JobPage> for JobList {
+    type Error = ApiError;
+
+    fn try_from(page: pb::JobPage) -> Result<Self, ApiError> {
+        Ok(Self {
+            data: page
+                .jobs
+                .into_iter()
+                .map(JobView::try_from)
+                .collect::<Result<_, _>>()?,
+            meta: JobsMeta {
+                filter_count: page.total,
+            },
+        })
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct MediaBody {
+    /// `convert_image`, `resize_image`, `crop_image`, `apply_watermark`, `strip_metadata`,
+    /// `create_teaser`, `resize_video`, `crop_video`, `compress_video`, `trim_video`,
+    /// `join_videos`.
+    #[schema(example = "resize_image")]
+    pub operation: NonBlank,
+    /// A stored file of the caller's (not available yet: give `input_url`).
+    #[serde(alias = "inputFileId")]
+    #[schema(format = Uuid)]
+    pub input_file_id: Option<String>,
+    /// An http or https URL the service fetches; loopback and private addresses are refused.
+    #[serde(alias = "inputUrl")]
+    #[schema(example = "https://cdn.example.com/photo.png")]
+    pub input_url: Option<String>,
+    /// The operation's parameters (`resize_image`: `{width?, height?}`; svc-queue's README
+    /// lists them all).
+    #[schema(value_type = Option<Object>, example = json!({"width": 640}))]
+    pub params: Option<Value>,
+    #[serde(alias = "creatorProfileId")]
+    #[schema(format = Uuid)]
+    pub creator_profile_id: NonBlank,
+    /// 1 (first) to 20 (last); default 10.
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 20, example = 10)]
+    pub priority: Option<Integer>,
+    /// A retry with the same key gets the first job back and consumes nothing again. May also
+    /// be sent as the `Idempotency-Key` header (both at once must agree).
+    #[schema(max_length = 255)]
+    pub idempotency_key: Option<String>,
+}
+
+/// `GET /api/queue/jobs`' query.
+#[derive(Debug, Clone, Default, PartialEq, Eq, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct JobsQuery {
+    /// Only jobs with this status.
+    pub status: Option<String>,
+    /// 1 to 500; default 50.
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<i64>,
+    /// Default 0.
+    pub offset: Option<i64>,
+}
+
+fn whole(field: &str, value: &str) -> Result<i64, ApiError> {
+    value
+        .parse::<i64>()
+        .map_err(|_| ApiError::invalid_field(field, format!("{field} must be a whole number")))
+}
+
+/// Other parameters are ignored.
+impl QueryParams for JobsQuery {
+    fn set(&mut self, key: &str, value: &str) -> Result<(), ApiError> {
+        match key {
+            "status" => self.status = Some(value.to_owned()),
+            "limit" => self.limit = Some(whole("limit", value)?),
+            "offset" => self.offset = Some(whole("offset", value)?),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+error_set! {
+    MediaRules {
+        400 "invalid_body": "an unknown operation, a parameter it does not take or of the wrong kind, an input_url that is not public http(s), a priority outside 1..=20 (`field` names it)",
+        400 "unsupported_operation": "a video operation where ffmpeg is not installed",
+        403 "limit_reached": "the tier's `ai_media_ops` for this billing cycle are used up (`message` tells to upgrade)",
+        403 "quota_check_failed": "svc-usage could not be asked; nothing was consumed or stored",
+        409 "idempotency_key_reused": "the idempotency key was used for another job request",
+        409 "idempotency_key_refunded": "the request with this key failed and its quota was given back; send it with a new key",
+    }
+}
+
+error_set! {
+    JobNotFound {
+        404 "not_found": "no job with this id, or another user's",
+    }
+}
+
+error_set! {
+    ListRules {
+        400 "invalid_body": "`status` not a job status, `limit` outside 1..=500, or a negative `offset` (`field` names it)",
+    }
+}
+
+/// Queues a media operation: checked, one `ai_media_ops` consumed, stored with its outbox row
+/// in one transaction, then published to RabbitMQ with publisher confirms.
+#[utoipa::path(tag = "queue",
+    security(("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "The idempotency key, instead of (or the same as) the body's `idempotency_key`"),
+    ),
+    request_body = MediaBody,
+    responses((status = 200, description = "The stored job (or, `replayed: true`, the one the same key stored before)", body = Envelope<EnqueuedJob>),
+              Errors<(Authenticated, JsonBody, MediaRules)>))]
+#[post("/api/queue/media")]
+pub async fn enqueue_media(
+    Input(AuthenticatedUser(caller), body): Input<AuthenticatedUser, MediaBody>,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Reply<EnqueuedJob> {
+    let idempotency_key = idempotency_key(req.headers(), body.idempotency_key)?;
+    let priority = match body.priority {
+        None => 0,
+        Some(Integer(priority)) => i32::try_from(priority)
+            .ok()
+            .filter(|priority| *priority != 0)
+            .ok_or_else(|| ApiError::invalid_field("priority", "must be 1 (first) to 20 (last)"))?,
+    };
+    let params_json = match body.params {
+        None | Some(Value::Null) => String::new(),
+        Some(params @ Value::Object(_)) => params.to_string(),
+        Some(_) => return Err(ApiError::invalid_field("params", "must be a JSON object")),
+    };
+    let request = pb::EnqueueMediaRequest {
+        operation: body.operation.into(),
+        input_file_id: body.input_file_id.unwrap_or_default(),
+        input_url: body.input_url.unwrap_or_default(),
+        params_json,
+        creator_profile_id: body.creator_profile_id.into(),
+        priority,
+        idempotency_key: idempotency_key.unwrap_or_default(),
+    };
+    state
+        .queue
+        .forward(&caller, request, rpc!(enqueue_media))
+        .await
+}
+
+/// One of the caller's jobs: status, attempts, progress, and the result or the error.
+#[utoipa::path(tag = "queue",
+    security(("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
+    params(("id" = String, Path, description = "The job's id")),
+    responses((status = 200, description = "The job", body = Envelope<OneJob>),
+              Errors<(Authenticated, JobNotFound)>))]
+#[get("/api/queue/jobs/{id}")]
+pub async fn get_job(
+    AuthenticatedUser(caller): AuthenticatedUser,
+    PathId(job_id): PathId,
+    state: web::Data<AppState>,
+) -> Reply<OneJob> {
+    state
+        .queue
+        .forward(&caller, pb::GetJobRequest { job_id }, rpc!(get_job))
+        .await
+}
+
+/// The caller's jobs, newest first, optionally of one status.
+#[utoipa::path(tag = "queue",
+    security(("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
+    params(JobsQuery),
+    responses((status = 200, description = "A page of jobs and how many pass the filter", body = Envelope<JobList>),
+              Errors<(Authenticated, ListRules)>))]
+#[get("/api/queue/jobs")]
+pub async fn list_jobs(
+    AuthenticatedUser(caller): AuthenticatedUser,
+    Query(query): Query<JobsQuery>,
+    state: web::Data<AppState>,
+) -> Reply<JobList> {
+    let request = pb::ListJobsRequest {
+        status: query.status.unwrap_or_default(),
+        limit: query.limit.unwrap_or(0),
+        offset: query.offset.unwrap_or(0),
+    };
+    state.queue.forward(&caller, request, rpc!(list_jobs)).await
+}
+
+pub fn routes(routes: &mut Routes) {
+    routes.add(enqueue_media).add(list_jobs).add(get_job);
+}

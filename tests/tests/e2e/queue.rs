@@ -1,0 +1,199 @@
+//! Media jobs through the gateway, as a client would queue and poll them: the quota is taken
+//! once per job (an `Idempotency-Key` replay returns the first job), bad input is named before
+//! any quota is taken, another creator's job does not exist for you, and a svc-queue outage is
+//! a 503 for the queue alone.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+fn resize(width: u32) -> Value {
+    json!({
+        "operation": "resize_image",
+        "inputUrl": "https://cdn.example.com/photo.png",
+        "params": {"width": width},
+        "creatorProfileId": "0b7c6f5e-3f1a-4f7e-9a55-2d3c4b5a6e7f",
+    })
+}
+
+async fn enqueue(app: &TestApp, body: Value, token: &str, key: Option<&str>) -> Response {
+    let mut request = app
+        .client
+        .post(app.url("/api/queue/media"))
+        .bearer_auth(token)
+        .json(&body);
+    if let Some(key) = key {
+        request = request.header("Idempotency-Key", key);
+    }
+    app.send(request).await
+}
+
+#[tokio::test]
+async fn a_creator_queues_a_job_once_and_polls_it() {
+    let app = spawn_app().await;
+    let (_, creator) = app.new_creator("queue@genie.test").await;
+
+    let queued = enqueue(&app, resize(640), &creator, Some("photo-1")).await;
+    assert_eq!(queued.status, StatusCode::OK, "{:?}", queued.body);
+    assert_eq!(
+        (queued.body["ok"].clone(), queued.body["replayed"].clone()),
+        (json!(true), json!(false))
+    );
+    let id = queued.body["jobId"].as_str().unwrap().to_owned();
+    let job = &queued.body["job"];
+    assert_eq!(job["id"], id.as_str());
+    assert_eq!(job["status"], "queued");
+    assert_eq!(job["operation"], "resize_image");
+    assert_eq!(job["params"], json!({"width": 640}));
+    assert_eq!(
+        job["input"],
+        json!({"input_url": "https://cdn.example.com/photo.png"})
+    );
+    assert_eq!(
+        (job["priority"].clone(), job["max_attempts"].clone()),
+        (json!(10), json!(5))
+    );
+
+    let again = enqueue(&app, resize(640), &creator, Some("photo-1")).await;
+    assert_eq!(again.status, StatusCode::OK, "{:?}", again.body);
+    assert_eq!(again.body["jobId"], id.as_str());
+    assert_eq!(again.body["replayed"], true);
+    let reused = enqueue(&app, resize(320), &creator, Some("photo-1")).await;
+    assert_eq!(reused.status, StatusCode::CONFLICT, "{:?}", reused.body);
+    assert_eq!(reused.body["reason"], "idempotency_key_reused");
+    let usage = app.get("/api/usage", Some(&creator)).await;
+    assert_eq!(
+        usage.body["usage"]["ai_media_ops"]["used"], 1,
+        "{:?}",
+        usage.body
+    );
+
+    let polled = app
+        .get(&format!("/api/queue/jobs/{id}"), Some(&creator))
+        .await;
+    assert_eq!(polled.status, StatusCode::OK, "{:?}", polled.body);
+    assert_eq!(polled.body["job"], queued.body["job"]);
+    let listed = app
+        .get("/api/queue/jobs?status=queued&limit=10", Some(&creator))
+        .await;
+    assert_eq!(listed.status, StatusCode::OK, "{:?}", listed.body);
+    assert_eq!(listed.body["meta"]["filter_count"], 1);
+    assert_eq!(listed.body["data"][0]["id"], id.as_str());
+
+    let (_, other) = app.new_creator("other-queue@genie.test").await;
+    let hidden = app
+        .get(&format!("/api/queue/jobs/{id}"), Some(&other))
+        .await;
+    assert_eq!(hidden.status, StatusCode::NOT_FOUND, "{:?}", hidden.body);
+    assert_eq!(hidden.body["reason"], "not_found");
+    let theirs = app.get("/api/queue/jobs", Some(&other)).await;
+    assert_eq!(theirs.body["meta"]["filter_count"], 0);
+    let anonymous = app.get("/api/queue/jobs", None).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn bad_jobs_are_named_before_any_quota_is_taken() {
+    let app = spawn_app().await;
+    let (_, creator) = app.new_creator("bad-jobs@genie.test").await;
+    let mut cases = vec![
+        (
+            json!({"operation": "sharpen", "inputUrl": "https://a.example/x.png", "creatorProfileId": "0b7c6f5e-3f1a-4f7e-9a55-2d3c4b5a6e7f"}),
+            "operation",
+            "invalid_body",
+        ),
+        (
+            json!({"operation": "trim_video", "inputUrl": "https://a.example/x.mp4", "params": {"start": 0, "duration": 2}, "creatorProfileId": "0b7c6f5e-3f1a-4f7e-9a55-2d3c4b5a6e7f"}),
+            "operation",
+            "unsupported_operation",
+        ),
+        (
+            json!({"inputUrl": "https://a.example/x.png", "creatorProfileId": "0b7c6f5e-3f1a-4f7e-9a55-2d3c4b5a6e7f"}),
+            "operation",
+            "missing_field",
+        ),
+        (
+            json!({"operation": "resize_image", "inputUrl": "https://a.example/x.png"}),
+            "creator_profile_id",
+            "missing_field",
+        ),
+        (
+            json!({"operation": "resize_image", "inputUrl": "http://127.0.0.1:5432/", "params": {"width": 4}, "creatorProfileId": "0b7c6f5e-3f1a-4f7e-9a55-2d3c4b5a6e7f"}),
+            "input_url",
+            "invalid_body",
+        ),
+        (
+            json!({"operation": "resize_image", "inputUrl": "https://a.example/x.png", "params": [640], "creatorProfileId": "0b7c6f5e-3f1a-4f7e-9a55-2d3c4b5a6e7f"}),
+            "params",
+            "invalid_body",
+        ),
+        (
+            json!({"operation": "resize_image", "inputUrl": "https://a.example/x.png", "params": {"width": "wide"}, "creatorProfileId": "0b7c6f5e-3f1a-4f7e-9a55-2d3c4b5a6e7f"}),
+            "params.width",
+            "invalid_body",
+        ),
+        (
+            json!({"operation": "resize_image", "inputUrl": "https://a.example/x.png", "params": {"width": 9}, "priority": "high", "creatorProfileId": "0b7c6f5e-3f1a-4f7e-9a55-2d3c4b5a6e7f"}),
+            "priority",
+            "invalid_body",
+        ),
+    ];
+    // A video operation is unsupported only where ffmpeg is missing.
+    if svc_queue::operations::Capabilities::detect().video {
+        cases.remove(1);
+    }
+    for (body, field, reason) in cases {
+        let refused = enqueue(&app, body.clone(), &creator, None).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::BAD_REQUEST,
+            "{body}: {:?}",
+            refused.body
+        );
+        assert_eq!(
+            (
+                refused.body["field"].clone(),
+                refused.body["reason"].clone()
+            ),
+            (json!(field), json!(reason)),
+            "{body}"
+        );
+    }
+    for query in ["status=done", "limit=abc", "limit=501", "offset=-1"] {
+        let refused = app
+            .get(&format!("/api/queue/jobs?{query}"), Some(&creator))
+            .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::BAD_REQUEST,
+            "{query}: {:?}",
+            refused.body
+        );
+    }
+    let usage = app.get("/api/usage", Some(&creator)).await;
+    assert_eq!(
+        usage.body["usage"]["ai_media_ops"]["used"], 0,
+        "{:?}",
+        usage.body
+    );
+}
+
+#[tokio::test]
+async fn a_queue_outage_is_a_503_for_the_queue_alone() {
+    let mut app = spawn_app().await;
+    let (_, creator) = app.new_creator("queue-outage@genie.test").await;
+    app.stop_queue().await;
+    let down = enqueue(&app, resize(640), &creator, None).await;
+    assert_eq!(
+        down.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{:?}",
+        down.body
+    );
+    assert_eq!(down.body["reason"], "service_unavailable");
+    let jobs = app.get("/api/queue/jobs", Some(&creator)).await;
+    assert_eq!(jobs.status, StatusCode::SERVICE_UNAVAILABLE);
+    let usage = app.get("/api/usage", Some(&creator)).await;
+    assert_eq!(usage.status, StatusCode::OK, "{:?}", usage.body);
+}
