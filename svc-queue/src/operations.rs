@@ -68,6 +68,16 @@ const POSITIONS: &[&str] = &[
     "center",
 ];
 
+/// Resizing and cropping read the same parameters for an image as for a video.
+const RESIZE: &[Param] = &[optional("width", PIXELS), optional("height", PIXELS)];
+const SIZE: &[&str] = &["width", "height"];
+const CROP: &[Param] = &[
+    required("x", OFFSET),
+    required("y", OFFSET),
+    required("width", PIXELS),
+    required("height", PIXELS),
+];
+
 pub struct Operation {
     pub name: &'static str,
     pub medium: Medium,
@@ -86,18 +96,13 @@ pub const OPERATIONS: &[Operation] = &[
     Operation {
         name: "resize_image",
         medium: Medium::Image,
-        params: &[optional("width", PIXELS), optional("height", PIXELS)],
-        one_of: &["width", "height"],
+        params: RESIZE,
+        one_of: SIZE,
     },
     Operation {
         name: "crop_image",
         medium: Medium::Image,
-        params: &[
-            required("x", OFFSET),
-            required("y", OFFSET),
-            required("width", PIXELS),
-            required("height", PIXELS),
-        ],
+        params: CROP,
         one_of: &[],
     },
     Operation {
@@ -129,18 +134,13 @@ pub const OPERATIONS: &[Operation] = &[
     Operation {
         name: "resize_video",
         medium: Medium::Video,
-        params: &[optional("width", PIXELS), optional("height", PIXELS)],
-        one_of: &["width", "height"],
+        params: RESIZE,
+        one_of: SIZE,
     },
     Operation {
         name: "crop_video",
         medium: Medium::Video,
-        params: &[
-            required("x", OFFSET),
-            required("y", OFFSET),
-            required("width", PIXELS),
-            required("height", PIXELS),
-        ],
+        params: CROP,
         one_of: &[],
     },
     Operation {
