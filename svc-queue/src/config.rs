@@ -57,6 +57,13 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        let relay_interval = config::millis("QUEUE_RELAY_INTERVAL_MS", 1_000)?;
+        if relay_interval.is_zero() {
+            return Err(ConfigError::new(
+                "QUEUE_RELAY_INTERVAL_MS",
+                "must be at least 1",
+            ));
+        }
         let relay_batch = config::var("QUEUE_RELAY_BATCH", 100)?;
         if !(1..=10_000).contains(&relay_batch) {
             return Err(ConfigError::new("QUEUE_RELAY_BATCH", "must be 1 to 10000"));
@@ -74,7 +81,7 @@ impl Config {
             quota_timeout: config::millis("QUEUE_QUOTA_TIMEOUT_MS", 2_000)?,
             max_attempts,
             delivery_limit,
-            relay_interval: config::millis("QUEUE_RELAY_INTERVAL_MS", 1_000)?,
+            relay_interval,
             relay_batch,
             allow_private_urls: config::var("QUEUE_ALLOW_PRIVATE_URLS", false)?,
             capabilities: crate::operations::Capabilities::detect(),

@@ -200,7 +200,7 @@ pub fn operation(name: &str, capabilities: Capabilities) -> Result<&'static Oper
 
 /// The operation's parameters, checked: an object with only the names it reads, each of its kind.
 pub fn params(operation: &Operation, json: &str) -> Result<Map<String, Value>, QueueError> {
-    let params = if json.trim().is_empty() {
+    let mut params = if json.trim().is_empty() {
         Map::new()
     } else {
         match serde_json::from_str::<Value>(json) {
@@ -209,6 +209,9 @@ pub fn params(operation: &Operation, json: &str) -> Result<Map<String, Value>, Q
             Err(err) => return Err(QueueError::invalid("params", format!("not JSON: {err}"))),
         }
     };
+    // A null is an absent parameter: dropped, so that it neither satisfies a rule nor makes two
+    // equal requests differ.
+    params.retain(|_, value| !value.is_null());
     for name in params.keys() {
         if !operation.params.iter().any(|param| param.name == name) {
             let known: Vec<&str> = operation.params.iter().map(|param| param.name).collect();
@@ -330,10 +333,7 @@ fn input_url_of(text: &str, allow_private: bool) -> Result<url::Url, QueueError>
         None => return Err(invalid("must name a host")),
         Some(url::Host::Ipv4(ip)) => is_private(IpAddr::V4(ip)),
         Some(url::Host::Ipv6(ip)) => is_private(IpAddr::V6(ip)),
-        Some(url::Host::Domain(domain)) => {
-            let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-            domain == "localhost" || domain.ends_with(".localhost") || domain.ends_with(".internal")
-        }
+        Some(url::Host::Domain(domain)) => is_internal_name(domain),
     };
     if private && !allow_private {
         return Err(invalid(
@@ -341,6 +341,24 @@ fn input_url_of(text: &str, allow_private: bool) -> Result<url::Url, QueueError>
         ));
     }
     Ok(url)
+}
+
+/// Names that resolve inside a network rather than on the internet: single labels (a cluster's
+/// services: `postgres`, `svc-usage`), and the suffixes of local, cluster and home networks.
+fn is_internal_name(domain: &str) -> bool {
+    const SUFFIXES: [&str; 7] = [
+        ".localhost",
+        ".local",
+        ".internal",
+        ".svc",
+        ".cluster.local",
+        ".home.arpa",
+        ".lan",
+    ];
+    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    !domain.contains('.')
+        || SUFFIXES.iter().any(|suffix| domain.ends_with(suffix))
+        || domain == "home.arpa"
 }
 
 /// Loopback, private, link-local, unspecified and other non-public addresses, which a
@@ -357,18 +375,40 @@ pub fn is_private(ip: IpAddr) -> bool {
                 || ip.is_documentation()
                 || a == 0
                 || (a == 100 && (64..128).contains(&b))
+                || (a == 198 && (18..20).contains(&b))
+                || (a == 192 && b == 0 && ip.octets()[2] == 0)
                 || a >= 224
         }
         IpAddr::V6(ip) => {
-            if let Some(v4) = ip.to_ipv4_mapped() {
+            if ip.is_loopback() || ip.is_unspecified() {
+                return true;
+            }
+            // IPv4-mapped and -compatible addresses, NAT64 (64:ff9b::/96) and 6to4 (2002::/16)
+            // carry an IPv4 address that is what the connection reaches.
+            let segments = ip.segments();
+            let octets = ip.octets();
+            let embedded = if let Some(v4) = ip.to_ipv4() {
+                Some(v4)
+            } else if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                Some(std::net::Ipv4Addr::new(
+                    octets[12], octets[13], octets[14], octets[15],
+                ))
+            } else if segments[0] == 0x2002 {
+                Some(std::net::Ipv4Addr::new(
+                    octets[2], octets[3], octets[4], octets[5],
+                ))
+            } else {
+                None
+            };
+            if let Some(v4) = embedded {
                 return is_private(IpAddr::V4(v4));
             }
-            let first = ip.segments()[0];
-            ip.is_loopback()
-                || ip.is_unspecified()
-                || ip.is_multicast()
+            let first = segments[0];
+            ip.is_multicast()
                 || (first & 0xfe00) == 0xfc00
                 || (first & 0xffc0) == 0xfe80
+                || (first & 0xffc0) == 0xfec0
+                || segments[..2] == [0x64, 0xff9b]
         }
     }
 }
@@ -440,6 +480,14 @@ mod tests {
         );
         assert_eq!(field(params(resize, "[1]").unwrap_err()), "params");
         assert_eq!(field(params(resize, "{").unwrap_err()), "params");
+        assert_eq!(
+            field(params(resize, r#"{"width": null}"#).unwrap_err()),
+            "params.width or params.height"
+        );
+        assert_eq!(
+            params(resize, r#"{"width": 5, "height": null}"#).unwrap(),
+            params(resize, r#"{"width": 5}"#).unwrap()
+        );
         let crop = operation("crop_image", ALL).unwrap();
         assert_eq!(
             field(params(crop, r#"{"x": 0, "y": 0, "width": 5}"#).unwrap_err()),
@@ -482,6 +530,16 @@ mod tests {
             "http://[fd00::1]/",
             "http://localhost:8080/",
             "http://0.0.0.0/",
+            "http://2130706433/",
+            "http://[::127.0.0.1]/",
+            "http://[64:ff9b::10.0.0.1]/",
+            "http://[2002:c0a8:0101::]/",
+            "http://[fec0::1]/",
+            "http://198.18.0.1/",
+            "http://postgres:5432/",
+            "http://svc-usage.genie.svc.cluster.local/",
+            "http://printer.local/",
+            "http://kubernetes.default.svc/",
         ] {
             assert_eq!(
                 field(input("", url, false).unwrap_err()),

@@ -17,9 +17,9 @@ use crate::broker::Topology;
 use crate::error::QueueError;
 use crate::store;
 
-/// How long one batch may wait for the broker's confirms before the relay gives up on the
-/// channel (and the rows stay unsent).
-const CONFIRM_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long connecting, or publishing one batch with its confirms, may take before the relay
+/// gives up on the connection (the rows without an ack stay unsent).
+const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
 const MIN_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -37,8 +37,8 @@ pub struct Relay {
 enum RelayError {
     #[error("broker: {0}")]
     Broker(#[from] lapin::Error),
-    #[error("the broker did not confirm the batch in time")]
-    ConfirmTimeout,
+    #[error("the broker did not answer in time")]
+    Timeout,
     #[error("database: {0}")]
     Queue(#[from] QueueError),
 }
@@ -61,51 +61,107 @@ impl Relay {
     pub async fn run(self) {
         let mut backoff = MIN_BACKOFF;
         loop {
-            match self.connected().await {
-                Ok(()) => backoff = MIN_BACKOFF,
-                Err(err) => {
-                    tracing::warn!(error = %err, retry_in = ?backoff, "outbox relay stopped");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                }
-            }
+            let err = self.connected(&mut backoff).await;
+            tracing::warn!(error = %err, retry_in = ?backoff, "outbox relay stopped");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 
-    async fn connected(&self) -> Result<(), RelayError> {
-        let connection = crate::broker::connect(&self.amqp_url, "svc-queue relay").await?;
-        let channel = connection.create_channel().await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
-        self.topology.declare(&channel).await?;
+    /// Connects and publishes until something fails; what failed.
+    async fn connected(&self, backoff: &mut Duration) -> RelayError {
+        let setup = async {
+            let connection = crate::broker::connect(&self.amqp_url, "svc-queue relay").await?;
+            let channel = connection.create_channel().await?;
+            channel
+                .confirm_select(ConfirmSelectOptions::default())
+                .await?;
+            self.topology.declare(&channel).await?;
+            Ok::<_, lapin::Error>((connection, channel))
+        };
+        // A peer that accepts the TCP connection and never finishes the AMQP handshake would
+        // otherwise hold the relay: heartbeats start only after it.
+        let (_connection, channel) = match tokio::time::timeout(BROKER_TIMEOUT, setup).await {
+            Ok(Ok(connected)) => connected,
+            Ok(Err(err)) => return err.into(),
+            Err(_) => return RelayError::Timeout,
+        };
         tracing::info!("outbox relay connected to the broker");
+        *backoff = MIN_BACKOFF;
         loop {
-            let published = self.publish_batch(&channel).await?;
-            if published < self.batch {
-                // A wake-up that came while the batch ran is kept by the Notify, not lost.
-                let _ = tokio::time::timeout(self.interval, self.wake.notified()).await;
+            match self.publish_batch(&channel).await {
+                Ok(published) if published < self.batch => {
+                    // A wake-up that came while the batch ran is kept by the Notify, not lost.
+                    let _ = tokio::time::timeout(self.interval, self.wake.notified()).await;
+                }
+                Ok(_) => {}
+                Err(err) => return err,
             }
         }
     }
 
     /// Publishes one batch: locks unsent rows, publishes each, and in the same transaction
-    /// marks sent those the broker confirmed. How many were published.
+    /// marks sent those the broker acked, also when the batch stopped part way (a deadline, a
+    /// broken channel): only the rows without an ack go out again. How many were marked sent.
     async fn publish_batch(&self, channel: &Channel) -> Result<i64, RelayError> {
         let mut db = self.pool.get().await?;
         let transaction = db.transaction().await?;
+        // Should the relay stall with its rows locked, Postgres ends the transaction.
+        transaction
+            .batch_execute("SET LOCAL idle_in_transaction_session_timeout = '60s'")
+            .await?;
         let unsent = store::lock_unsent(&transaction, self.batch).await?;
         if unsent.is_empty() {
             return Ok(0);
         }
-        let mut confirms = Vec::with_capacity(unsent.len());
-        for row in &unsent {
-            let payload = serde_json::to_vec(&row.payload).unwrap_or_default();
+        let mut acked = Vec::with_capacity(unsent.len());
+        let mut returned = Vec::new();
+        let outcome = tokio::time::timeout(
+            BROKER_TIMEOUT,
+            self.publish(channel, &unsent, &mut acked, &mut returned),
+        )
+        .await;
+        let ids: Vec<i64> = acked
+            .iter()
+            .filter(|row| !returned.contains(&row.job_id.to_string()))
+            .map(|row| row.id)
+            .collect();
+        if ids.len() < acked.len() {
+            tracing::error!(
+                unroutable = acked.len() - ids.len(),
+                "job messages routed to no queue; they stay in the outbox until the topology is declared again"
+            );
+        }
+        store::mark_sent(&transaction, &ids).await?;
+        transaction.commit().await?;
+        match outcome {
+            Err(_) => return Err(RelayError::Timeout),
+            Ok(Err(err)) => return Err(err.into()),
+            Ok(Ok(())) => {}
+        }
+        if ids.len() < acked.len() {
+            // Declaring again repairs a queue someone deleted; the rows go out with the next batch.
+            self.topology.declare(channel).await?;
+        }
+        Ok(i64::try_from(ids.len()).unwrap_or(i64::MAX))
+    }
+
+    /// Publishes `rows` and waits for each confirm, recording the acked rows in `acked` and the
+    /// message ids the broker returned as unroutable in `returned` as they come.
+    async fn publish<'a>(
+        &self,
+        channel: &Channel,
+        rows: &'a [store::Unsent],
+        acked: &mut Vec<&'a store::Unsent>,
+        returned: &mut Vec<String>,
+    ) -> Result<(), lapin::Error> {
+        let mut confirms = Vec::with_capacity(rows.len());
+        for row in rows {
+            let payload = row.payload.to_string().into_bytes();
             let properties = BasicProperties::default()
                 .with_delivery_mode(2)
                 .with_content_type("application/json".into())
-                .with_message_id(row.job_id.to_string().as_str().into())
-                .with_priority(u8::try_from(row.priority).unwrap_or(u8::MAX));
+                .with_message_id(row.job_id.to_string().as_str().into());
             let routing_key = self.topology.queue(&row.queue_name);
             let confirm = channel
                 .basic_publish(
@@ -121,47 +177,22 @@ impl Relay {
                 .await?;
             confirms.push((row, confirm));
         }
-        let confirmed = tokio::time::timeout(CONFIRM_TIMEOUT, async {
-            let mut sent = Vec::with_capacity(confirms.len());
-            let mut returned = Vec::new();
-            for (row, confirm) in confirms {
-                match confirm.await? {
-                    Confirmation::Ack(None) => sent.push(row),
-                    // Routed nowhere: lapin hands a return to whichever confirm completes next,
-                    // so the message id says which row it was.
-                    Confirmation::Ack(Some(message)) => {
-                        sent.push(row);
-                        if let Some(id) = message.properties.message_id() {
-                            returned.push(id.to_string());
-                        }
-                    }
-                    Confirmation::Nack(_) | Confirmation::NotRequested => {
-                        tracing::warn!(job = %row.job_id, "the broker refused a job message; it stays in the outbox")
+        for (row, confirm) in confirms {
+            match confirm.await? {
+                Confirmation::Ack(None) => acked.push(row),
+                // Routed nowhere: lapin hands a return to whichever confirm completes next, so
+                // the message id says which row it was.
+                Confirmation::Ack(Some(message)) => {
+                    acked.push(row);
+                    if let Some(id) = message.properties.message_id() {
+                        returned.push(id.to_string());
                     }
                 }
+                Confirmation::Nack(_) | Confirmation::NotRequested => {
+                    tracing::warn!(job = %row.job_id, "the broker refused a job message; it stays in the outbox")
+                }
             }
-            Ok::<_, lapin::Error>((sent, returned))
-        })
-        .await
-        .map_err(|_| RelayError::ConfirmTimeout)??;
-        let (sent, returned) = confirmed;
-        let ids: Vec<i64> = sent
-            .iter()
-            .filter(|row| !returned.contains(&row.job_id.to_string()))
-            .map(|row| row.id)
-            .collect();
-        if ids.len() < sent.len() {
-            tracing::error!(
-                unroutable = sent.len() - ids.len(),
-                "job messages routed to no queue; they stay in the outbox until the topology is declared again"
-            );
         }
-        store::mark_sent(&transaction, &ids).await?;
-        transaction.commit().await?;
-        if ids.len() < sent.len() {
-            // Declaring again repairs a queue someone deleted; the rows go out with the next batch.
-            self.topology.declare(channel).await?;
-        }
-        Ok(i64::try_from(ids.len()).unwrap_or(i64::MAX))
+        Ok(())
     }
 }

@@ -143,26 +143,39 @@ impl QueueService {
             request_digest: &checked.digest,
             message: &message,
         };
+        // An error after the insert committed (its answer lost, the read after it failed) must
+        // not refund a job that exists: the key is looked up once more before giving up.
         let store = || async {
-            let db = self.pool.get().await.map_err(QueueError::from)?;
-            store::insert_job_once(&db, &new)
-                .await
-                .map_err(ApiError::from)
+            let stored = async {
+                let db = self.pool.get().await?;
+                store::insert_job_once(&db, &new).await
+            }
+            .await;
+            match stored {
+                Ok(job) => Ok(job),
+                Err(err) => match self.pool.get().await {
+                    Ok(db) => match store::job_by_key(&db, user.id, &key).await {
+                        Ok(Some(job)) => Ok(job),
+                        _ => Err(ApiError::from(err)),
+                    },
+                    Err(_) => Err(ApiError::from(err)),
+                },
+            }
         };
-        let (job, replayed) = match self
+        let job = match self
             .quota
             .guarded(identity, QUOTA_OPERATION, 1, Some(&key), store)
             .await?
         {
-            Guarded::Done(job) => (job, false),
+            Guarded::Done(job) => job,
             // Consumed under this key before, by a request that stopped before its job was
             // stored (or is storing it now): the job is stored once, under the key.
-            Guarded::Replayed(_) => (store().await?, true),
+            Guarded::Replayed(_) => store().await?,
         };
         let job = same_request(job, &checked.digest)?;
         self.relay_wake.notify_one();
-        // Another request with this key may have stored its job first.
-        let replayed = replayed || job.id != id;
+        // Replayed when the job under the key is another request's.
+        let replayed = job.id != id;
         Ok((job, replayed))
     }
 
