@@ -59,6 +59,7 @@ pub async fn run(
         &config,
         Arc::clone(&wake),
     ));
+    let pruning = AbortOnDrop(tokio::spawn(relay::prune_sent_rows(pool.clone())));
     let relay = relay::Relay {
         pool,
         amqp_url: config.amqp_url.expose().to_owned(),
@@ -79,6 +80,7 @@ pub async fn run(
     };
     let served = common::grpc::serve(listener, queue, setup, shutdown).await;
     drop(relay);
+    drop(pruning);
     served?;
     Ok(())
 }

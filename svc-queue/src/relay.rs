@@ -22,6 +22,9 @@ use crate::store;
 const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
 const MIN_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// A sent outbox row is kept this long (to see what went out when), then deleted.
+pub const SENT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+const PRUNE_BATCH: i64 = 10_000;
 
 pub struct Relay {
     pub pool: Pool,
@@ -194,5 +197,31 @@ impl Relay {
             }
         }
         Ok(())
+    }
+}
+
+/// Every hour, deletes the outbox rows sent more than [`SENT_RETENTION`] ago, in batches, so the
+/// outbox does not grow without end.
+pub async fn prune_sent_rows(pool: Pool) {
+    let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        every_hour.tick().await;
+        let Ok(retention) = chrono::TimeDelta::from_std(SENT_RETENTION) else {
+            return;
+        };
+        loop {
+            let pruned = match pool.get().await {
+                Ok(db) => store::prune_sent(&db, chrono::Utc::now() - retention, PRUNE_BATCH).await,
+                Err(err) => Err(err.into()),
+            };
+            match pruned {
+                Ok(pruned) if pruned < PRUNE_BATCH.unsigned_abs() => break,
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot prune sent outbox rows");
+                    break;
+                }
+            }
+        }
     }
 }

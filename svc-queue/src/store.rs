@@ -198,6 +198,21 @@ pub async fn lock_unsent(db: &impl GenericClient, limit: i64) -> Result<Vec<Unse
         .collect())
 }
 
+/// Deletes up to `limit` outbox rows sent before `before`; how many.
+pub async fn prune_sent(
+    db: &impl GenericClient,
+    before: DateTime<Utc>,
+    limit: i64,
+) -> Result<u64, QueueError> {
+    Ok(sql::execute(
+        db,
+        "DELETE FROM queue.outbox WHERE id IN (\
+           SELECT id FROM queue.outbox WHERE sent_at < $1 ORDER BY sent_at LIMIT $2)",
+        &[&before, &limit],
+    )
+    .await?)
+}
+
 pub async fn mark_sent(db: &impl GenericClient, ids: &[i64]) -> Result<(), QueueError> {
     sql::execute(
         db,

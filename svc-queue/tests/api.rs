@@ -245,6 +245,43 @@ async fn an_enqueued_job_is_stored_and_published_once_confirmed() {
     assert_eq!(messages[0].body["job_type"], "resize_image");
     assert_eq!(queue.used_media_ops(me).await, 1);
 
+    // Sent rows are kept a week, then pruned.
+    let pool = common::db::pool(&queue.database_url, 1, &common::db::Settings::default()).unwrap();
+    let db = pool.get().await.unwrap();
+    let week_ago = chrono::Utc::now() - chrono::TimeDelta::days(7);
+    assert_eq!(
+        svc_queue::store::prune_sent(&db, week_ago, 10)
+            .await
+            .unwrap(),
+        0
+    );
+    db.execute(
+        "UPDATE queue.outbox SET sent_at = now() - interval '8 days'",
+        &[],
+    )
+    .await
+    .unwrap();
+    db.execute(
+        "INSERT INTO queue.outbox (job_id, queue_name, priority, payload, sent_at) \
+         SELECT job_id, queue_name, priority, payload, now() FROM queue.outbox",
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        svc_queue::store::prune_sent(&db, week_ago, 10)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        queue
+            .sql("SELECT count(*) FROM queue.outbox WHERE sent_at > now() - interval '1 day'")
+            .await,
+        1,
+        "a row sent within the week is kept"
+    );
+
     let mut client = queue.client.clone();
     let fetched = client
         .get_job(request(
