@@ -143,25 +143,7 @@ impl QueueService {
             request_digest: &checked.digest,
             message: &message,
         };
-        // An error after the insert committed (its answer lost, the read after it failed) must
-        // not refund a job that exists: the key is looked up once more before giving up.
-        let store = || async {
-            let stored = async {
-                let db = self.pool.get().await?;
-                store::insert_job_once(&db, &new).await
-            }
-            .await;
-            match stored {
-                Ok(job) => Ok(job),
-                Err(err) => match self.pool.get().await {
-                    Ok(db) => match store::job_by_key(&db, user.id, &key).await {
-                        Ok(Some(job)) => Ok(job),
-                        _ => Err(ApiError::from(err)),
-                    },
-                    Err(_) => Err(ApiError::from(err)),
-                },
-            }
-        };
+        let store = || async { self.store_once(&new).await.map_err(ApiError::from) };
         let job = match self
             .quota
             .guarded(identity, QUOTA_OPERATION, 1, Some(&key), store)
@@ -170,13 +152,31 @@ impl QueueService {
             Guarded::Done(job) => job,
             // Consumed under this key before, by a request that stopped before its job was
             // stored (or is storing it now): the job is stored once, under the key.
-            Guarded::Replayed(_) => store().await?,
+            Guarded::Replayed(_) => self.store_once(&new).await?,
         };
         let job = same_request(job, &checked.digest)?;
         self.relay_wake.notify_one();
         // Replayed when the job under the key is another request's.
         let replayed = job.id != id;
         Ok((job, replayed))
+    }
+
+    /// Stores the job under its key once. An error after the insert committed (its answer
+    /// lost, the read after it failed) must not refund a job that exists, so the key is looked
+    /// up once more before the error is given.
+    async fn store_once(&self, job: &NewJob<'_>) -> Result<JobRow, QueueError> {
+        let stored = async { store::insert_job_once(&self.pool.get().await?, job).await }.await;
+        let Err(err) = stored else {
+            return stored;
+        };
+        let again = async {
+            store::job_by_key(&self.pool.get().await?, job.owner_id, job.idempotency_key).await
+        }
+        .await;
+        match again {
+            Ok(Some(job)) => Ok(job),
+            _ => Err(err),
+        }
     }
 
     pub async fn job(&self, identity: &Identity, id: &str) -> Result<JobRow, QueueError> {

@@ -9,13 +9,13 @@ pub struct Cycle {
     pub end: DateTime<Utc>,
 }
 
-/// The cycle that contains `now`. With an anchor, cycle k starts at `anchor + k months` (a
-/// 31st clamps to the month's last day, and the next month returns to the 31st). Without one,
-/// the calendar month in UTC: the cycles anchored at the Unix epoch, 1970-01-01T00:00:00Z.
 /// No cycle is longer: a month has at most 31 days, and an anchor on a day a month lacks
 /// falls on that month's last day.
 pub const LONGEST_CYCLE_DAYS: i64 = 31;
 
+/// The cycle that contains `now`. With an anchor, cycle k starts at `anchor + k months` (a
+/// 31st clamps to the month's last day, and the next month returns to the 31st). Without one,
+/// the calendar month in UTC: the cycles anchored at the Unix epoch, 1970-01-01T00:00:00Z.
 pub fn cycle_at(anchor: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Cycle {
     let anchor = anchor.unwrap_or(DateTime::UNIX_EPOCH);
     let shift = |months: i64| -> DateTime<Utc> {
