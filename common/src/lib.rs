@@ -11,6 +11,7 @@ pub mod quota;
 pub mod secret;
 pub mod shutdown;
 pub mod sql;
+pub mod sweep;
 pub mod telemetry;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

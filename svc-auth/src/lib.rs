@@ -14,7 +14,6 @@ pub mod tokens;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use proto::auth::v1::auth_server::AuthServer;
 use tokio::net::TcpListener;
@@ -72,7 +71,15 @@ pub async fn run_with_clock(
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<()> {
     let service = prepare(&config, clock).await?;
-    tokio::spawn(expire_sessions(Arc::clone(&service)));
+    // Expired refresh sessions are useless; sweep them hourly so the table stays small.
+    let sweeper = Arc::clone(&service);
+    tokio::spawn(common::sweep::hourly(
+        "expired refresh sessions",
+        move || {
+            let service = Arc::clone(&sweeper);
+            async move { service.delete_expired_sessions().await }
+        },
+    ));
     let auth = AuthServer::new(grpc::AuthGrpc::new(service));
     let setup = common::grpc::Setup {
         name: "svc-auth",
@@ -98,19 +105,6 @@ pub async fn run(
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.grpc_addr).await?;
     run(config, listener, common::shutdown::signal()).await
-}
-
-/// Expired refresh sessions are useless; sweep them hourly so the table stays small.
-async fn expire_sessions(service: Arc<AuthService>) {
-    let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
-    loop {
-        every_hour.tick().await;
-        match service.delete_expired_sessions().await {
-            Ok(0) => {}
-            Ok(removed) => tracing::info!(removed, "expired refresh sessions removed"),
-            Err(err) => tracing::warn!(error = %err, "cannot remove expired refresh sessions"),
-        }
-    }
 }
 
 /// Creates an invite on behalf of the administrator with `admin_email`, for the operator's CLI.

@@ -59,7 +59,10 @@ pub async fn run(
         &config,
         Arc::clone(&wake),
     ));
-    let pruning = AbortOnDrop(tokio::spawn(relay::prune_sent_rows(pool.clone())));
+    let pruning = AbortOnDrop(tokio::spawn(common::sweep::hourly("sent outbox rows", {
+        let pool = pool.clone();
+        move || relay::prune_sent_rows(pool.clone())
+    })));
     let relay = relay::Relay {
         pool,
         amqp_url: config.amqp_url.expose().to_owned(),

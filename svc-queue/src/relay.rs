@@ -200,28 +200,18 @@ impl Relay {
     }
 }
 
-/// Every hour, deletes the outbox rows sent more than [`SENT_RETENTION`] ago, in batches, so the
-/// outbox does not grow without end.
-pub async fn prune_sent_rows(pool: Pool) {
-    let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
+/// Deletes the outbox rows sent more than [`SENT_RETENTION`] ago, in batches, so the outbox
+/// does not grow without end; how many. Run hourly.
+pub async fn prune_sent_rows(pool: Pool) -> Result<u64, QueueError> {
+    let retention = chrono::TimeDelta::from_std(SENT_RETENTION)
+        .map_err(|_| QueueError::invalid("retention", "out of range"))?;
+    let mut pruned = 0;
     loop {
-        every_hour.tick().await;
-        let Ok(retention) = chrono::TimeDelta::from_std(SENT_RETENTION) else {
-            return;
-        };
-        loop {
-            let pruned = match pool.get().await {
-                Ok(db) => store::prune_sent(&db, chrono::Utc::now() - retention, PRUNE_BATCH).await,
-                Err(err) => Err(err.into()),
-            };
-            match pruned {
-                Ok(pruned) if pruned < PRUNE_BATCH.unsigned_abs() => break,
-                Ok(_) => {}
-                Err(err) => {
-                    tracing::warn!(error = %err, "cannot prune sent outbox rows");
-                    break;
-                }
-            }
+        let db = pool.get().await?;
+        let batch = store::prune_sent(&db, chrono::Utc::now() - retention, PRUNE_BATCH).await?;
+        pruned += batch;
+        if batch < PRUNE_BATCH.unsigned_abs() {
+            return Ok(pruned);
         }
     }
 }

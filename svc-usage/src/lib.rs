@@ -12,7 +12,6 @@ pub mod tiers;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use proto::usage::v1::usage_server::UsageServer;
 use tokio::net::TcpListener;
@@ -50,10 +49,13 @@ pub async fn run_with_clock(
         None => tiers::Tiers::shipped().map_err(anyhow::Error::msg)?,
     };
     let service = Arc::new(UsageService::new(pool, tiers, clock));
-    tokio::spawn(forget_old_keys(
-        Arc::clone(&service),
-        config.idempotency_ttl,
-    ));
+    // Idempotency keys past their time are only weight; sweep them hourly.
+    let ttl = config.idempotency_ttl;
+    let sweeper = Arc::clone(&service);
+    tokio::spawn(common::sweep::hourly("old idempotency keys", move || {
+        let service = Arc::clone(&sweeper);
+        async move { service.delete_old_keys(ttl).await }
+    }));
     let usage = UsageServer::new(grpc::UsageGrpc::new(service));
     let setup = common::grpc::Setup {
         name: "svc-usage",
@@ -78,17 +80,4 @@ pub async fn run(
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.grpc_addr).await?;
     run(config, listener, common::shutdown::signal()).await
-}
-
-/// Idempotency keys past their time are only weight; sweep them hourly.
-async fn forget_old_keys(service: Arc<UsageService>, ttl: Duration) {
-    let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
-    loop {
-        every_hour.tick().await;
-        match service.delete_old_keys(ttl).await {
-            Ok(0) => {}
-            Ok(removed) => tracing::info!(removed, "old idempotency keys removed"),
-            Err(err) => tracing::warn!(error = %err, "cannot remove old idempotency keys"),
-        }
-    }
 }
