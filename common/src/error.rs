@@ -197,6 +197,9 @@ impl From<tonic::Status> for ApiError {
             metadata_str(&status, RETRY_AFTER_METADATA).and_then(|s| s.parse().ok());
         let from_service = reason.is_some();
         let kind = match status.code() {
+            tonic::Code::InvalidArgument if reason.as_deref() == Some("unsupported_media_type") => {
+                Kind::UnsupportedMediaType
+            }
             tonic::Code::InvalidArgument => Kind::InvalidArgument,
             tonic::Code::Unauthenticated => Kind::Unauthenticated,
             tonic::Code::PermissionDenied => Kind::PermissionDenied,
@@ -365,6 +368,16 @@ mod tests {
         assert_eq!(back.field.as_deref(), Some("email"));
         assert_eq!(back.message, "email is not an address");
         assert_eq!(back.http_status_code(), 400);
+
+        let unsupported = ApiError::new(
+            Kind::UnsupportedMediaType,
+            "unsupported_media_type",
+            "not an image",
+        )
+        .with_field("file");
+        let back = ApiError::from(tonic::Status::from(unsupported));
+        assert_eq!(back.http_status_code(), 415);
+        assert_eq!(back.field.as_deref(), Some("file"));
     }
 
     #[test]

@@ -301,3 +301,41 @@ impl Clock for ManualClock {
         *self.0.lock().unwrap()
     }
 }
+
+/// Names of the test's own on the shared broker: `genie_test_<unix seconds>_<uuid>.`.
+///
+/// A test never deletes its queues: RabbitMQ 3.10 can lose its at-least-once dead-lettering for
+/// the whole node when such a queue is deleted while its dead-letter worker is still starting
+/// (svc-queue/README.md). Queues of runs older than an hour, long settled, are deleted in the
+/// background, where `rabbitmqctl` may be run.
+pub fn broker_prefix() -> String {
+    static CLEAN_UP: std::sync::Once = std::sync::Once::new();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    CLEAN_UP.call_once(|| {
+        std::thread::spawn(move || delete_stale_queues(now));
+    });
+    format!("genie_test_{now}_{}.", Uuid::new_v4().simple())
+}
+
+fn delete_stale_queues(now: u64) {
+    let rabbitmqctl = |args: &[&str]| {
+        std::process::Command::new("rabbitmqctl")
+            .args(args)
+            .output()
+    };
+    let Ok(listed) = rabbitmqctl(&["-q", "list_queues", "name"]) else {
+        return;
+    };
+    for queue in String::from_utf8_lossy(&listed.stdout).lines() {
+        let started = queue
+            .strip_prefix("genie_test_")
+            .and_then(|rest| rest.split('_').next())
+            .and_then(|secs| secs.parse::<u64>().ok());
+        if started.is_some_and(|started| started + 3600 < now) {
+            let _ = rabbitmqctl(&["-q", "delete_queue", queue]);
+        }
+    }
+}

@@ -91,6 +91,65 @@ pub fn require_uncompressed(req: &HttpRequest) -> Result<(), ApiError> {
     }
 }
 
+/// A part of a multipart form.
+#[derive(Debug)]
+pub struct FormPart {
+    pub name: String,
+    pub filename: Option<String>,
+    /// The part's own `Content-Type`, without parameters.
+    pub content_type: Option<String>,
+    pub bytes: Vec<u8>,
+}
+
+pub fn malformed_form() -> ApiError {
+    invalid_body("the multipart form is malformed")
+}
+
+/// Reads a multipart form (uncompressed), counting every byte against `limit`; the parts named
+/// in `keep` are kept, the others read and dropped.
+pub async fn read_form(
+    req: &HttpRequest,
+    payload: Payload,
+    limit: usize,
+    keep: &[&str],
+) -> Result<Vec<FormPart>, ApiError> {
+    check_announced_length(req, limit)?;
+    require_uncompressed(req)?;
+    let mut form = actix_multipart::Multipart::new(req.headers(), payload);
+    let mut parts = Vec::new();
+    let mut total = 0usize;
+    while let Some(field) = form.next().await {
+        let mut field = field.map_err(|_| malformed_form())?;
+        let name = field.name().unwrap_or_default().to_owned();
+        let kept = keep.contains(&name.as_str());
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field.next().await {
+            let chunk = chunk.map_err(|_| malformed_form())?;
+            total += chunk.len();
+            if total > limit {
+                return Err(too_large(limit));
+            }
+            if kept {
+                bytes.extend_from_slice(&chunk);
+            }
+        }
+        if kept {
+            parts.push(FormPart {
+                filename: field
+                    .content_disposition()
+                    .and_then(|disposition| disposition.get_filename())
+                    .map(str::to_owned),
+                content_type: field
+                    .content_type()
+                    .map(|mime| mime.essence_str().to_owned()),
+                name,
+                bytes,
+            });
+        }
+    }
+    Ok(parts)
+}
+
 /// The decoded body, refusing to hold more than `limit` bytes.
 struct Bounded {
     body: web::BytesMut,

@@ -2,14 +2,16 @@
 //! required fields) and reads the idempotency key; svc-queue is the authority on operations,
 //! their parameters, inputs, the quota and who owns a job.
 
-use actix_web::{HttpRequest, get, post, web};
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, ContentType, HeaderValue};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, get, post, web};
 use common::ApiError;
+use futures_util::StreamExt as _;
 use proto::queue::v1 as pb;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::body::{Integer, NonBlank};
+use crate::body::{Integer, NonBlank, read_form};
 use crate::kit::{
     Authenticated, Envelope, Errors, Input, JsonBody, PathId, Query, QueryParams, Reply, Routes,
 };
@@ -39,7 +41,7 @@ pub struct JobView {
     pub progress: i32,
     #[schema(format = Uuid)]
     pub creator_profile_id: Option<String>,
-    /// The input: `{input_url}`.
+    /// The input: `{input_file_id}` or `{input_url}`.
     #[schema(value_type = Object)]
     pub input: Value,
     #[schema(value_type = Object)]
@@ -193,7 +195,7 @@ pub struct MediaBody {
     /// `join_videos`.
     #[schema(example = "resize_image")]
     pub operation: NonBlank,
-    /// A stored file of the caller's (not available yet: give `input_url`).
+    /// A file of the caller's stored with `POST /api/files`; or give `input_url`.
     #[serde(alias = "inputFileId")]
     #[schema(format = Uuid)]
     pub input_file_id: Option<String>,
@@ -354,6 +356,208 @@ pub async fn list_jobs(
     state.queue.forward(&caller, request, rpc!(list_jobs)).await
 }
 
+error_set! {
+    RetryRules {
+        404 "not_found": "no job with this id, or another user's",
+        409 "job_not_failed": "the job has not failed (it is queued, active, completed or cancelled)",
+    }
+}
+
+/// Sends a failed job of the caller's again, with fresh attempts: the same job, and no new
+/// `ai_media_ops` (it was consumed when the job was enqueued).
+#[utoipa::path(tag = "queue",
+    security(("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
+    params(("id" = String, Path, description = "The job's id")),
+    responses((status = 200, description = "The job, queued again", body = Envelope<OneJob>),
+              Errors<(Authenticated, RetryRules)>))]
+#[post("/api/queue/retry/{id}")]
+pub async fn retry_job(
+    AuthenticatedUser(caller): AuthenticatedUser,
+    PathId(job_id): PathId,
+    state: web::Data<AppState>,
+) -> Reply<OneJob> {
+    state
+        .queue
+        .forward(&caller, pb::RetryJobRequest { job_id }, rpc!(retry_job))
+        .await
+}
+
+/// A stored file: an upload, or a job's output.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct FileView {
+    #[schema(format = Uuid)]
+    pub id: String,
+    /// Read from the file's bytes.
+    #[schema(example = "image/png")]
+    pub content_type: String,
+    pub bytes: i64,
+    pub filename: Option<String>,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    /// The job that produced it; null for an upload.
+    #[schema(format = Uuid)]
+    pub job_id: Option<String>,
+    /// Hex SHA-256 of the bytes.
+    pub sha256: String,
+    /// Where its bytes are read: `/api/files/{id}`.
+    pub url: String,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+impl From<pb::File> for FileView {
+    fn from(file: pb::File) -> Self {
+        let positive = |number: i32| (number > 0).then_some(number);
+        Self {
+            url: format!("/api/files/{}", file.id),
+            id: file.id,
+            content_type: file.content_type,
+            bytes: file.bytes,
+            filename: non_empty(file.filename),
+            width: positive(file.width),
+            height: positive(file.height),
+            job_id: non_empty(file.job_id),
+            sha256: file.sha256,
+            created_at: file.created_at,
+        }
+    }
+}
+
+/// `{file}`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StoredFile {
+    pub file: FileView,
+}
+
+impl From<pb::File> for StoredFile {
+    fn from(file: pb::File) -> Self {
+        Self { file: file.into() }
+    }
+}
+
+/// The multipart form of `POST /api/files`.
+#[derive(ToSchema)]
+#[allow(dead_code)] // only its schema is used
+pub struct UploadForm {
+    /// The image (PNG, JPEG, WebP, GIF, BMP, TIFF) or video (MP4, QuickTime, WebM); its type is
+    /// read from its bytes.
+    #[schema(value_type = String, format = Binary, content_media_type = "application/octet-stream")]
+    file: Vec<u8>,
+}
+
+error_set! {
+    UploadRules {
+        400 "invalid_body": "not a multipart form, no `file` part or more than one, an empty file, or a malformed form (`field` names it)",
+        413 "payload_too_large": "over the gateway's upload limit or svc-queue's largest file",
+        415 "unsupported_media_type": "not an image or a video this service keeps",
+        415 "unsupported_content_encoding": "a compressed form",
+    }
+}
+
+error_set! {
+    FileNotFound {
+        404 "not_found": "no file with this id, or another user's",
+    }
+}
+
+/// Stores a file of the caller's, to give as a media job's `input_file_id`.
+#[utoipa::path(tag = "queue",
+    security(("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
+    request_body(content((UploadForm = "multipart/form-data"))),
+    responses((status = 200, description = "The stored file", body = Envelope<StoredFile>),
+              Errors<(Authenticated, UploadRules)>))]
+#[post("/api/files")]
+pub async fn upload_file(
+    AuthenticatedUser(caller): AuthenticatedUser,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Reply<StoredFile> {
+    if !req
+        .content_type()
+        .eq_ignore_ascii_case("multipart/form-data")
+    {
+        return Err(ApiError::invalid_field(
+            "file",
+            "send the file as a multipart/form-data part named file",
+        ));
+    }
+    let limit = state.config.upload_limit_bytes;
+    let mut parts = read_form(&req, payload.into_inner(), limit, &["file"]).await?;
+    let part = match (parts.pop(), parts.is_empty()) {
+        (Some(part), true) => part,
+        (None, _) => return Err(ApiError::missing_field("file")),
+        (Some(_), false) => {
+            return Err(ApiError::invalid_field("file", "send one file at a time"));
+        }
+    };
+    let request = pb::UploadFileRequest {
+        filename: part.filename.unwrap_or_default(),
+        content: part.bytes,
+    };
+    state
+        .queue
+        .forward(&caller, request, rpc!(upload_file))
+        .await
+}
+
+/// The bytes of one of the caller's files, with its content type.
+#[utoipa::path(tag = "queue",
+    security(("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
+    params(("id" = String, Path, description = "The file's id")),
+    responses(
+        (status = 200, description = "The file's bytes", content(
+            ("image/png"), ("image/jpeg"), ("image/webp"), ("image/gif"), ("image/bmp"),
+            ("image/tiff"), ("video/mp4"), ("video/quicktime"), ("video/webm"),
+        )),
+        Errors<(Authenticated, FileNotFound)>,
+    ))]
+#[get("/api/files/{id}")]
+pub async fn get_file(
+    AuthenticatedUser(caller): AuthenticatedUser,
+    PathId(file_id): PathId,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let mut chunks = state
+        .queue
+        .call(&caller, pb::GetFileRequest { file_id }, rpc!(get_file))
+        .await?;
+    let file = match chunks.message().await {
+        Ok(Some(pb::FileChunk {
+            file: Some(file), ..
+        })) => file,
+        Ok(_) => {
+            tracing::error!("svc-queue sent a file without its description first");
+            return Err(ApiError::internal());
+        }
+        Err(status) => return Err(status.into()),
+    };
+    let length = u64::try_from(file.bytes).unwrap_or_default();
+    let content_type = file
+        .content_type
+        .parse()
+        .map(ContentType)
+        .unwrap_or_else(|_| ContentType::octet_stream());
+    let body = chunks.map(|chunk| chunk.map(|chunk| web::Bytes::from(chunk.data)));
+    Ok(HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header((CACHE_CONTROL, HeaderValue::from_static("private, no-cache")))
+        .insert_header((
+            CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; sandbox"),
+        ))
+        .insert_header(("x-content-type-options", "nosniff"))
+        // The length is known: a stream that breaks off shows as a short body, not a whole one.
+        .no_chunking(length)
+        .streaming(body))
+}
+
 pub fn routes(routes: &mut Routes) {
-    routes.add(enqueue_media).add(list_jobs).add(get_job);
+    routes
+        .add(enqueue_media)
+        .add(list_jobs)
+        .add(get_job)
+        .add(retry_job)
+        .add(upload_file)
+        .add(get_file);
 }

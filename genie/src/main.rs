@@ -59,6 +59,8 @@ enum Service {
     Credentials,
     Skills,
     Queue,
+    /// The media job worker (it serves no port; run as many as the work needs).
+    QueueWorker,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -99,7 +101,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     common::shutdown::signal()
                 ),
                 svc_skills::run(skills, skills_listener, common::shutdown::signal()),
-                svc_queue::run(queue, queue_listener, common::shutdown::signal()),
+                svc_queue::run(queue.clone(), queue_listener, common::shutdown::signal()),
+                svc_queue::run_worker(queue, common::shutdown::signal()),
                 async { gateway_server.await.context("gateway") },
             )?;
             Ok(())
@@ -133,6 +136,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
         } => {
             let _telemetry = common::telemetry::init("svc-queue")?;
             svc_queue::serve(svc_queue::Config::from_env()?).await
+        }
+        Command::Serve {
+            service: Service::QueueWorker,
+        } => {
+            let _telemetry = common::telemetry::init("svc-queue-worker")?;
+            svc_queue::serve_worker(svc_queue::Config::from_env()?).await
         }
         Command::Serve {
             service: Service::Gateway,

@@ -38,10 +38,24 @@ pub struct Config {
     pub allow_private_urls: bool,
     /// What can run here; video needs an `ffmpeg` on `PATH`.
     pub capabilities: crate::operations::Capabilities,
+    /// `QUEUE_STORAGE_DIR`: the directory files are kept in (shared by svc-queue and its workers).
+    pub storage_dir: std::path::PathBuf,
+    /// `QUEUE_MAX_FILE_BYTES`: the largest file kept, uploaded, fetched or produced.
+    pub max_file_bytes: usize,
+    /// `QUEUE_WORKER_CONCURRENCY`: jobs one worker runs at once (its prefetch).
+    pub worker_concurrency: u16,
+    /// `QUEUE_OPERATION_TIMEOUT_MS`: how long one attempt of a job may run.
+    pub operation_timeout: Duration,
+    /// `QUEUE_RETRY_BASE_MS`: the wait before a job's second attempt, doubled for each one after.
+    pub retry_base: Duration,
+    /// `QUEUE_FETCH_TIMEOUT_MS`: how long fetching an `input_url` may take.
+    pub fetch_timeout: Duration,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/genie";
 pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+pub const DEFAULT_STORAGE_DIR: &str = "data/files";
+pub const DEFAULT_MAX_FILE_BYTES: usize = 25 * 1024 * 1024;
 pub const DEFAULT_USAGE_GRPC_URL: &str = "http://127.0.0.1:50052";
 
 impl Config {
@@ -68,6 +82,27 @@ impl Config {
         if !(1..=10_000).contains(&relay_batch) {
             return Err(ConfigError::new("QUEUE_RELAY_BATCH", "must be 1 to 10000"));
         }
+        let max_file_bytes = config::var("QUEUE_MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES)?;
+        if !(1..=1 << 30).contains(&max_file_bytes) {
+            return Err(ConfigError::new(
+                "QUEUE_MAX_FILE_BYTES",
+                "must be 1 to 1073741824",
+            ));
+        }
+        let worker_concurrency = config::var("QUEUE_WORKER_CONCURRENCY", 2)?;
+        if worker_concurrency == 0 {
+            return Err(ConfigError::new(
+                "QUEUE_WORKER_CONCURRENCY",
+                "must be at least 1",
+            ));
+        }
+        let positive = |name: &'static str, default: u64| {
+            let value = config::millis(name, default)?;
+            if value.is_zero() {
+                return Err(ConfigError::new(name, "must be at least 1"));
+            }
+            Ok(value)
+        };
         Ok(Self {
             grpc_addr: config::var("QUEUE_GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], 50056)))?,
             database_url: config::var("QUEUE_DATABASE_URL", DEFAULT_DATABASE_URL.to_owned())?,
@@ -85,6 +120,12 @@ impl Config {
             relay_batch,
             allow_private_urls: config::var("QUEUE_ALLOW_PRIVATE_URLS", false)?,
             capabilities: crate::operations::Capabilities::detect(),
+            storage_dir: config::var("QUEUE_STORAGE_DIR", DEFAULT_STORAGE_DIR.into())?,
+            max_file_bytes,
+            worker_concurrency,
+            operation_timeout: positive("QUEUE_OPERATION_TIMEOUT_MS", 120_000)?,
+            retry_base: positive("QUEUE_RETRY_BASE_MS", 1_000)?,
+            fetch_timeout: positive("QUEUE_FETCH_TIMEOUT_MS", 30_000)?,
         })
     }
 
@@ -107,6 +148,12 @@ impl Config {
             relay_batch: 100,
             allow_private_urls: false,
             capabilities: crate::operations::Capabilities::detect(),
+            storage_dir: DEFAULT_STORAGE_DIR.into(),
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            worker_concurrency: 2,
+            operation_timeout: Duration::from_secs(120),
+            retry_base: Duration::from_secs(1),
+            fetch_timeout: Duration::from_secs(30),
         }
     }
 }

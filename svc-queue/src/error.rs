@@ -1,13 +1,25 @@
 use common::ApiError;
 
+use crate::storage::StorageError;
+
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     #[error("job not found")]
     NotFound,
+    #[error("file not found")]
+    FileNotFound { field: Option<&'static str> },
     #[error("this idempotency key was used for another job request")]
     KeyReused,
+    #[error("only a failed job can be retried; this one is {0}")]
+    NotRetryable(String),
     #[error("{0}")]
     UnsupportedOperation(String),
+    #[error("{0}")]
+    UnsupportedMedia(String),
+    #[error("the file is over the {0} byte limit")]
+    FileTooLarge(usize),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
     #[error(transparent)]
     Api(#[from] ApiError),
     #[error(transparent)]
@@ -21,15 +33,41 @@ impl From<QueueError> for ApiError {
         let message = err.to_string();
         match err {
             QueueError::NotFound => ApiError::not_found("job"),
+            QueueError::FileNotFound { field } => {
+                let err = ApiError::not_found("file");
+                match field {
+                    Some(field) => err.with_field(field),
+                    None => err,
+                }
+            }
             QueueError::KeyReused => {
                 ApiError::conflict("idempotency_key_reused", message).with_field("idempotency_key")
             }
+            QueueError::NotRetryable(_) => ApiError::conflict("job_not_failed", message),
             QueueError::UnsupportedOperation(_) => ApiError::new(
                 common::Kind::InvalidArgument,
                 "unsupported_operation",
                 message,
             )
             .with_field("operation"),
+            QueueError::UnsupportedMedia(_) => ApiError::new(
+                common::Kind::UnsupportedMediaType,
+                "unsupported_media_type",
+                message,
+            )
+            .with_field("file"),
+            QueueError::FileTooLarge(_) => {
+                ApiError::new(common::Kind::PayloadTooLarge, "payload_too_large", message)
+                    .with_field("file")
+            }
+            QueueError::Storage(StorageError::NotFound) => {
+                tracing::error!("a file's row names bytes the storage does not have");
+                ApiError::internal()
+            }
+            QueueError::Storage(StorageError::Io(err)) => {
+                tracing::error!(%err, "file storage failed");
+                ApiError::unavailable("file storage is unavailable, try again shortly")
+            }
             QueueError::Api(err) => err,
             QueueError::Db(err) => err.into(),
         }

@@ -7,7 +7,7 @@ use proto::queue::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::service::{MediaRequest, QueueService};
-use crate::store::JobRow;
+use crate::store::{FileRow, JobRow};
 
 fn rfc3339(at: chrono::DateTime<chrono::Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
@@ -41,6 +41,25 @@ impl From<JobRow> for pb::Job {
         }
     }
 }
+
+impl From<FileRow> for pb::File {
+    fn from(file: FileRow) -> Self {
+        Self {
+            id: file.id.to_string(),
+            content_type: file.content_type,
+            bytes: file.bytes,
+            filename: file.filename.unwrap_or_default(),
+            width: file.width.unwrap_or_default(),
+            height: file.height.unwrap_or_default(),
+            job_id: file.job_id.map(|id| id.to_string()).unwrap_or_default(),
+            created_at: rfc3339(file.created_at),
+            sha256: hex::encode(&file.sha256),
+        }
+    }
+}
+
+/// A file goes out in chunks of this size, so that no message nears gRPC's limits.
+const FILE_CHUNK: usize = 256 * 1024;
 
 #[derive(Clone)]
 pub struct QueueGrpc {
@@ -100,5 +119,55 @@ impl pb::queue_server::Queue for QueueGrpc {
             jobs: jobs.into_iter().map(Into::into).collect(),
             total,
         }))
+    }
+
+    async fn retry_job(
+        &self,
+        request: Request<pb::RetryJobRequest>,
+    ) -> Result<Response<pb::Job>, Status> {
+        let caller = identity(&request)?;
+        let job = self
+            .service
+            .retry(&caller, &request.get_ref().job_id)
+            .await?;
+        Ok(Response::new(job.into()))
+    }
+
+    async fn upload_file(
+        &self,
+        request: Request<pb::UploadFileRequest>,
+    ) -> Result<Response<pb::File>, Status> {
+        let caller = identity(&request)?;
+        let body = request.into_inner();
+        let file = self
+            .service
+            .upload(&caller, &body.filename, body.content)
+            .await?;
+        Ok(Response::new(file.into()))
+    }
+
+    type GetFileStream =
+        futures_util::stream::Iter<std::vec::IntoIter<Result<pb::FileChunk, Status>>>;
+
+    async fn get_file(
+        &self,
+        request: Request<pb::GetFileRequest>,
+    ) -> Result<Response<Self::GetFileStream>, Status> {
+        let caller = identity(&request)?;
+        let (file, bytes) = self
+            .service
+            .file(&caller, &request.get_ref().file_id)
+            .await?;
+        let mut chunks = vec![Ok(pb::FileChunk {
+            file: Some(file.into()),
+            data: Vec::new(),
+        })];
+        chunks.extend(bytes.chunks(FILE_CHUNK).map(|data| {
+            Ok(pb::FileChunk {
+                file: None,
+                data: data.to_vec(),
+            })
+        }));
+        Ok(Response::new(futures_util::stream::iter(chunks)))
     }
 }

@@ -6,11 +6,16 @@
 pub mod broker;
 pub mod config;
 pub mod error;
+pub mod fetch;
+pub mod files;
 pub mod grpc;
+pub mod media;
 pub mod operations;
 pub mod relay;
 pub mod service;
+pub mod storage;
 pub mod store;
+pub mod worker;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -22,6 +27,7 @@ use tokio::sync::Notify;
 
 pub use config::Config;
 pub use service::QueueService;
+use storage::{LocalDirectory, Storage};
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -56,6 +62,7 @@ pub async fn run(
     let service = Arc::new(QueueService::new(
         pool.clone(),
         quota,
+        storage(&config),
         &config,
         Arc::clone(&wake),
     ));
@@ -73,7 +80,9 @@ pub async fn run(
     };
     // Dropped (so stopped) when the server stops; rows it had not marked sent go out again.
     let relay = AbortOnDrop(tokio::spawn(relay.run()));
-    let queue = QueueServer::new(grpc::QueueGrpc::new(service));
+    // An upload is one message: the largest file and its name.
+    let queue = QueueServer::new(grpc::QueueGrpc::new(service))
+        .max_decoding_message_size(config.max_file_bytes + 64 * 1024);
     let setup = common::grpc::Setup {
         name: "svc-queue",
         database_url: &config.database_url,
@@ -86,6 +95,49 @@ pub async fn run(
     drop(pruning);
     served?;
     Ok(())
+}
+
+fn storage(config: &Config) -> Arc<dyn Storage> {
+    Arc::new(LocalDirectory::new(&config.storage_dir))
+}
+
+/// Runs a worker until `shutdown` resolves; the jobs it held and had not settled are delivered
+/// again by the broker.
+pub async fn run_worker(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    migrate(&config.database_url).await?;
+    let pool = common::db::pool(
+        &config.database_url,
+        usize::from(config.worker_concurrency) + 2,
+        &config.database,
+    )?;
+    let worker = Arc::new(worker::Worker {
+        pool,
+        storage: storage(&config),
+        fetcher: fetch::Fetcher::new(
+            config.fetch_timeout,
+            config.max_file_bytes,
+            config.allow_private_urls,
+        )?,
+        amqp_url: config.amqp_url.expose().to_owned(),
+        topology: broker::Topology::new(&config.name_prefix, config.delivery_limit),
+        concurrency: config.worker_concurrency,
+        limits: media::Limits::default(),
+        operation_timeout: config.operation_timeout,
+        retry_base: config.retry_base,
+        max_file_bytes: config.max_file_bytes,
+    });
+    let running = AbortOnDrop(tokio::spawn(worker.run()));
+    shutdown.await;
+    drop(running);
+    Ok(())
+}
+
+/// Runs a worker until SIGTERM or Ctrl-C.
+pub async fn serve_worker(config: Config) -> anyhow::Result<()> {
+    run_worker(config, common::shutdown::signal()).await
 }
 
 /// Binds the configured address and runs until SIGTERM or Ctrl-C.

@@ -292,24 +292,25 @@ pub fn priority(priority: i32) -> Result<i16, QueueError> {
 /// Where the job reads its input from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
+    /// A stored file, which must be the caller's (the service checks).
+    File(uuid::Uuid),
     Url(url::Url),
 }
 
-/// The job's input: an `input_url` the service may fetch. `allow_private` lets it name loopback
-/// and private addresses (local development); otherwise they are refused, since the fetch runs
-/// inside the platform's network.
+/// The job's input: a stored file, or an `input_url` the service may fetch. `allow_private`
+/// lets it name loopback and private addresses (local development); otherwise they are
+/// refused, since the fetch runs inside the platform's network.
 pub fn input(
     input_file_id: &str,
     input_url: &str,
     allow_private: bool,
 ) -> Result<Input, QueueError> {
     match (input_file_id.trim(), input_url.trim()) {
-        ("", "") => Err(QueueError::missing("input_url")),
-        (_, "") => Err(QueueError::invalid(
-            "input_file_id",
-            "stored input files are not available yet; give an input_url",
-        )),
-        ("", url) => input_url_of(url, allow_private).map(Input::Url),
+        ("", "") => Err(QueueError::missing("input_file_id or input_url")),
+        (id, "") => uuid::Uuid::parse_str(id)
+            .map(Input::File)
+            .map_err(|_| QueueError::invalid("input_file_id", "must be a UUID")),
+        ("", url) => public_url(url, allow_private).map(Input::Url),
         _ => Err(QueueError::invalid(
             "input_url",
             "give either input_file_id or input_url, not both",
@@ -317,7 +318,9 @@ pub fn input(
     }
 }
 
-fn input_url_of(text: &str, allow_private: bool) -> Result<url::Url, QueueError> {
+/// An http(s) URL without credentials, naming no loopback, private or internal host unless
+/// `allow_private`; checked at enqueue and again on every redirect the fetch follows.
+pub fn public_url(text: &str, allow_private: bool) -> Result<url::Url, QueueError> {
     let invalid = |message: &str| QueueError::invalid("input_url", message.to_owned());
     if text.len() > 2048 {
         return Err(invalid("must be at most 2048 bytes"));
@@ -560,11 +563,16 @@ mod tests {
                 "{url}"
             );
         }
-        assert_eq!(field(input("", "", false).unwrap_err()), "input_url");
+        assert_eq!(
+            field(input("", "", false).unwrap_err()),
+            "input_file_id or input_url"
+        );
         assert_eq!(
             field(input("0b7c", "", false).unwrap_err()),
             "input_file_id"
         );
+        let id = uuid::Uuid::new_v4();
+        assert_eq!(input(&id.to_string(), "", false).unwrap(), Input::File(id));
         assert_eq!(
             field(input("0b7c", "https://example.com/a", false).unwrap_err()),
             "input_url"

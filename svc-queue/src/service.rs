@@ -10,8 +10,10 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::error::QueueError;
-use crate::operations::{self, Capabilities, Input, MEDIA_QUEUE};
-use crate::store::{self, JobRow, NewJob};
+use crate::files;
+use crate::operations::{self, Capabilities, Input, MEDIA_QUEUE, Medium, Operation};
+use crate::storage::{self, Storage};
+use crate::store::{self, FileRow, JobRow, NewJob};
 
 pub const QUOTA_OPERATION: &str = "ai_media_ops";
 pub const STATUSES: [&str; 5] = ["queued", "active", "completed", "failed", "cancelled"];
@@ -34,6 +36,8 @@ pub struct MediaRequest {
 pub struct QueueService {
     pool: Pool,
     quota: QuotaClient,
+    storage: Arc<dyn Storage>,
+    max_file_bytes: usize,
     capabilities: Capabilities,
     allow_private_urls: bool,
     max_attempts: i32,
@@ -42,7 +46,8 @@ pub struct QueueService {
 
 /// A checked request: everything the job row holds.
 struct Checked {
-    operation: &'static str,
+    operation: &'static Operation,
+    input: Input,
     creator_profile_id: Uuid,
     priority: i16,
     payload: Value,
@@ -53,12 +58,15 @@ impl QueueService {
     pub fn new(
         pool: Pool,
         quota: QuotaClient,
+        storage: Arc<dyn Storage>,
         config: &crate::Config,
         relay_wake: Arc<Notify>,
     ) -> Self {
         Self {
             pool,
             quota,
+            storage,
+            max_file_bytes: config.max_file_bytes,
             capabilities: config.capabilities,
             allow_private_urls: config.allow_private_urls,
             max_attempts: config.max_attempts,
@@ -73,7 +81,7 @@ impl QueueService {
     fn check(&self, request: &MediaRequest) -> Result<Checked, QueueError> {
         let operation = operations::operation(request.operation.trim(), self.capabilities)?;
         let params = operations::params(operation, &request.params_json)?;
-        let Input::Url(url) = operations::input(
+        let input = operations::input(
             &request.input_file_id,
             &request.input_url,
             self.allow_private_urls,
@@ -84,7 +92,10 @@ impl QueueService {
                 .map_err(|_| QueueError::invalid("creator_profile_id", "must be a UUID"))?,
         };
         let priority = operations::priority(request.priority)?;
-        let payload = json!({"input_url": url.as_str(), "params": params});
+        let payload = match &input {
+            Input::File(id) => json!({"input_file_id": id, "params": params}),
+            Input::Url(url) => json!({"input_url": url.as_str(), "params": params}),
+        };
         // serde_json's maps keep their keys sorted, so equal requests serialise alike.
         let described = json!({
             "operation": operation.name,
@@ -92,11 +103,10 @@ impl QueueService {
             "creator_profile_id": creator_profile_id,
             "priority": priority,
         });
-        let digest = ring::digest::digest(&ring::digest::SHA256, described.to_string().as_bytes())
-            .as_ref()
-            .to_vec();
+        let digest = sha256(described.to_string().as_bytes());
         Ok(Checked {
-            operation: operation.name,
+            operation,
+            input,
             creator_profile_id,
             priority,
             payload,
@@ -128,13 +138,17 @@ impl QueueService {
         if let Some(job) = store::job_by_key(&self.pool.get().await?, user.id, &key).await? {
             return same_request(job, &checked.digest).map(|job| (job, true));
         }
+        if let Input::File(file_id) = checked.input {
+            self.check_input_file(user.id, file_id, checked.operation)
+                .await?;
+        }
         let id = Uuid::new_v4();
-        let message = json!({"job_id": id, "job_type": checked.operation});
+        let message = job_message(id, checked.operation.name);
         let new = NewJob {
             id,
             owner_id: user.id,
             creator_profile_id: checked.creator_profile_id,
-            job_type: checked.operation,
+            job_type: checked.operation.name,
             queue_name: MEDIA_QUEUE,
             priority: checked.priority,
             payload: &checked.payload,
@@ -179,6 +193,114 @@ impl QueueService {
         }
     }
 
+    /// The input file must be the caller's, and of the operation's medium.
+    async fn check_input_file(
+        &self,
+        owner_id: Uuid,
+        file_id: Uuid,
+        operation: &Operation,
+    ) -> Result<(), QueueError> {
+        let file = store::file(&self.pool.get().await?, owner_id, file_id)
+            .await?
+            .ok_or(QueueError::FileNotFound {
+                field: Some("input_file_id"),
+            })?;
+        let medium = match operation.medium {
+            Medium::Image => "image/",
+            Medium::Video => "video/",
+        };
+        if !file.content_type.starts_with(medium) {
+            return Err(QueueError::invalid(
+                "input_file_id",
+                format!(
+                    "{} takes {medium}* input; this file is {}",
+                    operation.name, file.content_type
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A failed job of the caller's goes again, from its first attempt, as the same job: the
+    /// quota was consumed when it was enqueued.
+    pub async fn retry(&self, identity: &Identity, id: &str) -> Result<JobRow, QueueError> {
+        let user = identity.require_user()?;
+        let id = Uuid::parse_str(id.trim()).map_err(|_| QueueError::NotFound)?;
+        let db = self.pool.get().await?;
+        let job = store::job(&db, user.id, id)
+            .await?
+            .ok_or(QueueError::NotFound)?;
+        let message = job_message(job.id, &job.job_type);
+        match store::retry_failed(&db, user.id, id, &message).await? {
+            Some(job) => {
+                self.relay_wake.notify_one();
+                Ok(job)
+            }
+            None => Err(QueueError::NotRetryable(job.status)),
+        }
+    }
+
+    /// Stores an input file of the caller's: its type read from its bytes, its bytes durable
+    /// before its row is written.
+    pub async fn upload(
+        &self,
+        identity: &Identity,
+        filename: &str,
+        content: Vec<u8>,
+    ) -> Result<FileRow, QueueError> {
+        let user = identity.require_user()?;
+        if content.is_empty() {
+            return Err(QueueError::invalid("file", "the file is empty"));
+        }
+        if content.len() > self.max_file_bytes {
+            return Err(QueueError::FileTooLarge(self.max_file_bytes));
+        }
+        let content_type = files::sniff(&content).ok_or_else(|| {
+            QueueError::UnsupportedMedia(
+                "the file is not a PNG, JPEG, WebP, GIF, BMP or TIFF image, nor an MP4, \
+                 QuickTime or WebM video"
+                    .to_owned(),
+            )
+        })?;
+        let (width, height) = match files::dimensions(&content) {
+            Some((width, height)) => (i32::try_from(width).ok(), i32::try_from(height).ok()),
+            None => (None, None),
+        };
+        let id = Uuid::new_v4();
+        let row = FileRow {
+            id,
+            owner_id: user.id,
+            content_type: content_type.to_owned(),
+            bytes: i64::try_from(content.len()).unwrap_or(i64::MAX),
+            sha256: sha256(&content),
+            storage_key: storage::key(user.id, id),
+            filename: files::display_name(filename),
+            width,
+            height,
+            job_id: None,
+            created_at: chrono::Utc::now(),
+        };
+        store_file(&self.pool, self.storage.as_ref(), &row, content).await
+    }
+
+    /// The caller's file and its bytes.
+    pub async fn file(
+        &self,
+        identity: &Identity,
+        id: &str,
+    ) -> Result<(FileRow, Vec<u8>), QueueError> {
+        let user = identity.require_user()?;
+        let not_found = QueueError::FileNotFound { field: None };
+        let Ok(id) = Uuid::parse_str(id.trim()) else {
+            return Err(not_found);
+        };
+        let file = store::file(&self.pool.get().await?, user.id, id)
+            .await?
+            .ok_or(not_found)?;
+        let bytes = self.storage.get(&file.storage_key).await?;
+        Ok((file, bytes))
+    }
+
     pub async fn job(&self, identity: &Identity, id: &str) -> Result<JobRow, QueueError> {
         let user = identity.require_user()?;
         let id = Uuid::parse_str(id.trim()).map_err(|_| QueueError::NotFound)?;
@@ -220,6 +342,35 @@ impl QueueService {
         }
         store::jobs(&self.pool.get().await?, user.id, status, limit, offset).await
     }
+}
+
+/// The message that asks a worker for an attempt of the job.
+pub fn job_message(id: Uuid, operation: &str) -> Value {
+    json!({"job_id": id, "job_type": operation})
+}
+
+pub fn sha256(bytes: &[u8]) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+        .as_ref()
+        .to_vec()
+}
+
+/// Puts the bytes in the storage, then the row in the database; bytes whose row could not be
+/// written are deleted again.
+pub async fn store_file(
+    pool: &Pool,
+    storage: &dyn Storage,
+    row: &FileRow,
+    content: Vec<u8>,
+) -> Result<FileRow, QueueError> {
+    storage.put(&row.storage_key, content).await?;
+    let inserted = async { store::insert_file(&pool.get().await?, row).await }.await;
+    if inserted.is_err()
+        && let Err(err) = storage.delete(&row.storage_key).await
+    {
+        tracing::warn!(%err, "a stored file whose row failed could not be deleted");
+    }
+    inserted
 }
 
 fn same_request(job: JobRow, digest: &[u8]) -> Result<JobRow, QueueError> {

@@ -11,7 +11,7 @@ use crate::error::QueueError;
 
 const JOB_COLUMNS: &str = "id, owner_id, creator_profile_id, job_type, queue_name, status, priority, \
      payload, result, error, attempts, max_attempts, progress, request_digest, created_at, \
-     updated_at, started_at, completed_at";
+     updated_at, started_at, completed_at, next_attempt_at";
 
 #[derive(Debug, Clone)]
 pub struct JobRow {
@@ -33,6 +33,7 @@ pub struct JobRow {
     pub updated_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
 impl From<&Row> for JobRow {
@@ -56,6 +57,7 @@ impl From<&Row> for JobRow {
             updated_at: row.get(15),
             started_at: row.get(16),
             completed_at: row.get(17),
+            next_attempt_at: row.get(18),
         }
     }
 }
@@ -153,7 +155,7 @@ pub async fn jobs(
     );
     let rows = sql::query(db, &sql, &[&owner_id, &status, &limit, &offset]).await?;
     let total = match rows.first() {
-        Some(row) => row.get(18),
+        Some(row) => row.get(19),
         // Past the last page the window has no row to count on.
         None => sql::query_one(
             db,
@@ -182,7 +184,8 @@ pub async fn lock_unsent(db: &impl GenericClient, limit: i64) -> Result<Vec<Unse
     let rows = sql::query(
         db,
         "SELECT id, job_id, queue_name, priority, payload FROM queue.outbox \
-         WHERE sent_at IS NULL ORDER BY priority, id LIMIT $1 FOR UPDATE SKIP LOCKED",
+         WHERE sent_at IS NULL AND publish_after <= now() \
+         ORDER BY priority, id LIMIT $1 FOR UPDATE SKIP LOCKED",
         &[&limit],
     )
     .await?;
@@ -221,4 +224,217 @@ pub async fn mark_sent(db: &impl GenericClient, ids: &[i64]) -> Result<(), Queue
     )
     .await?;
     Ok(())
+}
+
+/// Takes the job for one attempt under `lease`: counts the attempt and marks it active. `None`
+/// when the job is not there to run: finished, cancelled, gone, out of attempts (a worker that
+/// died during the last one), or waiting for a retry that is not due (a duplicate message).
+pub async fn start_attempt(
+    db: &impl GenericClient,
+    id: Uuid,
+    lease: Uuid,
+) -> Result<Option<JobRow>, QueueError> {
+    let sql = format!(
+        "UPDATE queue.media_jobs SET status = 'active', attempts = attempts + 1, lease = $2, \
+           started_at = coalesce(started_at, now()), next_attempt_at = NULL, updated_at = now() \
+         WHERE id = $1 AND status IN ('queued', 'active') AND attempts < max_attempts \
+           AND (next_attempt_at IS NULL OR next_attempt_at <= now()) \
+         RETURNING {JOB_COLUMNS}"
+    );
+    Ok(sql::query_opt(db, &sql, &[&id, &lease])
+        .await?
+        .as_ref()
+        .map(JobRow::from))
+}
+
+/// The job whatever its owner: for the worker, which acts for the owner.
+pub async fn job_by_id(db: &impl GenericClient, id: Uuid) -> Result<Option<JobRow>, QueueError> {
+    let sql = format!("SELECT {JOB_COLUMNS} FROM queue.media_jobs WHERE id = $1");
+    Ok(sql::query_opt(db, &sql, &[&id])
+        .await?
+        .as_ref()
+        .map(JobRow::from))
+}
+
+/// Whether the attempt still holds the job.
+pub async fn set_progress(
+    db: &impl GenericClient,
+    id: Uuid,
+    lease: Uuid,
+    progress: i16,
+) -> Result<bool, QueueError> {
+    Ok(sql::execute(
+        db,
+        "UPDATE queue.media_jobs SET progress = $3, updated_at = now() \
+         WHERE id = $1 AND lease = $2 AND status = 'active'",
+        &[&id, &lease, &progress],
+    )
+    .await?
+        == 1)
+}
+
+/// Finishes the attempt's job with its result; false (nothing written) when the attempt no
+/// longer holds it.
+pub async fn complete(
+    db: &impl GenericClient,
+    id: Uuid,
+    lease: Uuid,
+    result: &Value,
+) -> Result<bool, QueueError> {
+    Ok(sql::execute(
+        db,
+        "UPDATE queue.media_jobs SET status = 'completed', result = $3, error = NULL, \
+           progress = 100, completed_at = now(), updated_at = now(), lease = NULL \
+         WHERE id = $1 AND lease = $2 AND status = 'active'",
+        &[&id, &lease, result],
+    )
+    .await?
+        == 1)
+}
+
+/// The job is `failed` with its error; false when the attempt no longer holds it. Without a
+/// lease, whichever attempt holds it (one whose worker died during the last attempt).
+pub async fn fail(
+    db: &impl GenericClient,
+    id: Uuid,
+    lease: Option<Uuid>,
+    error: &str,
+) -> Result<bool, QueueError> {
+    Ok(sql::execute(
+        db,
+        "UPDATE queue.media_jobs SET status = 'failed', error = $3, completed_at = now(), \
+           updated_at = now(), lease = NULL \
+         WHERE id = $1 AND ($2::uuid IS NULL OR lease = $2) AND status = 'active'",
+        &[&id, &lease, &error],
+    )
+    .await?
+        == 1)
+}
+
+/// Puts the job back to `queued` after a failed attempt, due at `due`, with the message of its
+/// next attempt in the outbox: one statement, so both or neither. False when the attempt no
+/// longer holds the job.
+pub async fn schedule_retry(
+    db: &impl GenericClient,
+    id: Uuid,
+    lease: Uuid,
+    error: &str,
+    due: DateTime<Utc>,
+    message: &Value,
+) -> Result<bool, QueueError> {
+    Ok(sql::execute(
+        db,
+        "WITH job AS (\
+           UPDATE queue.media_jobs SET status = 'queued', error = $3, next_attempt_at = $4, \
+             progress = 0, updated_at = now(), lease = NULL \
+           WHERE id = $1 AND lease = $2 AND status = 'active' \
+           RETURNING id, queue_name, priority) \
+         INSERT INTO queue.outbox (job_id, queue_name, priority, payload, publish_after) \
+         SELECT id, queue_name, priority, $5, $4 FROM job",
+        &[&id, &lease, &error, &due, message],
+    )
+    .await?
+        == 1)
+}
+
+/// A failed job of the owner's goes again: attempts from zero, its message in the outbox.
+/// `None` when the owner has no such job or it has not failed.
+pub async fn retry_failed(
+    db: &impl GenericClient,
+    owner_id: Uuid,
+    id: Uuid,
+    message: &Value,
+) -> Result<Option<JobRow>, QueueError> {
+    let sql = format!(
+        "WITH job AS (\
+           UPDATE queue.media_jobs SET status = 'queued', attempts = 0, error = NULL, \
+             result = NULL, progress = 0, started_at = NULL, completed_at = NULL, \
+             next_attempt_at = NULL, updated_at = now() \
+           WHERE id = $1 AND owner_id = $2 AND status = 'failed' \
+           RETURNING {JOB_COLUMNS}), \
+         queued AS (\
+           INSERT INTO queue.outbox (job_id, queue_name, priority, payload) \
+           SELECT id, queue_name, priority, $3 FROM job) \
+         SELECT {JOB_COLUMNS} FROM job"
+    );
+    Ok(sql::query_opt(db, &sql, &[&id, &owner_id, message])
+        .await?
+        .as_ref()
+        .map(JobRow::from))
+}
+
+const FILE_COLUMNS: &str = "id, owner_id, content_type, bytes, sha256, storage_key, filename, width, height, job_id, \
+     created_at";
+
+#[derive(Debug, Clone)]
+pub struct FileRow {
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    pub content_type: String,
+    pub bytes: i64,
+    pub sha256: Vec<u8>,
+    pub storage_key: String,
+    pub filename: Option<String>,
+    pub width: Option<i32>,
+    pub height: Option<i32>,
+    pub job_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&Row> for FileRow {
+    fn from(row: &Row) -> Self {
+        Self {
+            id: row.get(0),
+            owner_id: row.get(1),
+            content_type: row.get(2),
+            bytes: row.get(3),
+            sha256: row.get(4),
+            storage_key: row.get(5),
+            filename: row.get(6),
+            width: row.get(7),
+            height: row.get(8),
+            job_id: row.get(9),
+            created_at: row.get(10),
+        }
+    }
+}
+
+/// Records a file whose bytes are stored; the row as written.
+pub async fn insert_file(db: &impl GenericClient, file: &FileRow) -> Result<FileRow, QueueError> {
+    let sql = format!(
+        "INSERT INTO queue.files (id, owner_id, content_type, bytes, sha256, storage_key, \
+           filename, width, height, job_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {FILE_COLUMNS}"
+    );
+    let row = sql::query_one(
+        db,
+        &sql,
+        &[
+            &file.id,
+            &file.owner_id,
+            &file.content_type,
+            &file.bytes,
+            &file.sha256,
+            &file.storage_key,
+            &file.filename,
+            &file.width,
+            &file.height,
+            &file.job_id,
+        ],
+    )
+    .await?;
+    Ok(FileRow::from(&row))
+}
+
+/// The owner's file; another owner's is `None`, as if it did not exist.
+pub async fn file(
+    db: &impl GenericClient,
+    owner_id: Uuid,
+    id: Uuid,
+) -> Result<Option<FileRow>, QueueError> {
+    let sql = format!("SELECT {FILE_COLUMNS} FROM queue.files WHERE id = $1 AND owner_id = $2");
+    Ok(sql::query_opt(db, &sql, &[&id, &owner_id])
+        .await?
+        .as_ref()
+        .map(FileRow::from))
 }

@@ -34,44 +34,8 @@ struct TestQueue {
     client: QueueClient<Channel>,
     database_url: String,
     topology: Topology,
-}
-
-/// Names of the test's own on the shared broker: `genie_test_<unix seconds>_<uuid>.`.
-///
-/// A test never deletes its queues: RabbitMQ 3.10 can lose its at-least-once dead-lettering for
-/// the whole node when such a queue is deleted while its dead-letter worker is still starting
-/// (svc-queue/README.md). Queues of runs older than an hour, long settled, are deleted in the
-/// background, where `rabbitmqctl` may be run.
-fn test_prefix() -> String {
-    static CLEAN_UP: std::sync::Once = std::sync::Once::new();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    CLEAN_UP.call_once(|| {
-        std::thread::spawn(move || delete_stale_queues(now));
-    });
-    format!("genie_test_{now}_{}.", Uuid::new_v4().simple())
-}
-
-fn delete_stale_queues(now: u64) {
-    let rabbitmqctl = |args: &[&str]| {
-        std::process::Command::new("rabbitmqctl")
-            .args(args)
-            .output()
-    };
-    let Ok(listed) = rabbitmqctl(&["-q", "list_queues", "name"]) else {
-        return;
-    };
-    for queue in String::from_utf8_lossy(&listed.stdout).lines() {
-        let started = queue
-            .strip_prefix("genie_test_")
-            .and_then(|rest| rest.split('_').next())
-            .and_then(|secs| secs.parse::<u64>().ok());
-        if started.is_some_and(|started| started + 3600 < now) {
-            let _ = rabbitmqctl(&["-q", "delete_queue", queue]);
-        }
-    }
+    /// The service's configuration, for workers of the same deployment.
+    config: Config,
 }
 
 async fn spawn_usage() -> TestService {
@@ -86,12 +50,17 @@ async fn spawn_queue_with(configure: impl FnOnce(&mut Config)) -> TestQueue {
     let database = fresh_database().await;
     let mut config = Config::local(database.url.clone(), testing::internal_token());
     config.usage_grpc_url = format!("http://{}", usage.addr);
-    config.name_prefix = test_prefix();
+    config.name_prefix = testing::broker_prefix();
     config.relay_interval = Duration::from_millis(100);
     config.capabilities = Capabilities { video: false };
+    config.storage_dir = std::env::temp_dir().join(format!("genie-files-{}", Uuid::new_v4()));
+    config.retry_base = Duration::from_millis(20);
     configure(&mut config);
     let topology = Topology::new(&config.name_prefix, config.delivery_limit);
-    let service = start_service(|listener, stop| svc_queue::run(config, listener, stop)).await;
+    let service = {
+        let config = config.clone();
+        start_service(|listener, stop| svc_queue::run(config, listener, stop)).await
+    };
     TestQueue {
         usage: UsageClient::new(usage.channel.clone()),
         _usage: usage,
@@ -99,11 +68,141 @@ async fn spawn_queue_with(configure: impl FnOnce(&mut Config)) -> TestQueue {
         _service: service,
         database_url: database.url,
         topology,
+        config,
     }
 }
 
 async fn spawn_queue() -> TestQueue {
     spawn_queue_with(|_| {}).await
+}
+
+/// A deployment whose jobs may fetch from this machine, where the test's stand-in CDN runs.
+async fn spawn_local_queue(configure: impl FnOnce(&mut Config)) -> TestQueue {
+    spawn_queue_with(|config| {
+        config.allow_private_urls = true;
+        configure(config);
+    })
+    .await
+}
+
+/// A worker of the test's deployment, stopped (its connection dropped, as if its process died)
+/// when dropped.
+struct TestWorker(tokio::task::JoinHandle<()>);
+
+impl Drop for TestWorker {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn spawn_worker(config: &Config) -> TestWorker {
+    let config = config.clone();
+    TestWorker(tokio::spawn(async move {
+        svc_queue::run_worker(config, std::future::pending())
+            .await
+            .unwrap();
+    }))
+}
+
+/// What the stand-in CDN answers: status, content type and body.
+type Answer = (u16, &'static str, Vec<u8>);
+
+/// A small HTTP/1.1 server on a random loopback port standing in for the CDN an `input_url`
+/// names: it answers every request with the current answer (which the test may change), or
+/// holds the request without answering while `stall` is set; it counts requests.
+struct Cdn {
+    url: String,
+    answer: std::sync::Arc<std::sync::Mutex<Answer>>,
+    stall: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl Cdn {
+    async fn start(answer: Answer) -> Self {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/photo", listener.local_addr().unwrap());
+        let answer = std::sync::Arc::new(std::sync::Mutex::new(answer));
+        let stall = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let server = tokio::spawn({
+            let (answer, stall, requests) = (answer.clone(), stall.clone(), requests.clone());
+            async move {
+                loop {
+                    let (mut socket, _) = listener.accept().await.unwrap();
+                    let (answer, stall, requests) =
+                        (answer.clone(), stall.clone(), requests.clone());
+                    tokio::spawn(async move {
+                        let mut head = Vec::new();
+                        let mut buffer = [0u8; 1024];
+                        while !head.windows(4).any(|window| window == b"\r\n\r\n") {
+                            match socket.read(&mut buffer).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(read) => head.extend_from_slice(&buffer[..read]),
+                            }
+                        }
+                        requests.fetch_add(1, Ordering::SeqCst);
+                        if stall.load(Ordering::SeqCst) {
+                            tokio::time::sleep(Duration::from_secs(60)).await;
+                            return;
+                        }
+                        let (status, content_type, body) = answer.lock().unwrap().clone();
+                        let head = format!(
+                            "HTTP/1.1 {status} Answer\r\nContent-Type: {content_type}\r\n\
+                             Content-Length: {}\r\nConnection: close\r\n\r\n",
+                            body.len()
+                        );
+                        let _ = socket.write_all(head.as_bytes()).await;
+                        let _ = socket.write_all(&body).await;
+                    });
+                }
+            }
+        });
+        Self {
+            url,
+            answer,
+            stall,
+            requests,
+            _server: server,
+        }
+    }
+
+    fn answer(&self, answer: Answer) {
+        *self.answer.lock().unwrap() = answer;
+    }
+
+    fn requests(&self) -> usize {
+        self.requests.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A `width`×`height` gradient, encoded as `format`.
+fn picture(width: u32, height: u32, format: image::ImageFormat) -> Vec<u8> {
+    let picture = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x * 255 / width) as u8, (y * 255 / height) as u8, 128])
+    });
+    let mut bytes = Vec::new();
+    picture
+        .write_to(&mut std::io::Cursor::new(&mut bytes), format)
+        .unwrap();
+    bytes
+}
+
+fn from_url(url: &str, operation: &str, params: &str) -> pb::EnqueueMediaRequest {
+    pb::EnqueueMediaRequest {
+        input_url: url.into(),
+        ..media(operation, params)
+    }
+}
+
+fn from_file(file_id: &str, operation: &str, params: &str) -> pb::EnqueueMediaRequest {
+    pb::EnqueueMediaRequest {
+        input_url: String::new(),
+        input_file_id: file_id.into(),
+        ..media(operation, params)
+    }
 }
 
 fn media(operation: &str, params: &str) -> pb::EnqueueMediaRequest {
@@ -142,6 +241,78 @@ impl TestQueue {
             .enqueue_media(request(media, &creator(caller)))
             .await
             .map(tonic::Response::into_inner)
+    }
+
+    async fn job(&self, caller: Uuid, job_id: &str) -> pb::Job {
+        let mut client = self.client.clone();
+        client
+            .get_job(request(
+                pb::GetJobRequest {
+                    job_id: job_id.into(),
+                },
+                &creator(caller),
+            ))
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    /// Waits until the job is `status`; the job then.
+    async fn wait_status(&self, caller: Uuid, job_id: &str, status: &str) -> pb::Job {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let job = self.job(caller, job_id).await;
+            if job.status == status {
+                return job;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "job still {} ({} attempts, error {:?}), not {status}",
+                job.status,
+                job.attempts,
+                job.error
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn upload(&self, caller: Uuid, content: Vec<u8>) -> Result<pb::File, tonic::Status> {
+        let mut client = self.client.clone();
+        client
+            .upload_file(request(
+                pb::UploadFileRequest {
+                    filename: "photo.png".into(),
+                    content,
+                },
+                &creator(caller),
+            ))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// The file's description and bytes.
+    async fn file(
+        &self,
+        caller: Uuid,
+        file_id: &str,
+    ) -> Result<(pb::File, Vec<u8>), tonic::Status> {
+        let mut client = self.client.clone();
+        let mut chunks = client
+            .get_file(request(
+                pb::GetFileRequest {
+                    file_id: file_id.into(),
+                },
+                &creator(caller),
+            ))
+            .await?
+            .into_inner();
+        let file = chunks.message().await?.unwrap().file.unwrap();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = chunks.message().await? {
+            assert!(chunk.file.is_none());
+            bytes.extend_from_slice(&chunk.data);
+        }
+        Ok((file, bytes))
     }
 
     async fn sql(&self, query: &str) -> i64 {
@@ -403,8 +574,13 @@ async fn bad_requests_name_their_field_before_any_quota_is_taken() {
                 input_url: String::new(),
                 ..media("strip_metadata", "")
             },
-            "input_url",
+            "input_file_id or input_url",
             "missing_field",
+        ),
+        (
+            from_file("photo.png", "strip_metadata", ""),
+            "input_file_id",
+            "invalid_body",
         ),
         (
             pb::EnqueueMediaRequest {
@@ -578,4 +754,321 @@ async fn jobs_enqueued_while_the_broker_is_unreachable_are_published_once_it_ret
         ))
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn an_uploaded_image_is_resized_by_a_worker_into_a_file_of_the_owners() {
+    let queue = spawn_queue().await;
+    let _worker = spawn_worker(&queue.config);
+    let (me, stranger) = (Uuid::new_v4(), Uuid::new_v4());
+    let png = picture(120, 80, image::ImageFormat::Png);
+    let uploaded = queue.upload(me, png.clone()).await.unwrap();
+    assert_eq!(
+        (
+            uploaded.content_type.as_str(),
+            uploaded.width,
+            uploaded.height
+        ),
+        ("image/png", 120, 80)
+    );
+    assert_eq!(uploaded.bytes, png.len() as i64);
+    assert_eq!(uploaded.filename, "photo.png");
+    assert_eq!(uploaded.job_id, "");
+
+    // Another user can neither read the file nor make a job of it.
+    assert_eq!(
+        queue.file(stranger, &uploaded.id).await.unwrap_err().code(),
+        Code::NotFound
+    );
+    let refused = queue
+        .enqueue(
+            stranger,
+            from_file(&uploaded.id, "resize_image", r#"{"width": 60}"#),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (refused.code(), field(&refused)),
+        (Code::NotFound, "input_file_id")
+    );
+    assert_eq!(queue.used_media_ops(stranger).await, 0);
+
+    let job = queue
+        .enqueue(
+            me,
+            from_file(&uploaded.id, "resize_image", r#"{"width": 60}"#),
+        )
+        .await
+        .unwrap()
+        .job
+        .unwrap();
+    let done = queue.wait_status(me, &job.id, "completed").await;
+    assert_eq!((done.attempts, done.progress), (1, 100));
+    assert!(!done.started_at.is_empty() && !done.completed_at.is_empty());
+    let result: serde_json::Value = serde_json::from_str(&done.result_json).unwrap();
+    assert_eq!(result["content_type"], "image/png");
+    assert_eq!(
+        (result["width"].as_u64(), result["height"].as_u64()),
+        (Some(60), Some(40))
+    );
+    let output_id = result["output_file_id"].as_str().unwrap();
+    assert_eq!(result["output_url"], format!("/api/files/{output_id}"));
+
+    let (output, bytes) = queue.file(me, output_id).await.unwrap();
+    assert_eq!(output.job_id, job.id);
+    assert_eq!(result["bytes"].as_i64(), Some(bytes.len() as i64));
+    assert_eq!(
+        output.sha256,
+        hex::encode(ring::digest::digest(&ring::digest::SHA256, &bytes))
+    );
+    let decoded = image::load_from_memory(&bytes).unwrap();
+    assert_eq!((decoded.width(), decoded.height()), (60, 40));
+    assert_eq!(
+        image::guess_format(&bytes).unwrap(),
+        image::ImageFormat::Png
+    );
+    assert_eq!(
+        queue.file(stranger, output_id).await.unwrap_err().code(),
+        Code::NotFound
+    );
+}
+
+#[tokio::test]
+async fn uploads_are_typed_by_their_bytes_and_bounded() {
+    let queue = spawn_queue_with(|config| config.max_file_bytes = 10_000).await;
+    let me = Uuid::new_v4();
+    let html = queue
+        .upload(me, b"<html><script>alert(1)</script>".to_vec())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (html.code(), reason(&html), field(&html)),
+        (Code::InvalidArgument, "unsupported_media_type", "file")
+    );
+    let empty = queue.upload(me, Vec::new()).await.unwrap_err();
+    assert_eq!(
+        (empty.code(), field(&empty)),
+        (Code::InvalidArgument, "file")
+    );
+    let big = queue.upload(me, vec![0xff; 10_001]).await.unwrap_err();
+    assert_eq!(big.code(), Code::OutOfRange);
+    let jpeg = queue
+        .upload(me, picture(30, 20, image::ImageFormat::Jpeg))
+        .await
+        .unwrap();
+    assert_eq!(jpeg.content_type, "image/jpeg");
+    assert_eq!(
+        queue.file(me, "not-a-uuid").await.unwrap_err().code(),
+        Code::NotFound
+    );
+    assert_eq!(
+        queue.sql("SELECT count(*) FROM queue.files").await,
+        1,
+        "nothing refused was recorded"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_input_is_retried_with_backoff_then_failed_dead_lettered_and_retryable() {
+    let cdn = Cdn::start((503, "text/plain", b"busy".to_vec())).await;
+    let queue = spawn_local_queue(|config| config.max_attempts = 3).await;
+    let worker = spawn_worker(&queue.config);
+    let me = Uuid::new_v4();
+    let job = queue
+        .enqueue(me, from_url(&cdn.url, "create_teaser", r#"{"width": 32}"#))
+        .await
+        .unwrap()
+        .job
+        .unwrap();
+    let failed = queue.wait_status(me, &job.id, "failed").await;
+    assert_eq!(failed.attempts, 3);
+    assert!(failed.error.contains("503"), "{}", failed.error);
+    assert_eq!(cdn.requests(), 3, "one fetch per attempt, no more");
+    assert_eq!(
+        queue.sql("SELECT count(*) FROM queue.outbox").await,
+        3,
+        "the first message and one per retry"
+    );
+    // The last attempt's message went to the dead-letter queue. (The worker is stopped first,
+    // so that nothing else holds the queues.)
+    drop(worker);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let dead = loop {
+        let dead = queue.take_messages("media-jobs.dead").await;
+        if !dead.is_empty() || Instant::now() > deadline {
+            break dead;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].job_id, job.id);
+
+    // Retried, the same job goes again from its first attempt, and nothing more is consumed.
+    cdn.answer((200, "image/jpeg", picture(64, 36, image::ImageFormat::Jpeg)));
+    let _worker = spawn_worker(&queue.config);
+    let mut client = queue.client.clone();
+    let retried = client
+        .retry_job(request(
+            pb::RetryJobRequest {
+                job_id: job.id.clone(),
+            },
+            &creator(me),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((retried.status.as_str(), retried.attempts), ("queued", 0));
+    let done = queue.wait_status(me, &job.id, "completed").await;
+    assert_eq!(done.attempts, 1);
+    assert_eq!(queue.used_media_ops(me).await, 1);
+    let result: serde_json::Value = serde_json::from_str(&done.result_json).unwrap();
+    assert_eq!(result["content_type"], "image/jpeg");
+    assert_eq!(
+        (result["width"].as_u64(), result["height"].as_u64()),
+        (Some(32), Some(18))
+    );
+
+    let again = client
+        .retry_job(request(
+            pb::RetryJobRequest {
+                job_id: job.id.clone(),
+            },
+            &creator(me),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (again.code(), reason(&again)),
+        (Code::AlreadyExists, "job_not_failed")
+    );
+    let stranger = client
+        .retry_job(request(
+            pb::RetryJobRequest {
+                job_id: job.id.clone(),
+            },
+            &creator(Uuid::new_v4()),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(stranger.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn input_that_can_never_work_fails_at_its_first_attempt() {
+    let cdn = Cdn::start((200, "text/html", b"<html>".to_vec())).await;
+    let queue = spawn_local_queue(|_| {}).await;
+    let _worker = spawn_worker(&queue.config);
+    let me = Uuid::new_v4();
+    let html = queue
+        .enqueue(me, from_url(&cdn.url, "strip_metadata", ""))
+        .await
+        .unwrap()
+        .job
+        .unwrap();
+    let failed = queue.wait_status(me, &html.id, "failed").await;
+    assert_eq!(failed.attempts, 1);
+    assert!(failed.error.contains("text/html"), "{}", failed.error);
+
+    cdn.answer((
+        200,
+        "image/png",
+        b"\x89PNG\r\n\x1a\n but nothing after".to_vec(),
+    ));
+    let corrupt = queue
+        .enqueue(me, from_url(&cdn.url, "strip_metadata", ""))
+        .await
+        .unwrap()
+        .job
+        .unwrap();
+    let failed = queue.wait_status(me, &corrupt.id, "failed").await;
+    assert_eq!(failed.attempts, 1);
+    assert_eq!(queue.sql("SELECT count(*) FROM queue.files").await, 0);
+}
+
+#[tokio::test]
+async fn a_second_delivery_of_a_finished_job_is_acked_without_redoing_it() {
+    let cdn = Cdn::start((200, "image/png", picture(40, 40, image::ImageFormat::Png))).await;
+    let queue = spawn_local_queue(|_| {}).await;
+    let worker = spawn_worker(&queue.config);
+    let me = Uuid::new_v4();
+    let job = queue
+        .enqueue(
+            me,
+            from_url(
+                &cdn.url,
+                "crop_image",
+                r#"{"x": 5, "y": 5, "width": 10, "height": 20}"#,
+            ),
+        )
+        .await
+        .unwrap()
+        .job
+        .unwrap();
+    let done = queue.wait_status(me, &job.id, "completed").await;
+
+    // The relay publishing the row again (it crashed between the confirm and its commit).
+    let connection = svc_queue::broker::connect(AMQP_URL, "svc-queue test")
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    channel
+        .confirm_select(lapin::options::ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let message = serde_json::json!({"job_id": job.id, "job_type": "crop_image"}).to_string();
+    channel
+        .basic_publish(
+            queue.topology.exchange().as_str().into(),
+            queue.topology.queue("media-jobs").as_str().into(),
+            lapin::options::BasicPublishOptions::default(),
+            message.as_bytes(),
+            lapin::BasicProperties::default().with_delivery_mode(2),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(worker);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        queue.take_messages("media-jobs").await.is_empty(),
+        "the duplicate was acked"
+    );
+    assert_eq!(queue.job(me, &job.id).await, done, "and changed nothing");
+    assert_eq!(cdn.requests(), 1);
+    assert_eq!(queue.sql("SELECT count(*) FROM queue.files").await, 1);
+}
+
+#[tokio::test]
+async fn a_job_whose_worker_dies_mid_attempt_is_finished_once_by_another() {
+    let cdn = Cdn::start((200, "image/png", picture(50, 50, image::ImageFormat::Png))).await;
+    let queue = spawn_local_queue(|_| {}).await;
+    cdn.stall.store(true, std::sync::atomic::Ordering::SeqCst);
+    let first = spawn_worker(&queue.config);
+    let me = Uuid::new_v4();
+    let job = queue
+        .enqueue(
+            me,
+            from_url(&cdn.url, "convert_image", r#"{"format": "webp"}"#),
+        )
+        .await
+        .unwrap()
+        .job
+        .unwrap();
+    let active = queue.wait_status(me, &job.id, "active").await;
+    assert_eq!(active.attempts, 1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cdn.requests() == 0 {
+        assert!(Instant::now() < deadline, "the worker never fetched");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(first);
+    cdn.stall.store(false, std::sync::atomic::Ordering::SeqCst);
+    let _second = spawn_worker(&queue.config);
+    let done = queue.wait_status(me, &job.id, "completed").await;
+    assert_eq!(done.attempts, 2, "the broker delivered it again");
+    let result: serde_json::Value = serde_json::from_str(&done.result_json).unwrap();
+    assert_eq!(result["content_type"], "image/webp");
+    assert_eq!(queue.sql("SELECT count(*) FROM queue.files").await, 1);
 }

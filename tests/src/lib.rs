@@ -31,8 +31,10 @@ pub fn http_client() -> reqwest::Client {
 pub const GENIE_INTERNAL_TOKEN: &str = "internal token of genie's own tests 0123456789";
 pub const GENIE_RBAC_SECRET: &str = "rbac sync secret of genie's tests";
 
-/// The prefix of the exchanges and queues the tests' svc-queue declares on the shared broker:
-/// one set for every test (none consumes them), apart from any other user of the broker.
+/// The prefix of the exchanges and queues the e2e tests' svc-queue declares on the shared broker
+/// when the test runs no worker: one set for every such test (none consumes them), apart from
+/// any other user of the broker. A deployment with a worker has names of its own
+/// (`common::testing::broker_prefix`), so that it consumes only its own jobs.
 pub const BROKER_PREFIX: &str = "genie_test.";
 
 async fn free_port() -> u16 {
@@ -75,8 +77,18 @@ impl GenieProcess {
                 "dmF1bHQga2V5IHYxIG9mIHRoZSBlMmUgdGVzdHMuLi4=".to_owned(),
             ),
             ("RUST_LOG".to_owned(), "warn".to_owned()),
-            // One set of queues for every test run of the binary, beside what else uses the broker.
-            ("QUEUE_NAME_PREFIX".to_owned(), BROKER_PREFIX.to_owned()),
+            // `genie up` runs a worker: queues of its own, so that it takes only its own jobs.
+            (
+                "QUEUE_NAME_PREFIX".to_owned(),
+                common::testing::broker_prefix(),
+            ),
+            (
+                "QUEUE_STORAGE_DIR".to_owned(),
+                std::env::temp_dir()
+                    .join(format!("genie-files-{}", uuid::Uuid::new_v4()))
+                    .display()
+                    .to_string(),
+            ),
         ];
         for service in ["AUTH", "USAGE", "CREDENTIALS", "SKILLS", "QUEUE"] {
             let grpc = free_port().await;

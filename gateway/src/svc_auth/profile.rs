@@ -1,17 +1,15 @@
 //! `/api/user-proxy`: the signed-in user's profile and avatar.
 
-use actix_multipart::Multipart;
 use actix_web::dev::Payload;
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, ContentType, HeaderValue};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, get, patch, web};
 use common::{ApiError, Kind};
-use futures_util::StreamExt as _;
 use proto::auth::v1 as pb;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::UserReply;
-use crate::body::{check_announced_length, read_json, require_uncompressed, too_large};
+use crate::body::{read_form, read_json};
 use crate::kit::{Authenticated, Envelope, Errors, JsonBody, Reply, Routes};
 use crate::session::AuthenticatedUser;
 use crate::state::AppState;
@@ -95,7 +93,7 @@ pub async fn patch_profile(
         .content_type()
         .eq_ignore_ascii_case("multipart/form-data")
     {
-        read_form(&req, payload, state.config.upload_limit_bytes).await?
+        read_profile_form(&req, payload, state.config.upload_limit_bytes).await?
     } else {
         let names: ProfileBody = read_json(&req, payload, state.config.body_limit_bytes).await?;
         (names, None)
@@ -132,52 +130,18 @@ pub async fn patch_profile(
     user.ok_or_else(ApiError::internal)
 }
 
-fn malformed_form() -> ApiError {
-    ApiError::new(
-        Kind::InvalidArgument,
-        "invalid_body",
-        "the multipart form is malformed",
-    )
-}
-
 /// Reads the form's names and avatar, counting every byte against the upload limit; parts of
 /// other names are read and dropped.
-async fn read_form(
+async fn read_profile_form(
     req: &HttpRequest,
     payload: Payload,
     limit: usize,
 ) -> Result<(ProfileBody, Option<pb::SetAvatarRequest>), ApiError> {
-    check_announced_length(req, limit)?;
-    require_uncompressed(req)?;
-    let mut form = Multipart::new(req.headers(), payload);
+    let parts = read_form(req, payload, limit, &["avatar", "first_name", "last_name"]).await?;
     let mut names = ProfileBody::default();
     let mut avatar: Option<pb::SetAvatarRequest> = None;
-    let mut total = 0usize;
-    while let Some(field) = form.next().await {
-        let mut field = field.map_err(|_| malformed_form())?;
-        let name = field.name().unwrap_or_default().to_owned();
-        let content_type = field
-            .content_type()
-            .map(|mime| mime.essence_str().to_owned());
-        let mut bytes = Vec::new();
-        while let Some(chunk) = field.next().await {
-            let chunk = chunk.map_err(|_| malformed_form())?;
-            total += chunk.len();
-            if total > limit {
-                return Err(too_large(limit));
-            }
-            if matches!(name.as_str(), "first_name" | "last_name")
-                && bytes.len() + chunk.len() > MAX_TEXT_PART
-            {
-                return Err(ApiError::invalid_field(
-                    &name,
-                    format!("{name} is too long"),
-                ));
-            }
-            if matches!(name.as_str(), "avatar" | "first_name" | "last_name") {
-                bytes.extend_from_slice(&chunk);
-            }
-        }
+    for part in parts {
+        let name = part.name;
         match name.as_str() {
             "avatar" if avatar.is_some() => {
                 return Err(ApiError::invalid_field("avatar", "send one avatar only"));
@@ -185,13 +149,20 @@ async fn read_form(
             "avatar" => {
                 avatar = Some(pb::SetAvatarRequest {
                     // svc-auth checks the type against the bytes themselves.
-                    content_type: content_type
+                    content_type: part
+                        .content_type
                         .unwrap_or_else(|| "application/octet-stream".to_owned()),
-                    image: bytes,
+                    image: part.bytes,
                 });
             }
-            "first_name" | "last_name" => {
-                let text = String::from_utf8(bytes)
+            _ if part.bytes.len() > MAX_TEXT_PART => {
+                return Err(ApiError::invalid_field(
+                    &name,
+                    format!("{name} is too long"),
+                ));
+            }
+            _ => {
+                let text = String::from_utf8(part.bytes)
                     .ok()
                     .filter(|text| !text.contains('\0'))
                     .ok_or_else(|| {
@@ -206,7 +177,6 @@ async fn read_form(
                     names.last_name = Some(text);
                 }
             }
-            _ => {}
         }
     }
     Ok((names, avatar))
@@ -294,7 +264,7 @@ mod tests {
             .insert_header(("content-type", "multipart/form-data; boundary=XyZ"))
             .set_payload(body)
             .to_http_parts();
-        read_form(&req, payload, limit).await
+        read_profile_form(&req, payload, limit).await
     }
 
     #[actix_web::test]
@@ -336,7 +306,7 @@ mod tests {
             .insert_header(("content-encoding", "gzip"))
             .set_payload(form("XyZ", &[("first_name", None, b"Grace")]))
             .to_http_parts();
-        let err = read_form(&req, payload, 10_000).await.unwrap_err();
+        let err = read_profile_form(&req, payload, 10_000).await.unwrap_err();
         assert_eq!(err.kind, Kind::UnsupportedMediaType);
     }
 

@@ -34,11 +34,16 @@ pub struct TestApp {
     credentials: RunningService,
     skills: RunningService,
     queue: RunningService,
+    /// The media worker, when the test asked for one (stopped when dropped).
+    worker: Option<tokio::task::AbortHandle>,
     gateway: actix_web::dev::ServerHandle,
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
+        if let Some(worker) = self.worker.take() {
+            worker.abort();
+        }
         drop(self.gateway.stop(false));
     }
 }
@@ -91,17 +96,23 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with_resolve_cache(resolve_cache_ttl: Duration) -> TestApp {
-    spawn(resolve_cache_ttl, |_| {}).await
+    spawn(resolve_cache_ttl, |_| {}, false).await
 }
 
 /// The stack with svc-auth's configuration adjusted by `configure`.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut svc_auth::Config)) -> TestApp {
-    spawn(Duration::ZERO, configure).await
+    spawn(Duration::ZERO, configure, false).await
+}
+
+/// The stack with a media worker, on queues of its own.
+pub async fn spawn_app_with_worker() -> TestApp {
+    spawn(Duration::ZERO, |_| {}, true).await
 }
 
 async fn spawn(
     resolve_cache_ttl: Duration,
     configure: impl FnOnce(&mut svc_auth::Config),
+    with_worker: bool,
 ) -> TestApp {
     let database = fresh_database().await;
     let mut auth = svc_auth::Config::local(
@@ -149,6 +160,18 @@ async fn spawn(
         svc_queue::Config::local(database.url.clone(), Secret::new(INTERNAL_TOKEN));
     queue_config.usage_grpc_url = usage.url.clone();
     queue_config.name_prefix = tests::BROKER_PREFIX.to_owned();
+    queue_config.storage_dir =
+        std::env::temp_dir().join(format!("genie-files-{}", uuid::Uuid::new_v4()));
+    let worker = with_worker.then(|| {
+        queue_config.name_prefix = common::testing::broker_prefix();
+        let config = queue_config.clone();
+        tokio::spawn(async move {
+            svc_queue::run_worker(config, std::future::pending())
+                .await
+                .unwrap();
+        })
+        .abort_handle()
+    });
     let queue = RunningService::start(|listener, stopped| {
         svc_queue::run(queue_config, listener, async {
             let _ = stopped.await;
@@ -184,6 +207,7 @@ async fn spawn(
         credentials,
         skills,
         queue,
+        worker,
         gateway: handle,
     }
 }

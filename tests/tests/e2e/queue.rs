@@ -3,6 +3,8 @@
 //! any quota is taken, another creator's job does not exist for you, and a svc-queue outage is
 //! a 503 for the queue alone.
 
+use std::time::Duration;
+
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -196,4 +198,183 @@ async fn a_queue_outage_is_a_503_for_the_queue_alone() {
     assert_eq!(jobs.status, StatusCode::SERVICE_UNAVAILABLE);
     let usage = app.get("/api/usage", Some(&creator)).await;
     assert_eq!(usage.status, StatusCode::OK, "{:?}", usage.body);
+}
+
+fn png(width: u32, height: u32) -> Vec<u8> {
+    let picture = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x * 2) as u8, (y * 2) as u8, 90])
+    });
+    let mut bytes = Vec::new();
+    picture
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
+        .unwrap();
+    bytes
+}
+
+async fn upload(app: &TestApp, token: &str, name: &str, bytes: Vec<u8>) -> Response {
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(bytes)
+            .file_name(name.to_owned())
+            .mime_str("application/octet-stream")
+            .unwrap(),
+    );
+    app.send(
+        app.client
+            .post(app.url("/api/files"))
+            .bearer_auth(token)
+            .multipart(form),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn an_uploaded_photo_is_watermarked_by_the_worker_and_fetched_by_its_owner_only() {
+    let app = spawn_app_with_worker().await;
+    let (_, creator) = app.new_creator("files@genie.test").await;
+    let (_, other) = app.new_creator("other-files@genie.test").await;
+
+    let stored = upload(&app, &creator, "beach.png", png(100, 60)).await;
+    assert_eq!(stored.status, StatusCode::OK, "{:?}", stored.body);
+    let file = &stored.body["file"];
+    assert_eq!(
+        (
+            file["content_type"].clone(),
+            file["width"].clone(),
+            file["height"].clone(),
+            file["filename"].clone()
+        ),
+        (
+            json!("image/png"),
+            json!(100),
+            json!(60),
+            json!("beach.png")
+        )
+    );
+    let input_id = file["id"].as_str().unwrap().to_owned();
+
+    let body = json!({
+        "operation": "apply_watermark",
+        "inputFileId": input_id,
+        "params": {"text": "@genie", "position": "bottom-right", "opacity": 80},
+        "creatorProfileId": "0b7c6f5e-3f1a-4f7e-9a55-2d3c4b5a6e7f",
+    });
+    let queued = enqueue(&app, body, &creator, None).await;
+    assert_eq!(queued.status, StatusCode::OK, "{:?}", queued.body);
+    assert_eq!(
+        queued.body["job"]["input"],
+        json!({"input_file_id": input_id})
+    );
+    let id = queued.body["jobId"].as_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let job = loop {
+        let polled = app
+            .get(&format!("/api/queue/jobs/{id}"), Some(&creator))
+            .await;
+        let job = polled.body["job"].clone();
+        if job["status"] == "completed" {
+            break job;
+        }
+        assert!(
+            std::time::Instant::now() < deadline && job["status"] != "failed",
+            "{job}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(job["progress"], 100);
+    let result = &job["result"];
+    assert_eq!(
+        (result["width"].clone(), result["height"].clone()),
+        (json!(100), json!(60))
+    );
+    let output_url = result["output_url"].as_str().unwrap();
+
+    let fetched = app
+        .client
+        .get(app.url(output_url))
+        .bearer_auth(&creator)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fetched.status(), StatusCode::OK);
+    assert_eq!(fetched.headers()["content-type"], "image/png");
+    assert_eq!(fetched.headers()["x-content-type-options"], "nosniff");
+    let bytes = fetched.bytes().await.unwrap();
+    assert_eq!(result["bytes"], json!(bytes.len()));
+    let watermarked = image::load_from_memory(&bytes).unwrap().to_rgb8();
+    let original = image::load_from_memory(&png(100, 60)).unwrap().to_rgb8();
+    assert_eq!(watermarked.dimensions(), (100, 60));
+    assert_ne!(
+        watermarked.get_pixel(90, 55),
+        original.get_pixel(90, 55),
+        "the bottom-right corner carries the mark"
+    );
+    assert_eq!(watermarked.get_pixel(2, 2), original.get_pixel(2, 2));
+
+    for path in [output_url.to_owned(), format!("/api/files/{input_id}")] {
+        let hidden = app.get(&path, Some(&other)).await;
+        assert_eq!(hidden.status, StatusCode::NOT_FOUND, "{:?}", hidden.body);
+        assert_eq!(hidden.body["reason"], "not_found");
+    }
+    let anonymous = app.get(output_url, None).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    let theirs = enqueue(
+        &app,
+        json!({"operation": "strip_metadata", "inputFileId": input_id, "creatorProfileId": "0b7c6f5e-3f1a-4f7e-9a55-2d3c4b5a6e7f"}),
+        &other,
+        None,
+    )
+    .await;
+    assert_eq!(theirs.status, StatusCode::NOT_FOUND, "{:?}", theirs.body);
+    assert_eq!(theirs.body["field"], "input_file_id");
+}
+
+#[tokio::test]
+async fn uploads_that_are_not_media_are_refused_by_what_they_hold() {
+    let app = spawn_app().await;
+    let (_, creator) = app.new_creator("bad-files@genie.test").await;
+    let html = upload(&app, &creator, "photo.png", b"<html><script>".to_vec()).await;
+    assert_eq!(
+        html.status,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "{:?}",
+        html.body
+    );
+    assert_eq!(
+        (html.body["reason"].clone(), html.body["field"].clone()),
+        (json!("unsupported_media_type"), json!("file"))
+    );
+    let json_body = app
+        .send(
+            app.client
+                .post(app.url("/api/files"))
+                .bearer_auth(&creator)
+                .json(&json!({"file": "x"})),
+        )
+        .await;
+    assert_eq!(json_body.status, StatusCode::BAD_REQUEST);
+    assert_eq!(json_body.body["field"], "file");
+    let empty_form = app
+        .send(
+            app.client
+                .post(app.url("/api/files"))
+                .bearer_auth(&creator)
+                .multipart(reqwest::multipart::Form::new().text("note", "hello")),
+        )
+        .await;
+    assert_eq!(
+        (empty_form.status, empty_form.body["field"].clone()),
+        (StatusCode::BAD_REQUEST, json!("file"))
+    );
+    let anonymous = app
+        .send(
+            app.client
+                .post(app.url("/api/files"))
+                .multipart(reqwest::multipart::Form::new().text("file", "x")),
+        )
+        .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
 }
