@@ -382,6 +382,34 @@ pub async fn retry_job(
         .await
 }
 
+error_set! {
+    CancelRules {
+        404 "not_found": "no job with this id, or another user's",
+        409 "job_finished": "the job has completed or failed already",
+        503 "service_unavailable": "the job is cancelled but svc-usage could not give back its quota yet: send the cancel again",
+    }
+}
+
+/// Cancels a queued or active job of the caller's: a queued one never starts, a running one is
+/// stopped on whichever worker holds it (its partial output discarded), and its `ai_media_ops`
+/// is given back. Cancelling a cancelled job answers it again.
+#[utoipa::path(tag = "queue",
+    security(("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
+    params(("id" = String, Path, description = "The job's id")),
+    responses((status = 200, description = "The job, cancelled", body = Envelope<OneJob>),
+              Errors<(Authenticated, CancelRules)>))]
+#[post("/api/queue/jobs/{id}/cancel")]
+pub async fn cancel_job(
+    AuthenticatedUser(caller): AuthenticatedUser,
+    PathId(job_id): PathId,
+    state: web::Data<AppState>,
+) -> Reply<OneJob> {
+    state
+        .queue
+        .forward(&caller, pb::CancelJobRequest { job_id }, rpc!(cancel_job))
+        .await
+}
+
 /// A stored file: an upload, or a job's output.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct FileView {
@@ -558,6 +586,7 @@ pub fn routes(routes: &mut Routes) {
         .add(list_jobs)
         .add(get_job)
         .add(retry_job)
+        .add(cancel_job)
         .add(upload_file)
         .add(get_file);
 }

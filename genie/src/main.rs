@@ -89,6 +89,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let credentials_listener = bind_grpc("svc-credentials", credentials.grpc_addr).await?;
             let skills_listener = bind_grpc("svc-skills", skills.grpc_addr).await?;
             let queue_listener = bind_grpc("svc-queue", queue.grpc_addr).await?;
+            let worker_listener = bind_grpc("svc-queue worker", queue.worker_health_addr).await?;
             let http = bind_http(&gateway)?;
             tracing::info!(gateway = %http.local_addr()?, "genie is up");
             let gateway_server = gateway::build(gateway, http)?;
@@ -102,7 +103,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 ),
                 svc_skills::run(skills, skills_listener, common::shutdown::signal()),
                 svc_queue::run(queue.clone(), queue_listener, common::shutdown::signal()),
-                svc_queue::run_worker(queue, common::shutdown::signal()),
+                svc_queue::run_worker(queue, worker_listener, common::shutdown::signal()),
                 async { gateway_server.await.context("gateway") },
             )?;
             Ok(())

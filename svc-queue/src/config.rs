@@ -50,6 +50,12 @@ pub struct Config {
     pub retry_base: Duration,
     /// `QUEUE_FETCH_TIMEOUT_MS`: how long fetching an `input_url` may take.
     pub fetch_timeout: Duration,
+    /// `QUEUE_CANCEL_POLL_MS`: how often a worker checks that a running job is still its own
+    /// (not cancelled), so that a cancel stops the work within about this long.
+    pub cancel_poll: Duration,
+    /// `QUEUE_WORKER_HEALTH_ADDR`: where a worker answers `grpc.health.v1` (SERVING while it
+    /// consumes), for its probes.
+    pub worker_health_addr: SocketAddr,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/genie";
@@ -126,6 +132,11 @@ impl Config {
             operation_timeout: positive("QUEUE_OPERATION_TIMEOUT_MS", 120_000)?,
             retry_base: positive("QUEUE_RETRY_BASE_MS", 1_000)?,
             fetch_timeout: positive("QUEUE_FETCH_TIMEOUT_MS", 30_000)?,
+            cancel_poll: positive("QUEUE_CANCEL_POLL_MS", 500)?,
+            worker_health_addr: config::var(
+                "QUEUE_WORKER_HEALTH_ADDR",
+                SocketAddr::from(([0, 0, 0, 0], 50057)),
+            )?,
         })
     }
 
@@ -154,6 +165,8 @@ impl Config {
             operation_timeout: Duration::from_secs(120),
             retry_base: Duration::from_secs(1),
             fetch_timeout: Duration::from_secs(30),
+            cancel_poll: Duration::from_millis(500),
+            worker_health_addr: SocketAddr::from(([127, 0, 0, 1], 50057)),
         }
     }
 }

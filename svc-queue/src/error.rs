@@ -12,6 +12,10 @@ pub enum QueueError {
     KeyReused,
     #[error("only a failed job can be retried; this one is {0}")]
     NotRetryable(String),
+    #[error("only a queued or active job can be cancelled; this one is {0}")]
+    NotCancellable(String),
+    #[error("the job is cancelled, but giving back its quota failed: send the cancel again")]
+    RefundFailed,
     #[error("{0}")]
     UnsupportedOperation(String),
     #[error("{0}")]
@@ -44,6 +48,8 @@ impl From<QueueError> for ApiError {
                 ApiError::conflict("idempotency_key_reused", message).with_field("idempotency_key")
             }
             QueueError::NotRetryable(_) => ApiError::conflict("job_not_failed", message),
+            QueueError::NotCancellable(_) => ApiError::conflict("job_finished", message),
+            QueueError::RefundFailed => ApiError::unavailable(message),
             QueueError::UnsupportedOperation(_) => ApiError::new(
                 common::Kind::InvalidArgument,
                 "unsupported_operation",

@@ -133,6 +133,18 @@ impl pb::queue_server::Queue for QueueGrpc {
         Ok(Response::new(job.into()))
     }
 
+    async fn cancel_job(
+        &self,
+        request: Request<pb::CancelJobRequest>,
+    ) -> Result<Response<pb::Job>, Status> {
+        let caller = identity(&request)?;
+        let job = self
+            .service
+            .cancel(&caller, &request.get_ref().job_id)
+            .await?;
+        Ok(Response::new(job.into()))
+    }
+
     async fn upload_file(
         &self,
         request: Request<pb::UploadFileRequest>,

@@ -101,10 +101,12 @@ fn storage(config: &Config) -> Arc<dyn Storage> {
     Arc::new(LocalDirectory::new(&config.storage_dir))
 }
 
-/// Runs a worker until `shutdown` resolves; the jobs it held and had not settled are delivered
-/// again by the broker.
+/// Runs a worker until `shutdown` resolves, answering `grpc.health.v1` on `health_listener`
+/// (SERVING while it consumes); the jobs it held and had not settled are delivered again by the
+/// broker.
 pub async fn run_worker(
     config: Config,
+    health_listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     migrate(&config.database_url).await?;
@@ -113,6 +115,10 @@ pub async fn run_worker(
         usize::from(config.worker_concurrency) + 2,
         &config.database,
     )?;
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
     let worker = Arc::new(worker::Worker {
         pool,
         storage: storage(&config),
@@ -128,16 +134,24 @@ pub async fn run_worker(
         operation_timeout: config.operation_timeout,
         retry_base: config.retry_base,
         max_file_bytes: config.max_file_bytes,
+        cancel_poll: config.cancel_poll,
+        health,
     });
     let running = AbortOnDrop(tokio::spawn(worker.run()));
-    shutdown.await;
+    tracing::info!(health = %health_listener.local_addr()?, "svc-queue worker started");
+    let incoming = tonic::transport::server::TcpIncoming::from(health_listener);
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await?;
     drop(running);
     Ok(())
 }
 
 /// Runs a worker until SIGTERM or Ctrl-C.
 pub async fn serve_worker(config: Config) -> anyhow::Result<()> {
-    run_worker(config, common::shutdown::signal()).await
+    let listener = TcpListener::bind(config.worker_health_addr).await?;
+    run_worker(config, listener, common::shutdown::signal()).await
 }
 
 /// Binds the configured address and runs until SIGTERM or Ctrl-C.

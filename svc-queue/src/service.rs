@@ -240,6 +240,34 @@ impl QueueService {
         }
     }
 
+    /// Cancels a queued or active job of the caller's: a queued one never starts, a running one
+    /// is stopped by the worker holding it (which sees its lease gone), and its `ai_media_ops`
+    /// is given back. Cancelling a cancelled job again answers it again and retries a refund
+    /// that failed (svc-usage gives back a key's consumption once).
+    pub async fn cancel(&self, identity: &Identity, id: &str) -> Result<JobRow, QueueError> {
+        let user = identity.require_user()?;
+        let id = Uuid::parse_str(id.trim()).map_err(|_| QueueError::NotFound)?;
+        let db = self.pool.get().await?;
+        let job = match store::cancel(&db, user.id, id).await? {
+            Some(job) => job,
+            None => {
+                let job = store::job(&db, user.id, id)
+                    .await?
+                    .ok_or(QueueError::NotFound)?;
+                if job.status != "cancelled" {
+                    return Err(QueueError::NotCancellable(job.status));
+                }
+                job
+            }
+        };
+        drop(db);
+        if let Err(err) = self.quota.refund(identity, &job.idempotency_key).await {
+            tracing::warn!(reason = %err.reason, job = %job.id, "refund of a cancelled job failed");
+            return Err(QueueError::RefundFailed);
+        }
+        Ok(job)
+    }
+
     /// Stores an input file of the caller's: its type read from its bytes, its bytes durable
     /// before its row is written.
     pub async fn upload(

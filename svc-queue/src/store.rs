@@ -11,7 +11,7 @@ use crate::error::QueueError;
 
 const JOB_COLUMNS: &str = "id, owner_id, creator_profile_id, job_type, queue_name, status, priority, \
      payload, result, error, attempts, max_attempts, progress, request_digest, created_at, \
-     updated_at, started_at, completed_at, next_attempt_at";
+     updated_at, started_at, completed_at, next_attempt_at, idempotency_key";
 
 #[derive(Debug, Clone)]
 pub struct JobRow {
@@ -34,6 +34,8 @@ pub struct JobRow {
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
     pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The key its `ai_media_ops` was consumed under (the client's, or one made up).
+    pub idempotency_key: String,
 }
 
 impl From<&Row> for JobRow {
@@ -58,6 +60,7 @@ impl From<&Row> for JobRow {
             started_at: row.get(16),
             completed_at: row.get(17),
             next_attempt_at: row.get(18),
+            idempotency_key: row.get(19),
         }
     }
 }
@@ -155,7 +158,7 @@ pub async fn jobs(
     );
     let rows = sql::query(db, &sql, &[&owner_id, &status, &limit, &offset]).await?;
     let total = match rows.first() {
-        Some(row) => row.get(19),
+        Some(row) => row.get(20),
         // Past the last page the window has no row to count on.
         None => sql::query_one(
             db,
@@ -251,6 +254,43 @@ pub async fn start_attempt(
 pub async fn job_by_id(db: &impl GenericClient, id: Uuid) -> Result<Option<JobRow>, QueueError> {
     let sql = format!("SELECT {JOB_COLUMNS} FROM queue.media_jobs WHERE id = $1");
     Ok(sql::query_opt(db, &sql, &[&id])
+        .await?
+        .as_ref()
+        .map(JobRow::from))
+}
+
+/// Whether the attempt still holds the job (it was neither cancelled nor taken by another).
+pub async fn holds(db: &impl GenericClient, id: Uuid, lease: Uuid) -> Result<bool, QueueError> {
+    Ok(sql::query_one(
+        db,
+        "SELECT EXISTS (SELECT 1 FROM queue.media_jobs \
+           WHERE id = $1 AND lease = $2 AND status = 'active')",
+        &[&id, &lease],
+    )
+    .await?
+    .get(0))
+}
+
+/// Cancels the owner's job if it is queued or active (a worker holding it sees its lease gone
+/// and stops); its unsent outbox rows are deleted with it. `None` when the owner has no such
+/// job in either state.
+pub async fn cancel(
+    db: &impl GenericClient,
+    owner_id: Uuid,
+    id: Uuid,
+) -> Result<Option<JobRow>, QueueError> {
+    let sql = format!(
+        "WITH cancelled AS (\
+           UPDATE queue.media_jobs SET status = 'cancelled', error = 'cancelled by its owner', \
+             lease = NULL, next_attempt_at = NULL, completed_at = now(), updated_at = now() \
+           WHERE id = $1 AND owner_id = $2 AND status IN ('queued', 'active') \
+           RETURNING {JOB_COLUMNS}), \
+         unsent AS (\
+           DELETE FROM queue.outbox WHERE sent_at IS NULL \
+             AND job_id IN (SELECT id FROM cancelled)) \
+         SELECT {JOB_COLUMNS} FROM cancelled"
+    );
+    Ok(sql::query_opt(db, &sql, &[&id, &owner_id])
         .await?
         .as_ref()
         .map(JobRow::from))

@@ -58,6 +58,9 @@ pub struct Worker {
     pub operation_timeout: Duration,
     pub retry_base: Duration,
     pub max_file_bytes: usize,
+    pub cancel_poll: Duration,
+    /// SERVING while the worker consumes.
+    pub health: tonic_health::server::HealthReporter,
 }
 
 /// What becomes of a delivered message.
@@ -113,6 +116,7 @@ impl Worker {
         let mut backoff = MIN_BACKOFF;
         loop {
             let err = Arc::clone(&self).consume(&mut backoff).await;
+            self.set_serving(false).await;
             tracing::warn!(error = %err, retry_in = ?backoff, "queue worker stopped consuming");
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -145,6 +149,7 @@ impl Worker {
                 Err(_) => return lapin::Error::from(std::io::Error::other("connecting timed out")),
             };
         tracing::info!(%queue, prefetch = self.concurrency, "queue worker consuming");
+        self.set_serving(true).await;
         *backoff = MIN_BACKOFF;
         let mut running = JoinSet::new();
         while let Some(delivery) = consumer.next().await {
@@ -157,6 +162,15 @@ impl Worker {
             while running.try_join_next().is_some() {}
         }
         lapin::Error::from(std::io::Error::other("the consumer was cancelled"))
+    }
+
+    async fn set_serving(&self, serving: bool) {
+        let status = if serving {
+            tonic_health::ServingStatus::Serving
+        } else {
+            tonic_health::ServingStatus::NotServing
+        };
+        self.health.set_service_status("", status).await;
     }
 
     async fn handle(&self, delivery: Delivery) {
@@ -200,14 +214,21 @@ impl Worker {
                 return Settle::Requeue;
             }
         };
-        let outcome =
-            match tokio::time::timeout(self.operation_timeout, self.attempt(&job, lease)).await {
+        // Dropping the attempt stops it: a fetch in flight is closed, an ffmpeg child killed.
+        let attempt = tokio::time::timeout(self.operation_timeout, self.attempt(&job, lease));
+        let outcome = tokio::select! {
+            outcome = attempt => match outcome {
                 Ok(outcome) => outcome,
                 Err(_) => Err(Failure::Transient(format!(
                     "the attempt ran over the time limit of {} s",
                     self.operation_timeout.as_secs_f64()
                 ))),
-            };
+            },
+            () = self.released(job.id, lease) => {
+                tracing::info!(job = %job.id, "the job was cancelled or taken by another attempt; stopped");
+                return Settle::Ack;
+            }
+        };
         let recorded = match outcome {
             Ok(()) => return Settle::Ack,
             Err(Failure::Unrecorded(err)) => Err(err),
@@ -222,6 +243,18 @@ impl Worker {
             tracing::warn!(error = %err, job = %job.id, "could not record a job's attempt");
             Settle::Requeue
         })
+    }
+
+    /// Resolves once the attempt no longer holds the job: cancelled by its owner, or taken by
+    /// another delivery of it.
+    async fn released(&self, id: Uuid, lease: Uuid) {
+        loop {
+            tokio::time::sleep(self.cancel_poll).await;
+            let held = async { store::holds(&self.pool.get().await?, id, lease).await };
+            if let Ok(false) = held.await {
+                return;
+            }
+        }
     }
 
     /// A delivery of a job that is not there to run: done before (acked), or held by a worker

@@ -98,7 +98,8 @@ impl Drop for TestWorker {
 fn spawn_worker(config: &Config) -> TestWorker {
     let config = config.clone();
     TestWorker(tokio::spawn(async move {
-        svc_queue::run_worker(config, std::future::pending())
+        let (health, _) = common::testing::random_listener().await;
+        svc_queue::run_worker(config, health, std::future::pending())
             .await
             .unwrap();
     }))
@@ -115,6 +116,8 @@ struct Cdn {
     answer: std::sync::Arc<std::sync::Mutex<Answer>>,
     stall: std::sync::Arc<std::sync::atomic::AtomicBool>,
     requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Held requests whose client closed the connection.
+    abandoned: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     _server: tokio::task::JoinHandle<()>,
 }
 
@@ -127,13 +130,23 @@ impl Cdn {
         let answer = std::sync::Arc::new(std::sync::Mutex::new(answer));
         let stall = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let abandoned = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let server = tokio::spawn({
-            let (answer, stall, requests) = (answer.clone(), stall.clone(), requests.clone());
+            let (answer, stall, requests, abandoned) = (
+                answer.clone(),
+                stall.clone(),
+                requests.clone(),
+                abandoned.clone(),
+            );
             async move {
                 loop {
                     let (mut socket, _) = listener.accept().await.unwrap();
-                    let (answer, stall, requests) =
-                        (answer.clone(), stall.clone(), requests.clone());
+                    let (answer, stall, requests, abandoned) = (
+                        answer.clone(),
+                        stall.clone(),
+                        requests.clone(),
+                        abandoned.clone(),
+                    );
                     tokio::spawn(async move {
                         let mut head = Vec::new();
                         let mut buffer = [0u8; 1024];
@@ -145,7 +158,14 @@ impl Cdn {
                         }
                         requests.fetch_add(1, Ordering::SeqCst);
                         if stall.load(Ordering::SeqCst) {
-                            tokio::time::sleep(Duration::from_secs(60)).await;
+                            // Held until the client lets go of the connection.
+                            let mut rest = [0u8; 64];
+                            let _ = tokio::time::timeout(
+                                Duration::from_secs(60),
+                                socket.read(&mut rest),
+                            )
+                            .await;
+                            abandoned.fetch_add(1, Ordering::SeqCst);
                             return;
                         }
                         let (status, content_type, body) = answer.lock().unwrap().clone();
@@ -165,12 +185,17 @@ impl Cdn {
             answer,
             stall,
             requests,
+            abandoned,
             _server: server,
         }
     }
 
     fn answer(&self, answer: Answer) {
         *self.answer.lock().unwrap() = answer;
+    }
+
+    fn abandoned(&self) -> usize {
+        self.abandoned.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn requests(&self) -> usize {
@@ -313,6 +338,19 @@ impl TestQueue {
             bytes.extend_from_slice(&chunk.data);
         }
         Ok((file, bytes))
+    }
+
+    async fn cancel(&self, caller: Uuid, job_id: &str) -> Result<pb::Job, tonic::Status> {
+        let mut client = self.client.clone();
+        client
+            .cancel_job(request(
+                pb::CancelJobRequest {
+                    job_id: job_id.into(),
+                },
+                &creator(caller),
+            ))
+            .await
+            .map(tonic::Response::into_inner)
     }
 
     async fn sql(&self, query: &str) -> i64 {
@@ -1071,4 +1109,101 @@ async fn a_job_whose_worker_dies_mid_attempt_is_finished_once_by_another() {
     let result: serde_json::Value = serde_json::from_str(&done.result_json).unwrap();
     assert_eq!(result["content_type"], "image/webp");
     assert_eq!(queue.sql("SELECT count(*) FROM queue.files").await, 1);
+}
+
+#[tokio::test]
+async fn a_queued_job_cancelled_never_starts_and_its_quota_comes_back() {
+    let queue = spawn_queue().await;
+    let me = Uuid::new_v4();
+    let job = queue
+        .enqueue(me, resize("cancel-me"))
+        .await
+        .unwrap()
+        .job
+        .unwrap();
+    assert_eq!(queue.used_media_ops(me).await, 1);
+    let cancelled = queue.cancel(me, &job.id).await.unwrap();
+    assert_eq!(cancelled.status, "cancelled");
+    assert_eq!(queue.used_media_ops(me).await, 0);
+    // Again: the same answer, and nothing given back twice.
+    assert_eq!(queue.cancel(me, &job.id).await.unwrap().status, "cancelled");
+    assert_eq!(queue.used_media_ops(me).await, 0);
+    assert_eq!(
+        queue
+            .cancel(Uuid::new_v4(), &job.id)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+    // Its message, if the relay had sent it, is acked by a worker without running it.
+    let _worker = spawn_worker(&queue.config);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = queue.job(me, &job.id).await;
+    assert_eq!((after.status.as_str(), after.attempts), ("cancelled", 0));
+}
+
+#[tokio::test]
+async fn a_running_job_cancelled_elsewhere_is_stopped_on_its_worker_and_refunded() {
+    let cdn = Cdn::start((200, "image/png", picture(40, 40, image::ImageFormat::Png))).await;
+    cdn.stall.store(true, std::sync::atomic::Ordering::SeqCst);
+    let queue = spawn_local_queue(|config| config.cancel_poll = Duration::from_millis(50)).await;
+    let worker = spawn_worker(&queue.config);
+    let me = Uuid::new_v4();
+    let job = queue
+        .enqueue(me, from_url(&cdn.url, "resize_image", r#"{"width": 20}"#))
+        .await
+        .unwrap()
+        .job
+        .unwrap();
+    queue.wait_status(me, &job.id, "active").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cdn.requests() == 0 {
+        assert!(Instant::now() < deadline, "the worker never fetched");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let cancelled = queue.cancel(me, &job.id).await.unwrap();
+    assert_eq!(cancelled.status, "cancelled");
+    assert_eq!(queue.used_media_ops(me).await, 0, "its quota came back");
+    // The worker stops the attempt: the fetch it was waiting on is closed.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while cdn.abandoned() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the worker kept the cancelled attempt running"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(worker);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let after = queue.job(me, &job.id).await;
+    assert_eq!(
+        (after.status.as_str(), after.result_json.as_str()),
+        ("cancelled", "")
+    );
+    assert_eq!(queue.sql("SELECT count(*) FROM queue.files").await, 0);
+    assert!(
+        queue.take_messages("media-jobs").await.is_empty(),
+        "its message was acked, not left to run again"
+    );
+    let finished = queue
+        .enqueue(me, resize("done-already"))
+        .await
+        .unwrap()
+        .job
+        .unwrap();
+    testing::connect(&queue.database_url)
+        .await
+        .execute(
+            "UPDATE queue.media_jobs SET status = 'completed' WHERE id = $1",
+            &[&Uuid::parse_str(&finished.id).unwrap()],
+        )
+        .await
+        .unwrap();
+    let refused = queue.cancel(me, &finished.id).await.unwrap_err();
+    assert_eq!(
+        (refused.code(), reason(&refused)),
+        (Code::AlreadyExists, "job_finished")
+    );
 }

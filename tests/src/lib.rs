@@ -90,6 +90,11 @@ impl GenieProcess {
                     .to_string(),
             ),
         ];
+        let worker_health = free_port().await;
+        variables.push((
+            "QUEUE_WORKER_HEALTH_ADDR".to_owned(),
+            format!("127.0.0.1:{worker_health}"),
+        ));
         for service in ["AUTH", "USAGE", "CREDENTIALS", "SKILLS", "QUEUE"] {
             let grpc = free_port().await;
             variables.push((format!("{service}_DATABASE_URL"), database.url.clone()));

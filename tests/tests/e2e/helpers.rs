@@ -166,7 +166,8 @@ async fn spawn(
         queue_config.name_prefix = common::testing::broker_prefix();
         let config = queue_config.clone();
         tokio::spawn(async move {
-            svc_queue::run_worker(config, std::future::pending())
+            let (health, _) = common::testing::random_listener().await;
+            svc_queue::run_worker(config, health, std::future::pending())
                 .await
                 .unwrap();
         })
