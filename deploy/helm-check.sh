@@ -128,6 +128,17 @@ refuse "a value outside its choices" --set auth.env.AUTH_MODE=ldap
 refuse "a vault key that is not 32 bytes of base64" --set secrets.values.CREDENTIALS_ENC_KEY_B64=short
 refuse "a RabbitMQ URL that is not amqp:// or amqps://" --set secrets.values.QUEUE_AMQP_URL=http://rabbitmq:15672
 refuse "a queue setting out of its range" --set queue.env.QUEUE_MAX_ATTEMPTS=0
+refuse "a worker setting given to svc-queue" --set queue.env.QUEUE_WORKER_CONCURRENCY=4
+refuse "a shared queue setting given to the worker alone" --set queueWorker.env.QUEUE_NAME_PREFIX=other.
+refuse "a worker setting out of its range" --set queueWorker.env.QUEUE_WORKER_CONCURRENCY=0
+refuse "a mistyped worker setting" --set-string queueWorker.env.QUEUE_OPERATION_TIMEOUT_MS=2min
+refuse "the worker's health address, which the chart sets" --set queueWorker.env.QUEUE_WORKER_HEALTH_ADDR=0.0.0.0:1
+refuse "the files directory, which the chart sets" --set queue.env.QUEUE_STORAGE_DIR=/files
+refuse "a misspelt file storage key" --set fileStorage.existingClaimName=files
+refuse "an access mode that one pod alone may use" --set 'fileStorage.accessModes={ReadWriteOncePod}'
+refuse "a relative files mount path" --set fileStorage.mountPath=data/files
+refuse "a file size that is not a quantity" --set fileStorage.size=10GB
+refuse "a misspelt egress key of the worker" --set networkPolicy.egress.internet.port=443
 refuse "directus mode without DIRECTUS_URL" --set auth.env.AUTH_MODE=directus
 refuse "a ServiceMonitor, which the chart does not have (no /metrics yet)" --set serviceMonitor.enabled=true
 printf 'ingress:\n  enabled: true\n  hosts:\n    - api.example.com\n' >"$work/hosts.yaml"

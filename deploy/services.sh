@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure PostgreSQL (127.0.0.1:5432, trust auth on loopback), RabbitMQ (127.0.0.1:5672,
 # guest/guest) and Redis (127.0.0.1:6379) are running, installing them from Debian's packages where they are missing, and
-# that the local `genie` database exists. Idempotent: safe to run again and again.
+# that the local `genie` database exists; installs ffmpeg (svc-queue's video work) the same way.
+# Idempotent: safe to run again and again.
 set -euo pipefail
 
 log() { printf '[services] %s\n' "$*"; }
@@ -70,4 +71,10 @@ if ! port_open 6379; then
   wait_port 6379 Redis
 fi
 
-log "PostgreSQL, RabbitMQ and Redis are up"
+# ffmpeg (svc-queue's video operations; without it they are refused at enqueue)
+if ! command -v ffmpeg >/dev/null || ! command -v ffprobe >/dev/null; then
+  log "installing ffmpeg"
+  apt_install ffmpeg
+fi
+
+log "PostgreSQL, RabbitMQ and Redis are up; ffmpeg is installed"

@@ -273,6 +273,56 @@ pub async fn migrate(url: &str, schema: &str, mut runner: refinery::Runner) -> R
     Ok(())
 }
 
+/// Wakes `wake` on every `NOTIFY` on `channel`, and once after each (re)connection, since what
+/// was notified while disconnected is lost; reconnects with a backoff. Runs until dropped. For
+/// work other processes signal through the database (a job finished, so there is room to
+/// publish), without polling for it.
+pub async fn follow_notifications(
+    url: String,
+    channel: &'static str,
+    connect_timeout: Duration,
+    wake: std::sync::Arc<tokio::sync::Notify>,
+) {
+    const MIN_BACKOFF: Duration = Duration::from_millis(200);
+    const MAX_BACKOFF: Duration = Duration::from_secs(5);
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        match tokio::time::timeout(connect_timeout, tokio_postgres::connect(&url, NoTls)).await {
+            Ok(Ok((client, mut connection))) => {
+                let wake_on_notify = std::sync::Arc::clone(&wake);
+                // The connection carries the answers to the client's calls as well as the
+                // notifications, so it is driven on its own while the client listens.
+                let mut driver = tokio::spawn(async move {
+                    while let Some(Ok(message)) =
+                        std::future::poll_fn(|cx| connection.poll_message(cx)).await
+                    {
+                        if let tokio_postgres::AsyncMessage::Notification(_) = message {
+                            wake_on_notify.notify_one();
+                        }
+                    }
+                });
+                match client.batch_execute(&format!("LISTEN \"{channel}\"")).await {
+                    Ok(()) => {
+                        backoff = MIN_BACKOFF;
+                        wake.notify_one();
+                        let _ = (&mut driver).await;
+                        tracing::warn!(
+                            channel,
+                            "the connection listening for notifications closed"
+                        );
+                    }
+                    Err(err) => tracing::warn!(%err, channel, "LISTEN failed"),
+                }
+                driver.abort();
+            }
+            Ok(Err(err)) => tracing::warn!(%err, channel, "could not connect to listen"),
+            Err(_) => tracing::warn!(channel, "connecting to listen timed out"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
 /// The database check a service's health follows ([`crate::grpc::serve`] runs it every
 /// [`Settings::health_interval`]).
 ///

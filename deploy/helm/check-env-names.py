@@ -16,7 +16,8 @@ schema = json.loads((root / "deploy/helm/genie/values.schema.json").read_text())
 props = schema["properties"]
 
 chart_env = set()
-for component in ("gateway", "auth", "usage", "credentials", "skills", "queue"):
+components = ("gateway", "auth", "usage", "credentials", "skills", "queue", "queueWorker")
+for component in components:
     chart_env |= set(props[component]["properties"]["env"]["properties"])
 chart_env |= set(props["commonEnv"]["properties"])
 secret_keys = set(props["secrets"]["properties"]["values"]["properties"])
@@ -24,7 +25,7 @@ secret_keys = set(props["secrets"]["properties"]["values"]["properties"])
 chart_set = {"GATEWAY_ADDR", "AUTH_GRPC_URL", "USAGE_GRPC_URL", "CREDENTIALS_GRPC_URL",
              "AUTH_GRPC_ADDR", "USAGE_GRPC_ADDR", "CREDENTIALS_GRPC_ADDR", "USAGE_TIERS_PATH",
              "GENIE_WORKER_THREADS", "SKILLS_GRPC_URL", "SKILLS_GRPC_ADDR", "QUEUE_GRPC_URL",
-             "QUEUE_GRPC_ADDR"}
+             "QUEUE_GRPC_ADDR", "QUEUE_WORKER_HEALTH_ADDR", "QUEUE_STORAGE_DIR"}
 chart = chart_env | secret_keys | chart_set
 not_for_pods = {"TEST_DATABASE_ADMIN_URL", "TEST_POSTGRES_BIN"}  # read by the tests only
 
@@ -35,8 +36,9 @@ used_by = {}  # variable: the components README.md says read it
 component_of = {"gateway": "gateway", "svc-auth": "auth", "svc-usage": "usage",
                 "svc-credentials": "credentials", "`genie invite`": "auth",
                 "`genie rotate-keys`": "credentials", "svc-skills": "skills",
-                "`genie import-skills`": "skills", "svc-queue": "queue"}
-everyone = {"gateway", "auth", "usage", "credentials", "skills", "queue"}
+                "`genie import-skills`": "skills", "svc-queue": "queue",
+                "svc-queue worker": "queueWorker", "`genie serve queue-worker`": "queueWorker"}
+everyone = set(components)
 for line in table.splitlines():
     if line.startswith("| `"):
         cells = [cell.strip() for cell in line.split("|")]

@@ -33,6 +33,10 @@ pub struct Config {
     pub relay_interval: Duration,
     /// `QUEUE_RELAY_BATCH`: outbox rows published per transaction.
     pub relay_batch: i64,
+    /// `QUEUE_BROKER_BACKLOG`: messages a job queue may hold waiting for a worker; the rest wait
+    /// in the outbox, taken in turn per owner. Lower is fairer between creators; about the
+    /// number of worker slots keeps every worker busy.
+    pub broker_backlog: u32,
     /// `QUEUE_ALLOW_PRIVATE_URLS`: let `input_url` name loopback and private addresses (local
     /// development only: the fetch runs inside the platform's network).
     pub allow_private_urls: bool,
@@ -40,6 +44,9 @@ pub struct Config {
     pub capabilities: crate::operations::Capabilities,
     /// `QUEUE_STORAGE_DIR`: the directory files are kept in (shared by svc-queue and its workers).
     pub storage_dir: std::path::PathBuf,
+    /// `QUEUE_SCRATCH_DIR`: where a worker writes a video job's inputs and output while ffmpeg
+    /// runs (removed after each attempt); the system's temporary directory by default.
+    pub scratch_dir: std::path::PathBuf,
     /// `QUEUE_MAX_FILE_BYTES`: the largest file kept, uploaded, fetched or produced.
     pub max_file_bytes: usize,
     /// `QUEUE_WORKER_CONCURRENCY`: jobs one worker runs at once (its prefetch).
@@ -88,6 +95,13 @@ impl Config {
         if !(1..=10_000).contains(&relay_batch) {
             return Err(ConfigError::new("QUEUE_RELAY_BATCH", "must be 1 to 10000"));
         }
+        let broker_backlog = config::var("QUEUE_BROKER_BACKLOG", 4)?;
+        if broker_backlog == 0 {
+            return Err(ConfigError::new(
+                "QUEUE_BROKER_BACKLOG",
+                "must be at least 1",
+            ));
+        }
         let max_file_bytes = config::var("QUEUE_MAX_FILE_BYTES", DEFAULT_MAX_FILE_BYTES)?;
         if !(1..=1 << 30).contains(&max_file_bytes) {
             return Err(ConfigError::new(
@@ -124,9 +138,11 @@ impl Config {
             delivery_limit,
             relay_interval,
             relay_batch,
+            broker_backlog,
             allow_private_urls: config::var("QUEUE_ALLOW_PRIVATE_URLS", false)?,
             capabilities: crate::operations::Capabilities::detect(),
             storage_dir: config::var("QUEUE_STORAGE_DIR", DEFAULT_STORAGE_DIR.into())?,
+            scratch_dir: config::var("QUEUE_SCRATCH_DIR", std::env::temp_dir())?,
             max_file_bytes,
             worker_concurrency,
             operation_timeout: positive("QUEUE_OPERATION_TIMEOUT_MS", 120_000)?,
@@ -157,9 +173,11 @@ impl Config {
             delivery_limit: 20,
             relay_interval: Duration::from_millis(1_000),
             relay_batch: 100,
+            broker_backlog: 4,
             allow_private_urls: false,
             capabilities: crate::operations::Capabilities::detect(),
             storage_dir: DEFAULT_STORAGE_DIR.into(),
+            scratch_dir: std::env::temp_dir(),
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             worker_concurrency: 2,
             operation_timeout: Duration::from_secs(120),

@@ -15,6 +15,7 @@ pub mod relay;
 pub mod service;
 pub mod storage;
 pub mod store;
+pub mod video;
 pub mod worker;
 
 use std::future::Future;
@@ -70,11 +71,18 @@ pub async fn run(
         let pool = pool.clone();
         move || relay::prune_sent_rows(pool.clone())
     })));
+    let woken_by_workers = AbortOnDrop(tokio::spawn(common::db::follow_notifications(
+        config.database_url.clone(),
+        store::WAKE_CHANNEL,
+        config.database.connect_timeout,
+        Arc::clone(&wake),
+    )));
     let relay = relay::Relay {
         pool,
         amqp_url: config.amqp_url.expose().to_owned(),
         topology: broker::Topology::new(&config.name_prefix, config.delivery_limit),
         batch: config.relay_batch,
+        backlog: config.broker_backlog,
         interval: config.relay_interval,
         wake,
     };
@@ -92,6 +100,7 @@ pub async fn run(
     };
     let served = common::grpc::serve(listener, queue, setup, shutdown).await;
     drop(relay);
+    drop(woken_by_workers);
     drop(pruning);
     served?;
     Ok(())
@@ -117,7 +126,7 @@ pub async fn run_worker(
     )?;
     let (health, health_service) = tonic_health::server::health_reporter();
     health
-        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .set_service_status(worker::CONSUMING, tonic_health::ServingStatus::NotServing)
         .await;
     let worker = Arc::new(worker::Worker {
         pool,
@@ -131,20 +140,31 @@ pub async fn run_worker(
         topology: broker::Topology::new(&config.name_prefix, config.delivery_limit),
         concurrency: config.worker_concurrency,
         limits: media::Limits::default(),
+        video_limits: video::VideoLimits::default(),
+        scratch_dir: config.scratch_dir.clone(),
         operation_timeout: config.operation_timeout,
         retry_base: config.retry_base,
         max_file_bytes: config.max_file_bytes,
         cancel_poll: config.cancel_poll,
         health,
     });
-    let running = AbortOnDrop(tokio::spawn(worker.run()));
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let mut running = AbortOnDrop(tokio::spawn(worker.run(stopping)));
     tracing::info!(health = %health_listener.local_addr()?, "svc-queue worker started");
     let incoming = tonic::transport::server::TcpIncoming::from(health_listener);
     tonic::transport::Server::builder()
         .add_service(health_service)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
-    drop(running);
+    // An attempt runs at most the operation's time limit, then settles its message.
+    let _ = stop.send(true);
+    let grace = config.operation_timeout + SETTLE_GRACE;
+    if tokio::time::timeout(grace, &mut running.0).await.is_err() {
+        tracing::warn!(
+            ?grace,
+            "the worker's attempts did not finish in time; they run again elsewhere"
+        );
+    }
     Ok(())
 }
 
@@ -159,6 +179,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.grpc_addr).await?;
     run(config, listener, common::shutdown::signal()).await
 }
+
+/// Past an attempt's time limit, for recording its outcome and settling its message.
+const SETTLE_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 

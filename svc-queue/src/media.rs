@@ -40,12 +40,14 @@ pub struct Output {
     pub extension: &'static str,
     pub width: u32,
     pub height: u32,
+    /// Videos only.
+    pub duration_seconds: Option<f64>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum MediaError {
     /// Not an image in a format we read, or a corrupt one.
-    #[error("the input is not an image this service reads ({0})")]
+    #[error("the input is not a file this operation reads ({0})")]
     Unreadable(String),
     /// Over the limits.
     #[error("{0}")]
@@ -160,6 +162,7 @@ fn encode(
         extension,
         width: image.width(),
         height: image.height(),
+        duration_seconds: None,
     })
 }
 

@@ -13,6 +13,8 @@ pub const MEDIA_QUEUE: &str = "media-jobs";
 pub const QUEUES: [&str; 3] = [MEDIA_QUEUE, "scrape-jobs", "onboarding-jobs"];
 
 pub const DEFAULT_PRIORITY: i16 = 10;
+/// Videos `join_videos` appends after its input.
+pub const MAX_JOINED: usize = 9;
 pub const PRIORITIES: std::ops::RangeInclusive<i16> = 1..=20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +41,8 @@ enum ParamKind {
     OneOf(&'static [&'static str]),
     /// Text of 1 to 200 characters.
     Text,
+    /// 1 to 9 ids of stored files (the service checks they are the caller's).
+    FileIds,
 }
 
 const fn required(name: &'static str, kind: ParamKind) -> Param {
@@ -161,7 +165,8 @@ pub const OPERATIONS: &[Operation] = &[
     Operation {
         name: "join_videos",
         medium: Medium::Video,
-        params: &[],
+        // The videos appended, in order, after the job's input.
+        params: &[required("files", ParamKind::FileIds)],
         one_of: &[],
     },
 ];
@@ -173,13 +178,25 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
-    /// Video when an `ffmpeg` executable is on `PATH`.
+    /// Video when `ffmpeg` and `ffprobe` (which measures inputs and outputs) are on `PATH`.
     pub fn detect() -> Self {
-        let video = std::env::var_os("PATH").is_some_and(|path| {
-            std::env::split_paths(&path).any(|dir| dir.join("ffmpeg").is_file())
-        });
-        Self { video }
+        let on_path = |program: &str| {
+            std::env::var_os("PATH").is_some_and(|path| {
+                std::env::split_paths(&path).any(|dir| dir.join(program).is_file())
+            })
+        };
+        Self {
+            video: on_path("ffmpeg") && on_path("ffprobe"),
+        }
     }
+}
+
+/// The medium an operation works on; `None` for a name that is no operation.
+pub fn medium_of(name: &str) -> Option<Medium> {
+    OPERATIONS
+        .iter()
+        .find(|operation| operation.name == name)
+        .map(|operation| operation.medium)
 }
 
 pub fn operation(name: &str, capabilities: Capabilities) -> Result<&'static Operation, QueueError> {
@@ -192,7 +209,7 @@ pub fn operation(name: &str, capabilities: Capabilities) -> Result<&'static Oper
     };
     if operation.medium == Medium::Video && !capabilities.video {
         return Err(QueueError::UnsupportedOperation(format!(
-            "{name} needs ffmpeg, which is not installed where svc-queue runs"
+            "{name} needs ffmpeg and ffprobe, which are not installed where svc-queue runs"
         )));
     }
     Ok(operation)
@@ -275,6 +292,17 @@ fn check(param: &Param, value: &Value) -> Result<(), QueueError> {
             .filter(|text| !text.trim().is_empty() && text.chars().count() <= 200)
             .map(|_| ())
             .ok_or_else(|| "must be text of 1 to 200 characters".to_owned()),
+        ParamKind::FileIds => value
+            .as_array()
+            .filter(|ids| {
+                (1..=MAX_JOINED).contains(&ids.len())
+                    && ids.iter().all(|id| {
+                        id.as_str()
+                            .is_some_and(|id| uuid::Uuid::parse_str(id).is_ok())
+                    })
+            })
+            .map(|_| ())
+            .ok_or_else(|| format!("must be a list of 1 to {MAX_JOINED} file ids")),
     };
     fits.map_err(|message| QueueError::invalid(&field, message))
 }
@@ -501,6 +529,21 @@ mod tests {
             field(params(convert, r#"{"format": "svg"}"#).unwrap_err()),
             "params.format"
         );
+        let join = operation("join_videos", ALL).unwrap();
+        let id = uuid::Uuid::new_v4().to_string();
+        assert!(params(join, &format!(r#"{{"files": ["{id}"]}}"#)).is_ok());
+        for bad in [
+            r#"{"files": []}"#,
+            r#"{"files": ["x"]}"#,
+            r#"{"files": "a"}"#,
+            "{}",
+        ] {
+            assert_eq!(
+                field(params(join, bad).unwrap_err()),
+                "params.files",
+                "{bad}"
+            );
+        }
         let strip = operation("strip_metadata", ALL).unwrap();
         assert!(params(strip, "").unwrap().is_empty());
         let trim = operation("trim_video", ALL).unwrap();

@@ -9,12 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::Pool;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Confirmation};
 use tokio::sync::Notify;
 
 use crate::broker::Topology;
 use crate::error::QueueError;
+use crate::operations::QUEUES;
 use crate::store;
 
 /// How long connecting, or publishing one batch with its confirms, may take before the relay
@@ -31,6 +33,9 @@ pub struct Relay {
     pub amqp_url: String,
     pub topology: Topology,
     pub batch: i64,
+    /// At most this many messages wait in a job queue: the rest stay in the outbox, where they
+    /// are taken in turn per owner, so one creator's burst does not hold back another's job.
+    pub backlog: u32,
     pub interval: Duration,
     /// Notified by each enqueue of this process, so a job is published at once.
     pub wake: Arc<Notify>,
@@ -92,7 +97,7 @@ impl Relay {
         tracing::info!("outbox relay connected to the broker");
         *backoff = MIN_BACKOFF;
         loop {
-            match self.publish_batch(&channel).await {
+            match self.publish_due(&channel).await {
                 Ok(published) if published < self.batch => {
                     // A wake-up that came while the batch ran is kept by the Notify, not lost.
                     let _ = tokio::time::timeout(self.interval, self.wake.notified()).await;
@@ -103,17 +108,46 @@ impl Relay {
         }
     }
 
-    /// Publishes one batch: locks unsent rows, publishes each, and in the same transaction
+    /// Fills each job queue up to the backlog from the outbox; how many were published.
+    async fn publish_due(&self, channel: &Channel) -> Result<i64, RelayError> {
+        let mut published = 0;
+        for queue in QUEUES {
+            let declared = channel
+                .queue_declare(
+                    self.topology.queue(queue).as_str().into(),
+                    QueueDeclareOptions {
+                        passive: true,
+                        ..QueueDeclareOptions::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await?;
+            let room = i64::from(self.backlog.saturating_sub(declared.message_count()));
+            if room > 0 {
+                published += self
+                    .publish_batch(channel, queue, room.min(self.batch))
+                    .await?;
+            }
+        }
+        Ok(published)
+    }
+
+    /// Publishes one batch of `queue`: locks unsent rows, publishes each, and in the same transaction
     /// marks sent those the broker acked, also when the batch stopped part way (a deadline, a
     /// broken channel): only the rows without an ack go out again. How many were marked sent.
-    async fn publish_batch(&self, channel: &Channel) -> Result<i64, RelayError> {
+    async fn publish_batch(
+        &self,
+        channel: &Channel,
+        queue: &str,
+        limit: i64,
+    ) -> Result<i64, RelayError> {
         let mut db = self.pool.get().await?;
         let transaction = db.transaction().await?;
         // Should the relay stall with its rows locked, Postgres ends the transaction.
         transaction
             .batch_execute("SET LOCAL idle_in_transaction_session_timeout = '60s'")
             .await?;
-        let unsent = store::lock_unsent(&transaction, self.batch).await?;
+        let unsent = store::lock_unsent(&transaction, queue, limit).await?;
         if unsent.is_empty() {
             return Ok(0);
         }

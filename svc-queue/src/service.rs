@@ -139,7 +139,11 @@ impl QueueService {
             return same_request(job, &checked.digest).map(|job| (job, true));
         }
         if let Input::File(file_id) = checked.input {
-            self.check_input_file(user.id, file_id, checked.operation)
+            self.check_input_file(user.id, file_id, checked.operation, "input_file_id")
+                .await?;
+        }
+        for file_id in joined_files(&checked.payload) {
+            self.check_input_file(user.id, file_id, checked.operation, "params.files")
                 .await?;
         }
         let id = Uuid::new_v4();
@@ -193,25 +197,24 @@ impl QueueService {
         }
     }
 
-    /// The input file must be the caller's, and of the operation's medium.
+    /// An input file must be the caller's, and of the operation's medium.
     async fn check_input_file(
         &self,
         owner_id: Uuid,
         file_id: Uuid,
         operation: &Operation,
+        field: &'static str,
     ) -> Result<(), QueueError> {
         let file = store::file(&self.pool.get().await?, owner_id, file_id)
             .await?
-            .ok_or(QueueError::FileNotFound {
-                field: Some("input_file_id"),
-            })?;
+            .ok_or(QueueError::FileNotFound { field: Some(field) })?;
         let medium = match operation.medium {
             Medium::Image => "image/",
             Medium::Video => "video/",
         };
         if !file.content_type.starts_with(medium) {
             return Err(QueueError::invalid(
-                "input_file_id",
+                field,
                 format!(
                     "{} takes {medium}* input; this file is {}",
                     operation.name, file.content_type
@@ -370,6 +373,18 @@ impl QueueService {
         }
         store::jobs(&self.pool.get().await?, user.id, status, limit, offset).await
     }
+}
+
+/// The files `join_videos` appends after its input, from a job's payload.
+pub fn joined_files(payload: &Value) -> Vec<Uuid> {
+    payload["params"]["files"]
+        .as_array()
+        .map(|ids| {
+            ids.iter()
+                .filter_map(|id| id.as_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The message that asks a worker for an attempt of the job.

@@ -9,6 +9,10 @@ use uuid::Uuid;
 
 use crate::error::QueueError;
 
+/// Notified whenever a job starts or ends an attempt: a message left its queue or a worker's slot
+/// came free, so the relays (of every replica) may publish more.
+pub const WAKE_CHANNEL: &str = "genie_queue_wake";
+
 const JOB_COLUMNS: &str = "id, owner_id, creator_profile_id, job_type, queue_name, status, priority, \
      payload, result, error, attempts, max_attempts, progress, request_digest, created_at, \
      updated_at, started_at, completed_at, next_attempt_at, idempotency_key";
@@ -182,14 +186,29 @@ pub struct Unsent {
     pub payload: Value,
 }
 
-/// Locks up to `limit` unsent rows, first priority first, skipping rows another relay holds.
-pub async fn lock_unsent(db: &impl GenericClient, limit: i64) -> Result<Vec<Unsent>, QueueError> {
+/// Locks up to `limit` due unsent rows of `queue`, skipping rows another relay holds: first
+/// priority first, and within a priority the owners in turn. An owner's turn for a row is its
+/// place among the owner's unsent rows plus the owner's jobs in flight (published and not
+/// finished), so a creator with nothing running goes ahead of one whose burst fills the workers.
+pub async fn lock_unsent(
+    db: &impl GenericClient,
+    queue: &str,
+    limit: i64,
+) -> Result<Vec<Unsent>, QueueError> {
     let rows = sql::query(
         db,
-        "SELECT id, job_id, queue_name, priority, payload FROM queue.outbox \
-         WHERE sent_at IS NULL AND publish_after <= now() \
-         ORDER BY priority, id LIMIT $1 FOR UPDATE SKIP LOCKED",
-        &[&limit],
+        "SELECT o.id, o.job_id, o.queue_name, o.priority, o.payload FROM queue.outbox o \
+         JOIN (SELECT u.id, coalesce(flight.jobs, 0) \
+                 + row_number() OVER (PARTITION BY j.owner_id, u.priority ORDER BY u.id) AS turn \
+               FROM queue.outbox u JOIN queue.media_jobs j ON j.id = u.job_id \
+               LEFT JOIN (SELECT m.owner_id, count(*) AS jobs FROM queue.media_jobs m \
+                          WHERE m.status = 'active' OR (m.status = 'queued' AND NOT EXISTS (\
+                            SELECT 1 FROM queue.outbox w WHERE w.job_id = m.id AND w.sent_at IS NULL)) \
+                          GROUP BY m.owner_id) flight ON flight.owner_id = j.owner_id \
+               WHERE u.sent_at IS NULL AND u.publish_after <= now() AND u.queue_name = $2) fair \
+           ON fair.id = o.id \
+         ORDER BY o.priority, fair.turn, o.id LIMIT $1 FOR UPDATE OF o SKIP LOCKED",
+        &[&limit, &queue],
     )
     .await?;
     Ok(rows
@@ -242,7 +261,7 @@ pub async fn start_attempt(
            started_at = coalesce(started_at, now()), next_attempt_at = NULL, updated_at = now() \
          WHERE id = $1 AND status IN ('queued', 'active') AND attempts < max_attempts \
            AND (next_attempt_at IS NULL OR next_attempt_at <= now()) \
-         RETURNING {JOB_COLUMNS}"
+         RETURNING {JOB_COLUMNS}, pg_notify('{WAKE_CHANNEL}', '')"
     );
     Ok(sql::query_opt(db, &sql, &[&id, &lease])
         .await?
@@ -288,7 +307,7 @@ pub async fn cancel(
          unsent AS (\
            DELETE FROM queue.outbox WHERE sent_at IS NULL \
              AND job_id IN (SELECT id FROM cancelled)) \
-         SELECT {JOB_COLUMNS} FROM cancelled"
+         SELECT {JOB_COLUMNS}, pg_notify('{WAKE_CHANNEL}', '') FROM cancelled"
     );
     Ok(sql::query_opt(db, &sql, &[&id, &owner_id])
         .await?
@@ -321,15 +340,13 @@ pub async fn complete(
     lease: Uuid,
     result: &Value,
 ) -> Result<bool, QueueError> {
-    Ok(sql::execute(
-        db,
+    let sql = format!(
         "UPDATE queue.media_jobs SET status = 'completed', result = $3, error = NULL, \
            progress = 100, completed_at = now(), updated_at = now(), lease = NULL \
-         WHERE id = $1 AND lease = $2 AND status = 'active'",
-        &[&id, &lease, result],
-    )
-    .await?
-        == 1)
+         WHERE id = $1 AND lease = $2 AND status = 'active' \
+         RETURNING pg_notify('{WAKE_CHANNEL}', '')"
+    );
+    Ok(sql::execute(db, &sql, &[&id, &lease, result]).await? == 1)
 }
 
 /// The job is `failed` with its error; false when the attempt no longer holds it. Without a
@@ -340,15 +357,13 @@ pub async fn fail(
     lease: Option<Uuid>,
     error: &str,
 ) -> Result<bool, QueueError> {
-    Ok(sql::execute(
-        db,
+    let sql = format!(
         "UPDATE queue.media_jobs SET status = 'failed', error = $3, completed_at = now(), \
            updated_at = now(), lease = NULL \
-         WHERE id = $1 AND ($2::uuid IS NULL OR lease = $2) AND status = 'active'",
-        &[&id, &lease, &error],
-    )
-    .await?
-        == 1)
+         WHERE id = $1 AND ($2::uuid IS NULL OR lease = $2) AND status = 'active' \
+         RETURNING pg_notify('{WAKE_CHANNEL}', '')"
+    );
+    Ok(sql::execute(db, &sql, &[&id, &lease, &error]).await? == 1)
 }
 
 /// Puts the job back to `queued` after a failed attempt, due at `due`, with the message of its
@@ -362,19 +377,17 @@ pub async fn schedule_retry(
     due: DateTime<Utc>,
     message: &Value,
 ) -> Result<bool, QueueError> {
-    Ok(sql::execute(
-        db,
+    let sql = format!(
         "WITH job AS (\
            UPDATE queue.media_jobs SET status = 'queued', error = $3, next_attempt_at = $4, \
              progress = 0, updated_at = now(), lease = NULL \
            WHERE id = $1 AND lease = $2 AND status = 'active' \
            RETURNING id, queue_name, priority) \
          INSERT INTO queue.outbox (job_id, queue_name, priority, payload, publish_after) \
-         SELECT id, queue_name, priority, $5, $4 FROM job",
-        &[&id, &lease, &error, &due, message],
-    )
-    .await?
-        == 1)
+         SELECT id, queue_name, priority, $5, $4 FROM job \
+         RETURNING pg_notify('{WAKE_CHANNEL}', '')"
+    );
+    Ok(sql::execute(db, &sql, &[&id, &lease, &error, &due, message]).await? == 1)
 }
 
 /// A failed job of the owner's goes again: attempts from zero, its message in the outbox.

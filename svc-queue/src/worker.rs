@@ -23,21 +23,28 @@ use deadpool_postgres::Pool;
 use futures_util::StreamExt as _;
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+    BasicRejectOptions,
 };
 use lapin::types::FieldTable;
 use serde_json::{Value, json};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use crate::broker::Topology;
 use crate::error::QueueError;
 use crate::fetch::{FetchError, Fetcher};
-use crate::media;
-use crate::operations::MEDIA_QUEUE;
-use crate::service::{job_message, sha256};
+use crate::operations::{MEDIA_QUEUE, Medium, medium_of};
+use crate::service::{job_message, joined_files, sha256};
 use crate::storage::{self, Storage, StorageError};
 use crate::store::{self, FileRow, JobRow};
+use crate::{media, video};
+
+/// The health service name that is SERVING while the worker consumes (readiness); the whole
+/// server (`""`) is SERVING while the process runs (liveness), since a broker outage is waited
+/// out, not cured by a restart.
+pub const CONSUMING: &str = "genie.queue.v1.Worker";
 
 const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
 const MIN_BACKOFF: Duration = Duration::from_millis(200);
@@ -55,12 +62,21 @@ pub struct Worker {
     pub topology: Topology,
     pub concurrency: u16,
     pub limits: media::Limits,
+    pub video_limits: video::VideoLimits,
+    pub scratch_dir: std::path::PathBuf,
     pub operation_timeout: Duration,
     pub retry_base: Duration,
     pub max_file_bytes: usize,
     pub cancel_poll: Duration,
-    /// SERVING while the worker consumes.
+    /// [`CONSUMING`] is SERVING while the worker consumes.
     pub health: tonic_health::server::HealthReporter,
+}
+
+/// How a connection's consuming ended.
+enum Ended {
+    /// Asked to stop, and the attempts under way are finished.
+    Stopped,
+    Failed(lapin::Error),
 }
 
 /// What becomes of a delivered message.
@@ -100,6 +116,10 @@ impl From<tokio_postgres::Error> for Failure {
     }
 }
 
+fn input_gone() -> Failure {
+    Failure::Permanent("an input file no longer exists".to_owned())
+}
+
 /// The wait before the attempt after `attempts`: the base, doubled for each attempt since the
 /// first, at most an hour.
 pub fn retry_delay(base: Duration, attempts: i32) -> Duration {
@@ -110,20 +130,33 @@ pub fn retry_delay(base: Duration, attempts: i32) -> Duration {
 }
 
 impl Worker {
-    /// Runs until the task is dropped: connects (and reconnects, backing off) and consumes.
-    /// Dropping it drops the connection, and the broker delivers the unacked messages again.
-    pub async fn run(self: Arc<Self>) {
+    /// Connects (and reconnects, backing off) and consumes until `stop` turns true; then stops
+    /// taking messages, lets the attempts under way finish, and returns. Dropped instead, it drops
+    /// the connection, and the broker delivers the unacked messages again.
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let mut backoff = MIN_BACKOFF;
         loop {
-            let err = Arc::clone(&self).consume(&mut backoff).await;
-            self.set_serving(false).await;
-            tracing::warn!(error = %err, retry_in = ?backoff, "queue worker stopped consuming");
-            tokio::time::sleep(backoff).await;
+            let ended = Arc::clone(&self).consume(&mut backoff, &mut stop).await;
+            self.set_consuming(false).await;
+            match ended {
+                Ended::Stopped => return,
+                Ended::Failed(err) => {
+                    tracing::warn!(error = %err, retry_in = ?backoff, "queue worker stopped consuming");
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                _ = stop.wait_for(|stop| *stop) => return,
+            }
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
 
-    async fn consume(self: Arc<Self>, backoff: &mut Duration) -> lapin::Error {
+    async fn consume(
+        self: Arc<Self>,
+        backoff: &mut Duration,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Ended {
         let queue = self.topology.queue(MEDIA_QUEUE);
         let setup = async {
             let connection = crate::broker::connect(&self.amqp_url, "svc-queue worker").await?;
@@ -142,35 +175,60 @@ impl Worker {
                 .await?;
             Ok::<_, lapin::Error>((connection, channel, consumer))
         };
-        let (_connection, _channel, mut consumer) =
+        let (_connection, channel, mut consumer) =
             match tokio::time::timeout(BROKER_TIMEOUT, setup).await {
                 Ok(Ok(connected)) => connected,
-                Ok(Err(err)) => return err,
-                Err(_) => return lapin::Error::from(std::io::Error::other("connecting timed out")),
+                Ok(Err(err)) => return Ended::Failed(err),
+                Err(_) => {
+                    return Ended::Failed(std::io::Error::other("connecting timed out").into());
+                }
             };
         tracing::info!(%queue, prefetch = self.concurrency, "queue worker consuming");
-        self.set_serving(true).await;
+        self.set_consuming(true).await;
         *backoff = MIN_BACKOFF;
         let mut running = JoinSet::new();
-        while let Some(delivery) = consumer.next().await {
+        loop {
+            let delivery = tokio::select! {
+                delivery = consumer.next() => delivery,
+                _ = stop.wait_for(|stop| *stop) => break,
+            };
             let delivery = match delivery {
-                Ok(delivery) => delivery,
-                Err(err) => return err,
+                Some(Ok(delivery)) => delivery,
+                Some(Err(err)) => return Ended::Failed(err),
+                None => {
+                    return Ended::Failed(
+                        std::io::Error::other("the broker cancelled the consumer").into(),
+                    );
+                }
             };
             let worker = Arc::clone(&self);
             running.spawn(async move { worker.handle(delivery).await });
             while running.try_join_next().is_some() {}
         }
-        lapin::Error::from(std::io::Error::other("the consumer was cancelled"))
+        // Stopping: nothing more is delivered; what was delivered and not started goes back to
+        // the queue with the connection.
+        let tag = consumer.tag();
+        if let Err(err) = channel
+            .basic_cancel(tag, BasicCancelOptions::default())
+            .await
+        {
+            tracing::warn!(error = %err, "could not cancel the consumer");
+        }
+        tracing::info!(
+            running = running.len(),
+            "queue worker stopping: finishing the attempts under way"
+        );
+        while running.join_next().await.is_some() {}
+        Ended::Stopped
     }
 
-    async fn set_serving(&self, serving: bool) {
-        let status = if serving {
+    async fn set_consuming(&self, consuming: bool) {
+        let status = if consuming {
             tonic_health::ServingStatus::Serving
         } else {
             tonic_health::ServingStatus::NotServing
         };
-        self.health.set_service_status("", status).await;
+        self.health.set_service_status(CONSUMING, status).await;
     }
 
     async fn handle(&self, delivery: Delivery) {
@@ -314,12 +372,27 @@ impl Worker {
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default();
-        let limits = self.limits;
-        let output = tokio::task::spawn_blocking(move || {
-            media::process(&operation, &params, &input, &limits)
-        })
-        .await
-        .map_err(|err| Failure::Transient(format!("the operation stopped: {err}")))?
+        let output = if medium_of(&operation) == Some(Medium::Video) {
+            let mut inputs = vec![input];
+            for file_id in joined_files(&job.payload) {
+                inputs.push(self.stored_input(job.owner_id, file_id).await?);
+            }
+            video::process(
+                &operation,
+                &params,
+                inputs,
+                &self.video_limits,
+                &self.scratch_dir,
+            )
+            .await
+        } else {
+            let limits = self.limits;
+            tokio::task::spawn_blocking(move || {
+                media::process(&operation, &params, &input, &limits)
+            })
+            .await
+            .map_err(|err| Failure::Transient(format!("the operation stopped: {err}")))?
+        }
         .map_err(|err| Failure::Permanent(err.to_string()))?;
         if output.bytes.len() > self.max_file_bytes {
             return Err(Failure::Permanent(format!(
@@ -340,18 +413,8 @@ impl Worker {
     async fn input(&self, job: &JobRow) -> Result<Vec<u8>, Failure> {
         let payload = &job.payload;
         if let Some(file_id) = payload.get("input_file_id").and_then(Value::as_str) {
-            let gone = || Failure::Permanent("the input file no longer exists".to_owned());
-            let file_id = file_id.parse::<Uuid>().map_err(|_| gone())?;
-            let file = store::file(&self.pool.get().await?, job.owner_id, file_id)
-                .await?
-                .ok_or_else(gone)?;
-            return match self.storage.get(&file.storage_key).await {
-                Ok(bytes) => Ok(bytes),
-                Err(StorageError::NotFound) => Err(gone()),
-                Err(StorageError::Io(err)) => Err(Failure::Transient(format!(
-                    "the input file could not be read: {err}"
-                ))),
-            };
+            let file_id = file_id.parse::<Uuid>().map_err(|_| input_gone())?;
+            return self.stored_input(job.owner_id, file_id).await;
         }
         let url = payload
             .get("input_url")
@@ -362,6 +425,20 @@ impl Worker {
             FetchError::Refused(message) => Failure::Permanent(message),
             FetchError::Failed(message) => Failure::Transient(message),
         })
+    }
+
+    /// The bytes of a stored file of the owner's.
+    async fn stored_input(&self, owner_id: Uuid, file_id: Uuid) -> Result<Vec<u8>, Failure> {
+        let file = store::file(&self.pool.get().await?, owner_id, file_id)
+            .await?
+            .ok_or_else(input_gone)?;
+        match self.storage.get(&file.storage_key).await {
+            Ok(bytes) => Ok(bytes),
+            Err(StorageError::NotFound) => Err(input_gone()),
+            Err(StorageError::Io(err)) => Err(Failure::Transient(format!(
+                "an input file could not be read: {err}"
+            ))),
+        }
     }
 
     /// Stores the output's bytes, then commits its file row with the job's result; bytes of an
@@ -386,7 +463,7 @@ impl Worker {
             job_id: Some(job.id),
             created_at: chrono::Utc::now(),
         };
-        let result = json!({
+        let mut result = json!({
             "output_file_id": file_id,
             "output_url": format!("/api/files/{file_id}"),
             "content_type": output.content_type,
@@ -394,6 +471,9 @@ impl Worker {
             "width": output.width,
             "height": output.height,
         });
+        if let Some(duration) = output.duration_seconds {
+            result["duration"] = json!(duration);
+        }
         self.storage
             .put(&row.storage_key, output.bytes)
             .await

@@ -116,6 +116,8 @@ struct Cdn {
     answer: std::sync::Arc<std::sync::Mutex<Answer>>,
     stall: std::sync::Arc<std::sync::atomic::AtomicBool>,
     requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// How long each answer takes, in milliseconds.
+    delay_ms: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Held requests whose client closed the connection.
     abandoned: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     _server: tokio::task::JoinHandle<()>,
@@ -131,21 +133,24 @@ impl Cdn {
         let stall = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let abandoned = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let delay_ms = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let server = tokio::spawn({
-            let (answer, stall, requests, abandoned) = (
+            let (answer, stall, requests, abandoned, delay_ms) = (
                 answer.clone(),
                 stall.clone(),
                 requests.clone(),
                 abandoned.clone(),
+                delay_ms.clone(),
             );
             async move {
                 loop {
                     let (mut socket, _) = listener.accept().await.unwrap();
-                    let (answer, stall, requests, abandoned) = (
+                    let (answer, stall, requests, abandoned, delay_ms) = (
                         answer.clone(),
                         stall.clone(),
                         requests.clone(),
                         abandoned.clone(),
+                        delay_ms.clone(),
                     );
                     tokio::spawn(async move {
                         let mut head = Vec::new();
@@ -168,6 +173,8 @@ impl Cdn {
                             abandoned.fetch_add(1, Ordering::SeqCst);
                             return;
                         }
+                        let delay = delay_ms.load(Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(delay)).await;
                         let (status, content_type, body) = answer.lock().unwrap().clone();
                         let head = format!(
                             "HTTP/1.1 {status} Answer\r\nContent-Type: {content_type}\r\n\
@@ -186,6 +193,7 @@ impl Cdn {
             stall,
             requests,
             abandoned,
+            delay_ms,
             _server: server,
         }
     }
@@ -738,8 +746,12 @@ async fn owners_see_only_their_own_jobs() {
 async fn jobs_enqueued_while_the_broker_is_unreachable_are_published_once_it_returns() {
     let proxy = TcpProxy::start(std::net::SocketAddr::from(([127, 0, 0, 1], 5672))).await;
     let amqp_url = format!("amqp://guest:guest@{}/%2f", proxy.addr());
-    let queue =
-        spawn_queue_with(|config| config.amqp_url = common::secret::Secret::new(amqp_url)).await;
+    let queue = spawn_queue_with(|config| {
+        config.amqp_url = common::secret::Secret::new(amqp_url);
+        // No worker takes them: every message waits in the broker.
+        config.broker_backlog = 1_000;
+    })
+    .await;
     let me = Uuid::new_v4();
     let studio = user(me, "creator", "studio");
     queue.enqueue(me, resize("")).await.unwrap();
@@ -1206,4 +1218,316 @@ async fn a_running_job_cancelled_elsewhere_is_stopped_on_its_worker_and_refunded
         (refused.code(), reason(&refused)),
         (Code::AlreadyExists, "job_finished")
     );
+}
+
+fn rfc3339(at: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(at).unwrap().to_utc()
+}
+
+#[tokio::test]
+async fn one_creators_burst_does_not_hold_back_another_creators_job() {
+    const BURST: usize = 200;
+    let cdn = Cdn::start((200, "image/png", picture(16, 16, image::ImageFormat::Png))).await;
+    // Each job waits this long for its input: one job's time, far above the queue's own costs.
+    cdn.delay_ms.store(150, std::sync::atomic::Ordering::SeqCst);
+    let queue = spawn_local_queue(|config| {
+        config.broker_backlog = 1;
+        config.worker_concurrency = 2;
+    })
+    .await;
+    let _worker = spawn_worker(&queue.config);
+    let (busy, other) = (Uuid::new_v4(), Uuid::new_v4());
+    let studio = user(busy, "creator", "studio");
+    let burst: Vec<_> = (0..BURST)
+        .map(|_| {
+            let mut client = queue.client.clone();
+            let studio = studio.clone();
+            let job = from_url(&cdn.url, "resize_image", r#"{"width": 8}"#);
+            async move { client.enqueue_media(request(job, &studio)).await.unwrap() }
+        })
+        .collect();
+    futures_util::future::join_all(burst).await;
+    let completed = |owner: Uuid| {
+        let query = format!(
+            "SELECT count(*) FROM queue.media_jobs WHERE owner_id = '{owner}' AND status = 'completed'"
+        );
+        let queue = &queue;
+        async move { queue.sql(&query).await }
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while completed(busy).await < 4 {
+        assert!(Instant::now() < deadline, "the burst does not move");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let job = queue
+        .enqueue(other, from_url(&cdn.url, "resize_image", r#"{"width": 8}"#))
+        .await
+        .unwrap()
+        .job
+        .unwrap();
+    let done = queue.wait_status(other, &job.id, "completed").await;
+    let waited = rfc3339(&done.started_at) - rfc3339(&done.created_at);
+    let busy_done = completed(busy).await;
+    let job_time: f64 = testing::connect(&queue.database_url)
+        .await
+        .query_one(
+            "SELECT avg(extract(epoch FROM completed_at - started_at))::float8 \
+             FROM queue.media_jobs WHERE status = 'completed' AND owner_id = $1",
+            &[&busy],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let waited = waited.as_seconds_f64();
+    println!(
+        "fairness: the second creator's job waited {:.0} ms; one job takes {:.0} ms; \
+         {busy_done} of the first creator's {BURST} were done",
+        waited * 1000.0,
+        job_time * 1000.0
+    );
+    // Two worker slots: the one message ahead of it in the broker, then its own turn.
+    assert!(
+        waited <= 2.0 * job_time + 0.1,
+        "waited {waited:.3} s for jobs of {job_time:.3} s"
+    );
+    assert!(
+        busy_done < BURST as i64 / 2,
+        "the job went ahead of most of the burst ({busy_done} done)"
+    );
+}
+
+/// A clip made by ffmpeg: `seconds` of a test pattern at `size` (`160x120`), H.264 in MP4.
+fn clip(size: &str, seconds: u32) -> Vec<u8> {
+    let path = std::env::temp_dir().join(format!("genie-clip-{}.mp4", Uuid::new_v4()));
+    let made = std::process::Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+        ])
+        .arg(format!("testsrc=size={size}:rate=10"))
+        .args([
+            "-t",
+            &seconds.to_string(),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+        ])
+        .args(["-pix_fmt", "yuv420p"])
+        .arg(&path)
+        .status()
+        .expect("ffmpeg runs (deploy/services.sh installs it)");
+    assert!(made.success());
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    bytes
+}
+
+/// ffmpeg processes working in a directory under `scratch`, from /proc.
+fn ffmpeg_children(scratch: &std::path::Path) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| {
+            let process = entry.ok()?.path();
+            let cmdline = std::fs::read(process.join("cmdline")).ok()?;
+            let cwd = std::fs::read_link(process.join("cwd")).ok()?;
+            (cmdline.starts_with(b"ffmpeg") && cwd.starts_with(scratch)).then_some(())
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn videos_are_trimmed_and_joined_by_ffmpeg_into_files_of_the_owners() {
+    let queue = spawn_queue_with(|config| config.capabilities = Capabilities::detect()).await;
+    assert!(
+        queue.config.capabilities.video,
+        "ffmpeg is on PATH (deploy/services.sh installs it)"
+    );
+    let _worker = spawn_worker(&queue.config);
+    let me = Uuid::new_v4();
+    let first = queue.upload(me, clip("160x120", 2)).await.unwrap();
+    assert_eq!(first.content_type, "video/mp4");
+    let second = queue.upload(me, clip("320x240", 1)).await.unwrap();
+    let picture_file = queue
+        .upload(me, picture(10, 10, image::ImageFormat::Png))
+        .await
+        .unwrap();
+
+    let trim = queue
+        .enqueue(
+            me,
+            from_file(&first.id, "trim_video", r#"{"start": 0.5, "duration": 1}"#),
+        )
+        .await
+        .unwrap()
+        .job
+        .unwrap();
+    let join = queue
+        .enqueue(
+            me,
+            from_file(
+                &first.id,
+                "join_videos",
+                &format!(r#"{{"files": ["{}"]}}"#, second.id),
+            ),
+        )
+        .await
+        .unwrap()
+        .job
+        .unwrap();
+    for (job, duration) in [(&trim, 1.0), (&join, 3.0)] {
+        let done = queue.wait_status(me, &job.id, "completed").await;
+        let result: serde_json::Value = serde_json::from_str(&done.result_json).unwrap();
+        assert_eq!(result["content_type"], "video/mp4");
+        assert_eq!(
+            (result["width"].as_u64(), result["height"].as_u64()),
+            (Some(160), Some(120)),
+            "{}",
+            job.operation
+        );
+        let seconds = result["duration"].as_f64().unwrap();
+        assert!(
+            (seconds - duration).abs() < 0.25,
+            "{}: {seconds} s",
+            job.operation
+        );
+        let (file, bytes) = queue
+            .file(me, result["output_file_id"].as_str().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            (file.content_type.as_str(), file.bytes),
+            ("video/mp4", bytes.len() as i64)
+        );
+        assert_eq!(&bytes[4..8], b"ftyp");
+    }
+
+    // What a job joins must be the owner's videos.
+    for (files, expected) in [
+        (Uuid::new_v4().to_string(), Code::NotFound),
+        (picture_file.id.clone(), Code::InvalidArgument),
+    ] {
+        let refused = queue
+            .enqueue(
+                me,
+                from_file(
+                    &first.id,
+                    "join_videos",
+                    &format!(r#"{{"files": ["{files}"]}}"#),
+                ),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (refused.code(), field(&refused)),
+            (expected, "params.files")
+        );
+    }
+    let stranger = queue
+        .enqueue(Uuid::new_v4(), from_file(&first.id, "compress_video", ""))
+        .await
+        .unwrap_err();
+    assert_eq!(stranger.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn an_attempt_over_its_time_limit_is_killed_with_its_ffmpeg_and_counts_as_failed() {
+    let queue = spawn_queue_with(|config| {
+        config.capabilities = Capabilities::detect();
+        config.operation_timeout = Duration::from_millis(400);
+        config.max_attempts = 2;
+        config.scratch_dir = std::env::temp_dir().join(format!("genie-scratch-{}", Uuid::new_v4()));
+    })
+    .await;
+    let _worker = spawn_worker(&queue.config);
+    let me = Uuid::new_v4();
+    let long = queue.upload(me, clip("640x480", 20)).await.unwrap();
+    let job = queue
+        .enqueue(me, from_file(&long.id, "compress_video", r#"{"crf": 40}"#))
+        .await
+        .unwrap()
+        .job
+        .unwrap();
+    let failed = queue.wait_status(me, &job.id, "failed").await;
+    assert_eq!(
+        failed.attempts, 2,
+        "each attempt killed at the limit, then retried once"
+    );
+    assert!(failed.error.contains("time limit"), "{}", failed.error);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while ffmpeg_children(&queue.config.scratch_dir) > 0 {
+        assert!(Instant::now() < deadline, "an ffmpeg outlived its attempt");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        queue
+            .sql("SELECT count(*) FROM queue.files WHERE job_id IS NOT NULL")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_worker_asked_to_stop_finishes_the_attempt_under_way_then_takes_nothing_more() {
+    let cdn = Cdn::start((200, "image/png", picture(20, 20, image::ImageFormat::Png))).await;
+    cdn.delay_ms.store(600, std::sync::atomic::Ordering::SeqCst);
+    let queue = spawn_local_queue(|config| config.worker_concurrency = 1).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (health, health_addr) = testing::random_listener().await;
+    let worker = tokio::spawn(svc_queue::run_worker(queue.config.clone(), health, async {
+        let _ = stopped.await;
+    }));
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{health_addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut probe = tonic_health::pb::health_client::HealthClient::new(channel);
+    let me = Uuid::new_v4();
+    let studio = user(me, "creator", "studio");
+    let mut jobs = Vec::new();
+    for _ in 0..2 {
+        let mut client = queue.client.clone();
+        let job = from_url(&cdn.url, "resize_image", r#"{"width": 10}"#);
+        let enqueued = client.enqueue_media(request(job, &studio)).await.unwrap();
+        jobs.push(enqueued.into_inner().job.unwrap().id);
+    }
+    let consuming = |service: &str| tonic_health::pb::HealthCheckRequest {
+        service: service.into(),
+    };
+    queue.wait_status(me, &jobs[0], "active").await;
+    let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+    assert_eq!(
+        probe
+            .check(consuming("genie.queue.v1.Worker"))
+            .await
+            .unwrap()
+            .into_inner()
+            .status,
+        serving
+    );
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), worker)
+        .await
+        .expect("the worker stops once its attempt is done")
+        .unwrap()
+        .unwrap();
+    let first = queue.job(me, &jobs[0]).await;
+    assert_eq!((first.status.as_str(), first.attempts), ("completed", 1));
+    let second = queue.job(me, &jobs[1]).await;
+    assert_eq!(
+        (second.status.as_str(), second.attempts),
+        ("queued", 0),
+        "the stopping worker took nothing more"
+    );
+    // The next worker does it.
+    let _next = spawn_worker(&queue.config);
+    queue.wait_status(me, &jobs[1], "completed").await;
 }

@@ -24,7 +24,11 @@
 {{/* The components, in order: values key, `genie serve` argument, protocol, gRPC service name,
      the Secret keys the component reads (key:required), and the gRPC services it calls
      (`upstreams`: the chart sets their URL variables and lets it reach them through the
-     NetworkPolicies). */}}
+     NetworkPolicies). `service: false`: no Service and no ingress at all (nothing calls it; its
+     port answers the kubelet's probes only). `fileStorage`: mounts the file volume and gets
+     QUEUE_STORAGE_DIR. `sharedEnv`: the settings of another component's `env` it takes too,
+     because the two must agree (the worker consumes what svc-queue publishes). Resource names
+     and labels use the key in kebab case (queueWorker: <release>-queue-worker). */}}
 {{- define "genie.components" -}}
 gateway:
   serve: gateway
@@ -83,6 +87,20 @@ queue:
   addrVariable: QUEUE_GRPC_ADDR
   urlVariable: QUEUE_GRPC_URL
   upstreams: [usage]
+  fileStorage: true
+  secrets:
+    INTERNAL_TOKEN: true
+    QUEUE_DATABASE_URL: true
+    QUEUE_AMQP_URL: true
+queueWorker:
+  serve: queue-worker
+  protocol: grpc
+  addrVariable: QUEUE_WORKER_HEALTH_ADDR
+  service: false
+  fileStorage: true
+  sharedEnv:
+    from: queue
+    keys: [QUEUE_NAME_PREFIX, QUEUE_DELIVERY_LIMIT, QUEUE_MAX_FILE_BYTES, QUEUE_ALLOW_PRIVATE_URLS]
   secrets:
     INTERNAL_TOKEN: true
     QUEUE_DATABASE_URL: true
@@ -90,7 +108,7 @@ queue:
 {{- end }}
 
 {{- define "genie.componentNames" -}}
-gateway auth usage credentials skills queue
+gateway auth usage credentials skills queue queueWorker
 {{- end }}
 
 {{- define "genie.labels" -}}
@@ -106,17 +124,22 @@ app.kubernetes.io/part-of: genie
 {{- define "genie.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "genie.name" .root }}
 app.kubernetes.io/instance: {{ .root.Release.Name }}
-app.kubernetes.io/component: {{ .component }}
+app.kubernetes.io/component: {{ kebabcase .component }}
 {{- end }}
 
 {{- define "genie.componentLabels" -}}
 {{ include "genie.labels" .root }}
-app.kubernetes.io/component: {{ .component }}
+app.kubernetes.io/component: {{ kebabcase .component }}
 {{- end }}
 
-{{/* The resource name of one component, e.g. genie-auth. */}}
+{{/* The resource name of one component, e.g. genie-auth, genie-queue-worker. */}}
 {{- define "genie.componentName" -}}
-{{- printf "%s-%s" (include "genie.fullname" .root) .component | trunc 63 | trimSuffix "-" }}
+{{- printf "%s-%s" (include "genie.fullname" .root) (kebabcase .component) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The PersistentVolumeClaim of the files (svc-queue's uploads and the workers' outputs). */}}
+{{- define "genie.filesClaimName" -}}
+{{- default (printf "%s-files" (include "genie.fullname" .)) .Values.fileStorage.existingClaim }}
 {{- end }}
 
 {{- define "genie.serviceAccountName" -}}
@@ -173,8 +196,19 @@ app.kubernetes.io/component: {{ .component }}
 {{- if and (eq $component "usage") $values.tiers }}
 {{- $_ := set $env "USAGE_TIERS_PATH" "/etc/genie/tiers/tiers.json" }}
 {{- end }}
+{{- if $spec.fileStorage }}
+{{- $_ := set $env "QUEUE_STORAGE_DIR" $root.Values.fileStorage.mountPath }}
+{{- end }}
 {{- range $key, $value := $root.Values.commonEnv }}
 {{- $_ := set $env $key $value }}
+{{- end }}
+{{- with $spec.sharedEnv }}
+{{- $from := (index $root.Values .from).env }}
+{{- range $key := .keys }}
+{{- if hasKey $from $key }}
+{{- $_ := set $env $key (index $from $key) }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- range $key, $value := $values.env }}
 {{- $_ := set $env $key $value }}
