@@ -105,6 +105,15 @@ fn spawn_worker(config: &Config) -> TestWorker {
     }))
 }
 
+/// Waits until `done` holds, failing with `what` after `within`.
+async fn eventually(within: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// What the stand-in CDN answers: status, content type and body.
 type Answer = (u16, &'static str, Vec<u8>);
 
@@ -1108,11 +1117,10 @@ async fn a_job_whose_worker_dies_mid_attempt_is_finished_once_by_another() {
         .unwrap();
     let active = queue.wait_status(me, &job.id, "active").await;
     assert_eq!(active.attempts, 1);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while cdn.requests() == 0 {
-        assert!(Instant::now() < deadline, "the worker never fetched");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(Duration::from_secs(10), "the worker never fetched", || {
+        cdn.requests() > 0
+    })
+    .await;
     drop(first);
     cdn.stall.store(false, std::sync::atomic::Ordering::SeqCst);
     let _second = spawn_worker(&queue.config);
@@ -1169,23 +1177,20 @@ async fn a_running_job_cancelled_elsewhere_is_stopped_on_its_worker_and_refunded
         .job
         .unwrap();
     queue.wait_status(me, &job.id, "active").await;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while cdn.requests() == 0 {
-        assert!(Instant::now() < deadline, "the worker never fetched");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(Duration::from_secs(10), "the worker never fetched", || {
+        cdn.requests() > 0
+    })
+    .await;
     let cancelled = queue.cancel(me, &job.id).await.unwrap();
     assert_eq!(cancelled.status, "cancelled");
     assert_eq!(queue.used_media_ops(me).await, 0, "its quota came back");
     // The worker stops the attempt: the fetch it was waiting on is closed.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while cdn.abandoned() == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the worker kept the cancelled attempt running"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(
+        Duration::from_secs(5),
+        "the worker kept the cancelled attempt running",
+        || cdn.abandoned() > 0,
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     drop(worker);
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -1455,17 +1460,22 @@ async fn an_attempt_over_its_time_limit_is_killed_with_its_ffmpeg_and_counts_as_
         .unwrap()
         .job
         .unwrap();
+    eventually(Duration::from_secs(10), "ffmpeg never started", || {
+        ffmpeg_children(&queue.config.scratch_dir) > 0
+    })
+    .await;
     let failed = queue.wait_status(me, &job.id, "failed").await;
     assert_eq!(
         failed.attempts, 2,
         "each attempt killed at the limit, then retried once"
     );
     assert!(failed.error.contains("time limit"), "{}", failed.error);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while ffmpeg_children(&queue.config.scratch_dir) > 0 {
-        assert!(Instant::now() < deadline, "an ffmpeg outlived its attempt");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        Duration::from_secs(5),
+        "an ffmpeg outlived its attempt",
+        || ffmpeg_children(&queue.config.scratch_dir) == 0,
+    )
+    .await;
     assert_eq!(
         queue
             .sql("SELECT count(*) FROM queue.files WHERE job_id IS NOT NULL")
