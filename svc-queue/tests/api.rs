@@ -1541,3 +1541,69 @@ async fn a_worker_asked_to_stop_finishes_the_attempt_under_way_then_takes_nothin
     let _next = spawn_worker(&queue.config);
     queue.wait_status(me, &jobs[1], "completed").await;
 }
+
+#[tokio::test]
+async fn a_burst_enqueued_while_the_broker_is_away_is_done_once_each_when_it_returns() {
+    const BURST: usize = 1_000;
+    let proxy = TcpProxy::start(std::net::SocketAddr::from(([127, 0, 0, 1], 5672))).await;
+    let amqp_url = format!("amqp://guest:guest@{}/%2f", proxy.addr());
+    let queue = spawn_queue_with(|config| {
+        config.amqp_url = common::secret::Secret::new(amqp_url);
+        config.worker_concurrency = 4;
+        config.broker_backlog = 8;
+    })
+    .await;
+    let _worker = spawn_worker(&queue.config);
+    let me = Uuid::new_v4();
+    let studio = user(me, "creator", "studio");
+    let input = queue
+        .upload(me, picture(24, 16, image::ImageFormat::Png))
+        .await
+        .unwrap();
+    proxy.cut();
+    let burst: Vec<_> = (0..BURST)
+        .map(|_| {
+            let mut client = queue.client.clone();
+            let studio = studio.clone();
+            let job = from_file(&input.id, "resize_image", r#"{"width": 12}"#);
+            async move { client.enqueue_media(request(job, &studio)).await }
+        })
+        .collect();
+    let stored = futures_util::future::join_all(burst).await;
+    assert!(
+        stored.iter().all(Result::is_ok),
+        "the broker's absence refuses no job"
+    );
+    assert_eq!(
+        queue
+            .sql("SELECT count(*) FROM queue.media_jobs WHERE status = 'queued'")
+            .await,
+        BURST as i64
+    );
+    proxy.restore();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let done = queue
+            .sql("SELECT count(*) FROM queue.media_jobs WHERE status = 'completed'")
+            .await;
+        if done == BURST as i64 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{done} of {BURST} completed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        queue
+            .sql("SELECT count(*) FROM queue.media_jobs WHERE attempts <> 1")
+            .await,
+        0,
+        "none ran twice"
+    );
+    assert_eq!(
+        queue
+            .sql("SELECT count(*) FROM queue.files WHERE job_id IS NOT NULL")
+            .await,
+        BURST as i64,
+        "one output each"
+    );
+}
