@@ -10,6 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./deploy/helm-check.sh
 ./deploy/services.sh
+./deploy/broker-reset.sh
 ./deploy/directus.sh
 ./deploy/browser.sh
 ./deploy/sdk.sh

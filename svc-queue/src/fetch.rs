@@ -66,6 +66,8 @@ impl Fetcher {
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .redirect(redirects)
+            // A proxy would resolve the name itself, past the check of every address below.
+            .no_proxy()
             .user_agent(concat!("genie-svc-queue/", env!("CARGO_PKG_VERSION")));
         if !allow_private {
             builder = builder.dns_resolver(std::sync::Arc::new(PublicAddresses));

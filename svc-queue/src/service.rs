@@ -398,8 +398,8 @@ pub fn sha256(bytes: &[u8]) -> Vec<u8> {
         .to_vec()
 }
 
-/// Puts the bytes in the storage, then the row in the database; bytes whose row could not be
-/// written are deleted again.
+/// Puts the bytes in the storage, then the row in the database; bytes whose row is not there
+/// after a failure are deleted again.
 pub async fn store_file(
     pool: &Pool,
     storage: &dyn Storage,
@@ -408,12 +408,19 @@ pub async fn store_file(
 ) -> Result<FileRow, QueueError> {
     storage.put(&row.storage_key, content).await?;
     let inserted = async { store::insert_file(&pool.get().await?, row).await }.await;
-    if inserted.is_err()
-        && let Err(err) = storage.delete(&row.storage_key).await
+    let Err(err) = inserted else {
+        return inserted;
+    };
+    // The insert may have committed with its answer lost: bytes a row names stay.
+    if let Ok(Some(file)) =
+        async { store::file(&pool.get().await?, row.owner_id, row.id).await }.await
     {
+        return Ok(file);
+    }
+    if let Err(err) = storage.delete(&row.storage_key).await {
         tracing::warn!(%err, "a stored file whose row failed could not be deleted");
     }
-    inserted
+    Err(err)
 }
 
 fn same_request(job: JobRow, digest: &[u8]) -> Result<JobRow, QueueError> {

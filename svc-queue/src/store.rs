@@ -248,22 +248,27 @@ pub async fn mark_sent(db: &impl GenericClient, ids: &[i64]) -> Result<(), Queue
     Ok(())
 }
 
-/// Takes the job for one attempt under `lease`: counts the attempt and marks it active. `None`
-/// when the job is not there to run: finished, cancelled, gone, out of attempts (a worker that
-/// died during the last one), or waiting for a retry that is not due (a duplicate message).
+/// Takes the job for one attempt under `lease`: counts the attempt and marks it active. An
+/// active job is taken over only by a redelivery (`take_over`: its worker died or could not
+/// record its outcome); a first delivery of an active job is a duplicate of the message its
+/// live attempt holds. `None` when the job is not there to run: finished, cancelled, gone, out
+/// of attempts (a worker that died during the last one), running (a duplicate), or waiting for
+/// a retry that is not due (a duplicate).
 pub async fn start_attempt(
     db: &impl GenericClient,
     id: Uuid,
     lease: Uuid,
+    take_over: bool,
 ) -> Result<Option<JobRow>, QueueError> {
     let sql = format!(
         "UPDATE queue.media_jobs SET status = 'active', attempts = attempts + 1, lease = $2, \
            started_at = coalesce(started_at, now()), next_attempt_at = NULL, updated_at = now() \
-         WHERE id = $1 AND status IN ('queued', 'active') AND attempts < max_attempts \
+         WHERE id = $1 AND (status = 'queued' OR ($3 AND status = 'active')) \
+           AND attempts < max_attempts \
            AND (next_attempt_at IS NULL OR next_attempt_at <= now()) \
          RETURNING {JOB_COLUMNS}, pg_notify('{WAKE_CHANNEL}', '')"
     );
-    Ok(sql::query_opt(db, &sql, &[&id, &lease])
+    Ok(sql::query_opt(db, &sql, &[&id, &lease, &take_over])
         .await?
         .as_ref()
         .map(JobRow::from))

@@ -232,7 +232,7 @@ impl Worker {
     }
 
     async fn handle(&self, delivery: Delivery) {
-        let settle = self.settle(&delivery.data).await;
+        let settle = self.settle(&delivery.data, delivery.redelivered).await;
         let settled = match settle {
             Settle::Ack => delivery.ack(BasicAckOptions::default()).await,
             Settle::DeadLetter => delivery.reject(BasicRejectOptions { requeue: false }).await,
@@ -254,7 +254,7 @@ impl Worker {
     }
 
     /// Runs one delivery and records what happened; how to settle its message.
-    async fn settle(&self, message: &[u8]) -> Settle {
+    async fn settle(&self, message: &[u8], redelivered: bool) -> Settle {
         let Some(job_id) = serde_json::from_slice::<Value>(message)
             .ok()
             .and_then(|message| message.get("job_id")?.as_str()?.parse::<Uuid>().ok())
@@ -263,10 +263,12 @@ impl Worker {
             return Settle::DeadLetter;
         };
         let lease = Uuid::new_v4();
-        let started = async { store::start_attempt(&self.pool.get().await?, job_id, lease).await };
+        let started = async {
+            store::start_attempt(&self.pool.get().await?, job_id, lease, redelivered).await
+        };
         let job = match started.await {
             Ok(Some(job)) => job,
-            Ok(None) => return self.not_runnable(job_id).await,
+            Ok(None) => return self.not_runnable(job_id, redelivered).await,
             Err(err) => {
                 tracing::warn!(error = %err, job = %job_id, "could not start a job");
                 return Settle::Requeue;
@@ -315,12 +317,15 @@ impl Worker {
         }
     }
 
-    /// A delivery of a job that is not there to run: done before (acked), or held by a worker
-    /// that died during its last attempt (failed now).
-    async fn not_runnable(&self, job_id: Uuid) -> Settle {
+    /// A delivery of a job that is not there to run: done before, or running under a live
+    /// attempt (acked), or, redelivered, held by a worker that died during its last attempt
+    /// (failed now).
+    async fn not_runnable(&self, job_id: Uuid, redelivered: bool) -> Settle {
         let found = async { store::job_by_id(&self.pool.get().await?, job_id).await };
         match found.await {
-            Ok(Some(job)) if job.status == "active" && job.attempts >= job.max_attempts => {
+            Ok(Some(job))
+                if redelivered && job.status == "active" && job.attempts >= job.max_attempts =>
+            {
                 let error = "the worker stopped during the last attempt";
                 let failed =
                     async { store::fail(&self.pool.get().await?, job.id, None, error).await };
@@ -345,8 +350,10 @@ impl Worker {
             + chrono::TimeDelta::from_std(delay).unwrap_or(chrono::TimeDelta::MAX);
         let message = job_message(job.id, &job.job_type);
         let db = self.pool.get().await?;
-        store::schedule_retry(&db, job.id, lease, error, due, &message).await?;
-        tracing::info!(job = %job.id, attempt = job.attempts, retry_in = ?delay, %error, "job attempt failed; retrying");
+        if store::schedule_retry(&db, job.id, lease, error, due, &message).await? {
+            tracing::info!(job = %job.id, attempt = job.attempts, retry_in = ?delay, %error, "job attempt failed; retrying");
+        }
+        // Otherwise it was cancelled or taken by another attempt meanwhile: nothing to retry.
         Ok(Settle::Ack)
     }
 
@@ -393,7 +400,11 @@ impl Worker {
             .await
             .map_err(|err| Failure::Transient(format!("the operation stopped: {err}")))?
         }
-        .map_err(|err| Failure::Permanent(err.to_string()))?;
+        .map_err(|err| match err {
+            // The machine's part (scratch disk, ffmpeg not started): another attempt may work.
+            media::MediaError::Encode(_) => Failure::Transient(err.to_string()),
+            _ => Failure::Permanent(err.to_string()),
+        })?;
         if output.bytes.len() > self.max_file_bytes {
             return Err(Failure::Permanent(format!(
                 "the output is over the {} byte limit of a file",
@@ -500,6 +511,12 @@ impl Worker {
                 Ok(())
             }
             Err(err) => {
+                // The commit may have happened with its answer lost: bytes a row names stay.
+                let recorded =
+                    async { store::file(&self.pool.get().await?, row.owner_id, row.id).await };
+                if let Ok(Some(_)) = recorded.await {
+                    return Ok(());
+                }
                 self.discard(&row.storage_key).await;
                 Err(Failure::Unrecorded(err))
             }
