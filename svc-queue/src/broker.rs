@@ -8,6 +8,8 @@
 
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
+use std::time::Duration;
+
 use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
 
 use crate::operations::QUEUES;
@@ -115,6 +117,32 @@ impl Topology {
         }
         Ok(())
     }
+}
+
+/// How long connecting (with the channel and the topology), or publishing one batch with its
+/// confirms, may take: a peer that accepts the TCP connection and never finishes the AMQP
+/// handshake would otherwise hold the caller, since heartbeats start only after it.
+pub const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The backoff between reconnections, doubled from the first to the last.
+pub const MIN_BACKOFF: Duration = Duration::from_millis(200);
+pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// A connection named `name` and a channel on it with the topology declared, within
+/// [`BROKER_TIMEOUT`].
+pub async fn open(
+    url: &str,
+    name: &str,
+    topology: &Topology,
+) -> Result<(Connection, Channel), lapin::Error> {
+    let opened = async {
+        let connection = connect(url, name).await?;
+        let channel = connection.create_channel().await?;
+        topology.declare(&channel).await?;
+        Ok((connection, channel))
+    };
+    tokio::time::timeout(BROKER_TIMEOUT, opened)
+        .await
+        .unwrap_or_else(|_| Err(std::io::Error::other("connecting to the broker timed out").into()))
 }
 
 pub async fn connect(url: &str, name: &str) -> Result<Connection, lapin::Error> {

@@ -14,16 +14,11 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Confirmation};
 use tokio::sync::Notify;
 
-use crate::broker::Topology;
+use crate::broker::{self, BROKER_TIMEOUT, MAX_BACKOFF, MIN_BACKOFF, Topology};
 use crate::error::QueueError;
 use crate::operations::QUEUES;
 use crate::store;
 
-/// How long connecting, or publishing one batch with its confirms, may take before the relay
-/// gives up on the connection (the rows without an ack stay unsent).
-const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
-const MIN_BACKOFF: Duration = Duration::from_millis(200);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// A sent outbox row is kept this long (to see what went out when), then deleted.
 pub const SENT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 const PRUNE_BATCH: i64 = 10_000;
@@ -78,22 +73,17 @@ impl Relay {
 
     /// Connects and publishes until something fails; what failed.
     async fn connected(&self, backoff: &mut Duration) -> RelayError {
-        let setup = async {
-            let connection = crate::broker::connect(&self.amqp_url, "svc-queue relay").await?;
-            let channel = connection.create_channel().await?;
-            channel
-                .confirm_select(ConfirmSelectOptions::default())
-                .await?;
-            self.topology.declare(&channel).await?;
-            Ok::<_, lapin::Error>((connection, channel))
+        let opened = broker::open(&self.amqp_url, "svc-queue relay", &self.topology).await;
+        let (_connection, channel) = match opened {
+            Ok(opened) => opened,
+            Err(err) => return err.into(),
         };
-        // A peer that accepts the TCP connection and never finishes the AMQP handshake would
-        // otherwise hold the relay: heartbeats start only after it.
-        let (_connection, channel) = match tokio::time::timeout(BROKER_TIMEOUT, setup).await {
-            Ok(Ok(connected)) => connected,
+        let confirming = channel.confirm_select(ConfirmSelectOptions::default());
+        match tokio::time::timeout(BROKER_TIMEOUT, confirming).await {
+            Ok(Ok(())) => {}
             Ok(Err(err)) => return err.into(),
             Err(_) => return RelayError::Timeout,
-        };
+        }
         tracing::info!("outbox relay connected to the broker");
         *backoff = MIN_BACKOFF;
         loop {

@@ -32,7 +32,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use crate::broker::Topology;
+use crate::broker::{self, BROKER_TIMEOUT, MAX_BACKOFF, MIN_BACKOFF, Topology};
 use crate::error::QueueError;
 use crate::fetch::{FetchError, Fetcher};
 use crate::operations::{MEDIA_QUEUE, Medium, medium_of};
@@ -46,9 +46,6 @@ use crate::{media, video};
 /// out, not cured by a restart.
 pub const CONSUMING: &str = "genie.queue.v1.Worker";
 
-const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
-const MIN_BACKOFF: Duration = Duration::from_millis(200);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Before a message whose outcome could not be recorded goes back to the queue.
 const REQUEUE_PAUSE: Duration = Duration::from_secs(1);
 /// The longest wait between two attempts of a job.
@@ -159,9 +156,8 @@ impl Worker {
     ) -> Ended {
         let queue = self.topology.queue(MEDIA_QUEUE);
         let setup = async {
-            let connection = crate::broker::connect(&self.amqp_url, "svc-queue worker").await?;
-            let channel = connection.create_channel().await?;
-            self.topology.declare(&channel).await?;
+            let (connection, channel) =
+                broker::open(&self.amqp_url, "svc-queue worker", &self.topology).await?;
             channel
                 .basic_qos(self.concurrency, BasicQosOptions::default())
                 .await?;
