@@ -40,6 +40,20 @@ pub async fn execute(db: &impl GenericClient, sql: &str, params: Params<'_>) -> 
     db.execute(&statement, params).await
 }
 
+/// Whether JSON holds the NUL character anywhere (a key or a string), which PostgreSQL refuses
+/// in `text` and `jsonb`.
+pub fn holds_nul(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(object) => object
+            .iter()
+            .any(|(key, value)| key.contains('\0') || holds_nul(value)),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

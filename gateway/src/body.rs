@@ -279,10 +279,9 @@ pub async fn read_json<T: DeserializeOwned>(
 /// Deserialises `object` into `T`, naming the field at fault. Text holding NUL is refused here:
 /// PostgreSQL cannot store it in `text` or `jsonb`.
 pub fn parse_object<T: DeserializeOwned>(object: Map<String, Value>) -> Result<T, ApiError> {
-    if let Some(field) = object
-        .iter()
-        .find_map(|(name, value)| (name.contains('\0') || holds_nul(value)).then_some(name))
-    {
+    if let Some(field) = object.iter().find_map(|(name, value)| {
+        (name.contains('\0') || common::sql::holds_nul(value)).then_some(name)
+    }) {
         return Err(ApiError::invalid_field(
             field,
             format!("{field} must not contain the NUL character (\\u0000)"),
@@ -295,17 +294,6 @@ pub fn parse_object<T: DeserializeOwned>(object: Map<String, Value>) -> Result<T
         };
         field_error(field, err.inner())
     })
-}
-
-fn holds_nul(value: &Value) -> bool {
-    match value {
-        Value::String(text) => text.contains('\0'),
-        Value::Array(items) => items.iter().any(holds_nul),
-        Value::Object(object) => object
-            .iter()
-            .any(|(key, value)| key.contains('\0') || holds_nul(value)),
-        _ => false,
-    }
 }
 
 /// The message a [`NonBlank`] gives for blank text; answered as `missing_field`.

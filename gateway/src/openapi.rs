@@ -31,6 +31,7 @@ use crate::kit::Routes;
         (name = "credentials", description = "Credentials vault: encrypted platform logins, sessions and secrets (svc-credentials)"),
         (name = "skills", description = "Agent skills catalogue: list, typo-tolerant search, related skills, explainable activation (svc-skills)"),
         (name = "queue", description = "Media jobs: enqueued with the quota and an idempotency key, stored with their outbox in one transaction, published to RabbitMQ with confirms (svc-queue)"),
+        (name = "posts", description = "Scheduled posts: scheduled with the `scheduled_posts` quota, turned into `publish_post` jobs when due, published through the connector (svc-queue)"),
     )
 )]
 pub struct ApiDoc;

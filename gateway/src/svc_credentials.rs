@@ -792,14 +792,24 @@ error_set! {
     }
 }
 
-/// Creates a creator profile (a creator's account on a platform) for the signed-in user.
+error_set! {
+    /// Creating a profile takes a unit of the tier's `platforms` gauge at svc-usage (fail-closed).
+    PlatformsGated {
+        403 "limit_reached": "the tier's `platforms` limit (creator profiles held) is reached (`error` is `tier_limit_reached`, `message` tells to upgrade)",
+        403 "quota_check_failed": "svc-usage could not be asked; no profile was created",
+    }
+}
+
+/// Creates a creator profile (a creator's account on a platform) for the signed-in user. Each
+/// profile holds one unit of the tier's `platforms` limit (starter 1, creator 3, pro 5, studio 9),
+/// a standing count shown by `GET /api/usage`.
 #[utoipa::path(
     tag = "credentials",
     security(("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
     request_body = CreateProfileBody,
     responses(
         (status = 200, description = "The new profile (metadata, never the credentials)", body = Envelope<ProfileResponse>),
-        Errors<(Authenticated, JsonBody, VaultRules, ProfileExists)>,
+        Errors<(Authenticated, JsonBody, VaultRules, ProfileExists, PlatformsGated)>,
     )
 )]
 #[post("/api/credentials/create-profile")]

@@ -13,9 +13,10 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::body::{Integer, NonBlank, read_form};
 use crate::kit::{
-    Authenticated, Envelope, Errors, Input, JsonBody, PathId, Query, QueryParams, Reply, Routes,
+    AdminOnly, Authenticated, Envelope, Errors, Input, JsonBody, PathId, Query, QueryParams,
+    QuotaGated, Reply, Routes,
 };
-use crate::session::AuthenticatedUser;
+use crate::session::{Admin, AuthenticatedUser};
 use crate::state::AppState;
 use crate::svc_usage::idempotency_key;
 use crate::{error_set, rpc};
@@ -219,11 +220,11 @@ pub struct MediaBody {
     pub idempotency_key: Option<String>,
 }
 
-/// `GET /api/queue/jobs`' query.
+/// The query of `GET /api/queue/jobs` and `GET /api/posts`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct JobsQuery {
-    /// Only jobs with this status.
+pub struct StatusPageQuery {
+    /// Only those with this status.
     pub status: Option<String>,
     /// 1 to 500; default 50.
     #[param(minimum = 1, maximum = 500)]
@@ -239,7 +240,7 @@ fn whole(field: &str, value: &str) -> Result<i64, ApiError> {
 }
 
 /// Other parameters are ignored.
-impl QueryParams for JobsQuery {
+impl QueryParams for StatusPageQuery {
     fn set(&mut self, key: &str, value: &str) -> Result<(), ApiError> {
         match key {
             "status" => self.status = Some(value.to_owned()),
@@ -339,13 +340,13 @@ pub async fn get_job(
 /// The caller's jobs, newest first, optionally of one status.
 #[utoipa::path(tag = "queue",
     security(("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
-    params(JobsQuery),
+    params(StatusPageQuery),
     responses((status = 200, description = "A page of jobs and how many pass the filter", body = Envelope<JobList>),
               Errors<(Authenticated, ListRules)>))]
 #[get("/api/queue/jobs")]
 pub async fn list_jobs(
     AuthenticatedUser(caller): AuthenticatedUser,
-    Query(query): Query<JobsQuery>,
+    Query(query): Query<StatusPageQuery>,
     state: web::Data<AppState>,
 ) -> Reply<JobList> {
     let request = pb::ListJobsRequest {
@@ -580,8 +581,542 @@ pub async fn get_file(
         .streaming(body))
 }
 
+/// One job queue's jobs by state, and what the broker holds of it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueCountsView {
+    /// Queued and due: waiting for a worker.
+    pub waiting: i64,
+    pub active: i64,
+    pub completed: i64,
+    pub failed: i64,
+    /// Queued for a retry that is not due yet.
+    pub delayed: i64,
+    pub cancelled: i64,
+    /// Messages ready on RabbitMQ and its consumers (workers), as the relay last saw them;
+    /// null when it has not reached the broker lately.
+    pub broker: Option<BrokerView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BrokerView {
+    pub ready: u32,
+    pub consumers: u32,
+}
+
+/// The taxonomy cache of the svc-queue replica that answered.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaxonomyCacheView {
+    pub hits: u64,
+    pub misses: u64,
+    /// Tags held now.
+    pub size: u64,
+}
+
+impl From<pb::TaxonomyCache> for TaxonomyCacheView {
+    fn from(cache: pb::TaxonomyCache) -> Self {
+        Self {
+            hits: cache.hits,
+            misses: cache.misses,
+            size: cache.size,
+        }
+    }
+}
+
+/// `{stats: {"media-jobs": {…}, "scrape-jobs": {…}, "onboarding-jobs": {…}}, taxonomy_cache}`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Stats {
+    pub stats: std::collections::BTreeMap<String, QueueCountsView>,
+    pub taxonomy_cache: TaxonomyCacheView,
+}
+
+impl From<pb::QueueStats> for Stats {
+    fn from(stats: pb::QueueStats) -> Self {
+        let queues = stats
+            .queues
+            .into_iter()
+            .map(|counts| {
+                let broker = counts.broker_seen.then_some(BrokerView {
+                    ready: counts.broker_ready,
+                    consumers: counts.broker_consumers,
+                });
+                let view = QueueCountsView {
+                    waiting: counts.waiting,
+                    active: counts.active,
+                    completed: counts.completed,
+                    failed: counts.failed,
+                    delayed: counts.delayed,
+                    cancelled: counts.cancelled,
+                    broker,
+                };
+                (counts.queue, view)
+            })
+            .collect();
+        Self {
+            stats: queues,
+            taxonomy_cache: stats.taxonomy_cache.unwrap_or_default().into(),
+        }
+    }
+}
+
+/// Every job queue's jobs by state (all users', from the database) and depth on RabbitMQ, and
+/// the taxonomy cache's hits, misses and size. Counted at most once a second.
+#[utoipa::path(tag = "queue",
+    security(("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
+    responses((status = 200, description = "The queues' figures", body = Envelope<Stats>),
+              Errors<(Authenticated,)>))]
+#[get("/api/queue/stats")]
+pub async fn queue_stats(
+    AuthenticatedUser(caller): AuthenticatedUser,
+    state: web::Data<AppState>,
+) -> Reply<Stats> {
+    state
+        .queue
+        .forward(&caller, pb::StatsRequest {}, rpc!(stats))
+        .await
+}
+
+/// `{taxonomy_cache}`, after the bust.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Invalidated {
+    pub taxonomy_cache: TaxonomyCacheView,
+}
+
+impl From<pb::TaxonomyCache> for Invalidated {
+    fn from(cache: pb::TaxonomyCache) -> Self {
+        Self {
+            taxonomy_cache: cache.into(),
+        }
+    }
+}
+
+/// Busts the taxonomy cache (administrators), on every svc-queue replica: after the mapping in
+/// `queue.taxonomy_mapping` changed.
+#[utoipa::path(tag = "queue",
+    security(("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
+    responses((status = 200, description = "The answering replica's cache, emptied", body = Envelope<Invalidated>),
+              Errors<(Authenticated, AdminOnly)>))]
+#[post("/api/queue/taxonomy/invalidate")]
+pub async fn invalidate_taxonomy(
+    Admin(caller): Admin,
+    state: web::Data<AppState>,
+) -> Reply<Invalidated> {
+    state
+        .queue
+        .forward(
+            &caller,
+            pb::InvalidateTaxonomyRequest {},
+            rpc!(invalidate_taxonomy),
+        )
+        .await
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ClassifyBody {
+    /// 1 to 100 tags; case, `#`, `_` and `-` do not matter.
+    #[schema(example = json!(["lingerie", "Behind_The_Scenes", "#fyp"]))]
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConceptView {
+    #[schema(example = "Intimacy Level")]
+    pub concept: String,
+    /// 0 to 1: 1 − Π(1 − weight) over the tags of the concept.
+    pub score: f64,
+    /// The tags (normalized) that count for it.
+    pub tags: Vec<String>,
+}
+
+/// `{concepts: [...best first], unmatched: [tag]}`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Classified {
+    pub concepts: Vec<ConceptView>,
+    /// Tags the mapping does not know.
+    pub unmatched: Vec<String>,
+}
+
+impl From<pb::Classification> for Classified {
+    fn from(classified: pb::Classification) -> Self {
+        Self {
+            concepts: classified
+                .concepts
+                .into_iter()
+                .map(|concept| ConceptView {
+                    concept: concept.concept,
+                    score: concept.score,
+                    tags: concept.tags,
+                })
+                .collect(),
+            unmatched: classified.unmatched,
+        }
+    }
+}
+
+error_set! {
+    ClassifyRules {
+        400 "invalid_body": "no tags, over 100, an empty tag or one over 100 bytes (`field` is `tags`)",
+    }
+}
+
+/// Classifies tags along the six concepts (Intimacy Level, Production Quality, Content Type,
+/// Audience Appeal, Platform Fit, Engagement Potential), through the taxonomy cache.
+#[utoipa::path(tag = "queue",
+    security(("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
+    request_body = ClassifyBody,
+    responses((status = 200, description = "The concepts, best first", body = Envelope<Classified>),
+              Errors<(Authenticated, JsonBody, ClassifyRules)>))]
+#[post("/api/queue/taxonomy/classify")]
+pub async fn classify_tags(
+    Input(AuthenticatedUser(caller), body): Input<AuthenticatedUser, ClassifyBody>,
+    state: web::Data<AppState>,
+) -> Reply<Classified> {
+    let request = pb::ClassifyTagsRequest { tags: body.tags };
+    state
+        .queue
+        .forward(&caller, request, rpc!(classify_tags))
+        .await
+}
+
+/// A fan of one of the caller's creator profiles.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FanView {
+    #[schema(format = Uuid)]
+    pub id: String,
+    #[schema(format = Uuid)]
+    pub creator_profile_id: String,
+    pub platform_fan_id: String,
+    pub username: Option<String>,
+    pub engagement_score: i32,
+    /// A decimal as a string, exact (as Directus sends decimals).
+    #[schema(example = "125.50")]
+    pub total_spent: String,
+    /// RFC 3339.
+    pub last_interaction: Option<String>,
+    pub notes: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub updated_at: String,
+}
+
+/// `{data: [fan], meta: {filter_count}}`, most engaged first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FanList {
+    pub data: Vec<FanView>,
+    pub meta: JobsMeta,
+}
+
+impl From<pb::FanPage> for FanList {
+    fn from(page: pb::FanPage) -> Self {
+        let data = page
+            .fans
+            .into_iter()
+            .map(|fan| FanView {
+                id: fan.id,
+                creator_profile_id: fan.creator_profile_id,
+                platform_fan_id: fan.platform_fan_id,
+                username: non_empty(fan.username),
+                engagement_score: fan.engagement_score,
+                total_spent: fan.total_spent,
+                last_interaction: non_empty(fan.last_interaction),
+                notes: non_empty(fan.notes),
+                created_at: fan.created_at,
+                updated_at: fan.updated_at,
+            })
+            .collect();
+        Self {
+            data,
+            meta: JobsMeta {
+                filter_count: page.total,
+            },
+        }
+    }
+}
+
+/// `GET /api/fans`' query.
+#[derive(Debug, Clone, Default, PartialEq, Eq, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FansQuery {
+    /// Only the fans of this creator profile of the caller's.
+    pub creator_profile_id: Option<String>,
+    /// 1 to 500; default 50.
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<i64>,
+    /// Default 0.
+    pub offset: Option<i64>,
+}
+
+/// Other parameters are ignored.
+impl QueryParams for FansQuery {
+    fn set(&mut self, key: &str, value: &str) -> Result<(), ApiError> {
+        match key {
+            "creator_profile_id" | "creatorProfileId" => {
+                self.creator_profile_id = Some(value.to_owned());
+            }
+            "limit" => self.limit = Some(whole("limit", value)?),
+            "offset" => self.offset = Some(whole("offset", value)?),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+error_set! {
+    FanRules {
+        400 "invalid_body": "`creator_profile_id` not a UUID, `limit` outside 1..=500, or a negative `offset` (`field` names it)",
+    }
+}
+
+/// The fan profiles of the caller's creator profiles, most engaged first.
+#[utoipa::path(tag = "queue",
+    security(("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
+    params(FansQuery),
+    responses((status = 200, description = "A page of fans and how many pass the filter", body = Envelope<FanList>),
+              Errors<(Authenticated, FanRules)>))]
+#[get("/api/fans")]
+pub async fn list_fans(
+    AuthenticatedUser(caller): AuthenticatedUser,
+    Query(query): Query<FansQuery>,
+    state: web::Data<AppState>,
+) -> Reply<FanList> {
+    let request = pb::ListFansRequest {
+        creator_profile_id: query.creator_profile_id.unwrap_or_default(),
+        limit: query.limit.unwrap_or(0),
+        offset: query.offset.unwrap_or(0),
+    };
+    state.queue.forward(&caller, request, rpc!(list_fans)).await
+}
+
+/// A scheduled post.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PostView {
+    #[schema(format = Uuid)]
+    pub id: String,
+    #[schema(format = Uuid)]
+    pub creator_profile_id: String,
+    #[schema(example = "onlyfans")]
+    pub platform: String,
+    #[schema(format = Uuid)]
+    pub file_id: Option<String>,
+    #[schema(format = Uuid)]
+    pub media_id: Option<String>,
+    /// RFC 3339.
+    pub scheduled_for: String,
+    /// `pending`, `publishing`, `published`, `failed` or `cancelled`.
+    #[schema(example = "pending")]
+    pub status: String,
+    pub caption: String,
+    #[schema(value_type = Object)]
+    pub platform_specific_config: Value,
+    /// RFC 3339.
+    pub published_at: Option<String>,
+    pub error_message: Option<String>,
+    /// The `publish_post` job, once the post was due (`GET /api/queue/jobs/{id}`).
+    #[schema(format = Uuid)]
+    pub job_id: Option<String>,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339.
+    pub updated_at: String,
+}
+
+impl TryFrom<pb::Post> for PostView {
+    type Error = ApiError;
+
+    fn try_from(post: pb::Post) -> Result<Self, ApiError> {
+        let platform_specific_config = serde_json::from_str(&post.platform_specific_config_json)
+            .map_err(|err| {
+                tracing::error!(%err, "svc-queue sent a post whose JSON does not parse");
+                ApiError::internal()
+            })?;
+        Ok(Self {
+            id: post.id,
+            creator_profile_id: post.creator_profile_id,
+            platform: post.platform,
+            file_id: non_empty(post.file_id),
+            media_id: non_empty(post.media_id),
+            scheduled_for: post.scheduled_for,
+            status: post.status,
+            caption: post.caption,
+            platform_specific_config,
+            published_at: non_empty(post.published_at),
+            error_message: non_empty(post.error_message),
+            job_id: non_empty(post.job_id),
+            created_at: post.created_at,
+            updated_at: post.updated_at,
+        })
+    }
+}
+
+/// `{post, replayed}`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScheduledPost {
+    pub post: PostView,
+    /// True when this is the post an earlier request with the same idempotency key stored
+    /// (nothing was consumed or stored this time).
+    pub replayed: bool,
+}
+
+impl TryFrom<pb::Scheduled> for ScheduledPost {
+    type Error = ApiError;
+
+    fn try_from(scheduled: pb::Scheduled) -> Result<Self, ApiError> {
+        let post = scheduled.post.ok_or_else(|| {
+            tracing::error!("svc-queue left out the post of its answer");
+            ApiError::internal()
+        })?;
+        Ok(Self {
+            post: post.try_into()?,
+            replayed: scheduled.replayed,
+        })
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ScheduleBody {
+    #[serde(alias = "creatorProfileId")]
+    #[schema(format = Uuid)]
+    pub creator_profile_id: NonBlank,
+    /// RFC 3339 with its offset; at most 5 minutes past (taken as now), at most 366 days ahead.
+    #[serde(alias = "scheduledFor")]
+    #[schema(example = "2026-12-24T18:00:00Z")]
+    pub scheduled_for: NonBlank,
+    /// Lower case letters, digits and `_`; default `onlyfans`.
+    #[schema(example = "onlyfans")]
+    pub platform: Option<String>,
+    /// At most 10,000 characters.
+    pub caption: Option<String>,
+    /// A file of the caller's (`POST /api/files`, or a media job's output) to publish with it.
+    #[serde(alias = "fileId")]
+    #[schema(format = Uuid)]
+    pub file_id: Option<String>,
+    /// Or an item of the caller's content library.
+    #[serde(alias = "mediaId")]
+    #[schema(format = Uuid)]
+    pub media_id: Option<String>,
+    /// Platform options (hashtags, visibility, …), passed to the connector as they are.
+    #[serde(alias = "platformSpecificConfig")]
+    #[schema(value_type = Option<Object>)]
+    pub platform_specific_config: Option<Value>,
+    /// A retry with the same key gets the first post back and consumes nothing again. May also
+    /// be sent as the `Idempotency-Key` header (both at once must agree).
+    #[schema(max_length = 255)]
+    pub idempotency_key: Option<String>,
+}
+
+error_set! {
+    ScheduleRules {
+        400 "invalid_body": "a bad `scheduled_for` (not RFC 3339, past, over 366 days ahead), `platform`, `caption`, `platform_specific_config`, or both `file_id` and `media_id` (`field` names it)",
+        404 "not_found": "`file_id` or `media_id` is not the caller's (`field` names it)",
+        503 "publishing_unavailable": "no publishing connector is configured (QUEUE_PUBLISH_WEBHOOK_URL)",
+    }
+}
+
+/// Schedules a post: one `scheduled_posts` consumed; when it is due, the scheduler turns it
+/// into a `publish_post` job, which publishes it through the connector and counts one
+/// `published_posts`.
+#[utoipa::path(tag = "posts",
+    security(("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "The idempotency key, instead of (or the same as) the body's `idempotency_key`"),
+    ),
+    request_body = ScheduleBody,
+    responses((status = 200, description = "The stored post (or, `replayed: true`, the one the same key stored before)", body = Envelope<ScheduledPost>),
+              Errors<(Authenticated, JsonBody, QuotaGated, ScheduleRules)>))]
+#[post("/api/posts/schedule")]
+pub async fn schedule_post(
+    Input(AuthenticatedUser(caller), body): Input<AuthenticatedUser, ScheduleBody>,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Reply<ScheduledPost> {
+    let idempotency_key = idempotency_key(req.headers(), body.idempotency_key)?;
+    let platform_specific_config_json = match body.platform_specific_config {
+        None | Some(Value::Null) => String::new(),
+        Some(config @ Value::Object(_)) => config.to_string(),
+        Some(_) => {
+            return Err(ApiError::invalid_field(
+                "platform_specific_config",
+                "must be a JSON object",
+            ));
+        }
+    };
+    let request = pb::SchedulePostRequest {
+        creator_profile_id: body.creator_profile_id.into(),
+        platform: body.platform.unwrap_or_default(),
+        caption: body.caption.unwrap_or_default(),
+        scheduled_for: body.scheduled_for.into(),
+        file_id: body.file_id.unwrap_or_default(),
+        media_id: body.media_id.unwrap_or_default(),
+        platform_specific_config_json,
+        idempotency_key: idempotency_key.unwrap_or_default(),
+    };
+    state
+        .queue
+        .forward(&caller, request, rpc!(schedule_post))
+        .await
+}
+
+/// `{data: [post], meta: {filter_count}}`, latest scheduled first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PostList {
+    pub data: Vec<PostView>,
+    pub meta: JobsMeta,
+}
+
+impl TryFrom<pb::PostPage> for PostList {
+    type Error = ApiError;
+
+    fn try_from(page: pb::PostPage) -> Result<Self, ApiError> {
+        Ok(Self {
+            data: page
+                .posts
+                .into_iter()
+                .map(PostView::try_from)
+                .collect::<Result<_, _>>()?,
+            meta: JobsMeta {
+                filter_count: page.total,
+            },
+        })
+    }
+}
+
+error_set! {
+    PostListRules {
+        400 "invalid_body": "`status` not a post status, `limit` outside 1..=500, or a negative `offset` (`field` names it)",
+    }
+}
+
+/// The caller's scheduled posts, latest scheduled first, optionally of one status.
+#[utoipa::path(tag = "posts",
+    security(("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
+    params(StatusPageQuery),
+    responses((status = 200, description = "A page of posts and how many pass the filter", body = Envelope<PostList>),
+              Errors<(Authenticated, PostListRules)>))]
+#[get("/api/posts")]
+pub async fn list_posts(
+    AuthenticatedUser(caller): AuthenticatedUser,
+    Query(query): Query<StatusPageQuery>,
+    state: web::Data<AppState>,
+) -> Reply<PostList> {
+    let request = pb::ListPostsRequest {
+        status: query.status.unwrap_or_default(),
+        limit: query.limit.unwrap_or(0),
+        offset: query.offset.unwrap_or(0),
+    };
+    state
+        .queue
+        .forward(&caller, request, rpc!(list_posts))
+        .await
+}
+
 pub fn routes(routes: &mut Routes) {
     routes
+        .add(queue_stats)
+        .add(invalidate_taxonomy)
+        .add(classify_tags)
+        .add(list_fans)
+        .add(schedule_post)
+        .add(list_posts)
         .add(enqueue_media)
         .add(list_jobs)
         .add(get_job)

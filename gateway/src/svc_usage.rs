@@ -24,7 +24,8 @@ pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 /// `amount` when the body has none.
 pub const DEFAULT_AMOUNT: i64 = 1;
 
-/// One operation's quota in the current billing cycle. `-1` is unlimited.
+/// One operation's quota: in the current billing cycle, or, for a standing gauge (`platforms`),
+/// what the user holds now. `-1` is unlimited.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct OperationUsage {
     #[schema(example = 1)]
@@ -85,7 +86,9 @@ pub struct UsageReport {
     #[schema(example = "2026-12-01T00:00:00Z")]
     pub cycle_end: String,
     /// Every billable operation of the tier, keyed by operation name (`captions`,
-    /// `taxonomy_ai`, `ai_media_ops`, `scheduled_posts`, `published_posts`, `platforms`).
+    /// `taxonomy_ai`, `ai_media_ops`, `scheduled_posts`, `published_posts`, `platforms`). The
+    /// gauges' `used` (`platforms`: the creator profiles held) is the standing count, which no
+    /// billing cycle resets.
     #[schema(value_type = std::collections::HashMap<String, OperationUsage>)]
     pub usage: UsageByOperation,
 }
@@ -103,8 +106,10 @@ impl From<pb::UsageReport> for UsageReport {
 
 #[derive(Deserialize, ToSchema)]
 pub struct IncrementBody {
-    /// The billable operation: `captions`, `taxonomy_ai`, `ai_media_ops`, `scheduled_posts`,
-    /// `published_posts` or `platforms` (svc-usage's tier file is the authority).
+    /// The billable operation: `captions`, `taxonomy_ai`, `ai_media_ops`, `scheduled_posts` or
+    /// `published_posts` (svc-usage's tier file is the authority). A standing gauge
+    /// (`platforms`) is not consumed here: 400 `operation_is_a_gauge`; creating a creator profile
+    /// takes its unit.
     #[schema(example = "captions")]
     pub operation: NonBlank,
     /// How much to consume, 1 to 1000; default 1.
@@ -258,6 +263,7 @@ pub async fn increment(
 error_set! {
     UnknownOperation {
         400 "invalid_body": "`operation` unknown, `amount` outside 1..=1000, `idempotency_key` over 255 bytes, or body and header keys differ (`field` names it)",
+        400 "operation_is_a_gauge": "`operation` is a standing gauge (`platforms`), taken by creating what holds it, not consumed (`field` is `operation`)",
     }
 }
 

@@ -1,5 +1,6 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use base64::Engine as _;
 use common::config::{self, ConfigError};
@@ -9,6 +10,7 @@ use zeroize::Zeroizing;
 use crate::crypto::{KEY_LEN, KeyMaterial, KeyRing, KeyRingError, LEGACY_VERSION};
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/genie";
+pub const DEFAULT_USAGE_GRPC_URL: &str = "http://127.0.0.1:50052";
 
 /// Key v1, base64 of 32 bytes.
 pub const KEY_V1_VARIABLE: &str = "CREDENTIALS_ENC_KEY_B64";
@@ -30,6 +32,11 @@ pub struct Config {
     pub keys: KeyRing,
     /// The largest secret (JSON text) one request may store.
     pub max_secret_bytes: usize,
+    /// `USAGE_GRPC_URL`: svc-usage, where creating a creator profile takes a unit of the tier's
+    /// `platforms` gauge.
+    pub usage_grpc_url: String,
+    /// `CREDENTIALS_QUOTA_TIMEOUT_MS`: how long that call may take before the profile is refused.
+    pub quota_timeout: Duration,
 }
 
 impl Config {
@@ -46,10 +53,13 @@ impl Config {
             internal_token: config::secret("INTERNAL_TOKEN", 32)?,
             keys: key_ring_from_env()?,
             max_secret_bytes: config::var("CREDENTIALS_MAX_SECRET_BYTES", 65_536)?,
+            usage_grpc_url: config::var("USAGE_GRPC_URL", DEFAULT_USAGE_GRPC_URL.to_owned())?,
+            quota_timeout: config::millis("CREDENTIALS_QUOTA_TIMEOUT_MS", 2_000)?,
         })
     }
 
-    /// Local defaults for tests and `genie up`.
+    /// Local defaults for tests and `genie up` (svc-usage at its default local address; a test
+    /// sets `usage_grpc_url` to the svc-usage it started).
     pub fn local(database_url: String, internal_token: Secret, keys: KeyRing) -> Self {
         Self {
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 50053)),
@@ -60,6 +70,8 @@ impl Config {
             internal_token,
             keys,
             max_secret_bytes: 65_536,
+            usage_grpc_url: DEFAULT_USAGE_GRPC_URL.to_owned(),
+            quota_timeout: Duration::from_millis(2_000),
         }
     }
 }

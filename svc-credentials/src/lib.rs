@@ -1,7 +1,8 @@
 //! svc-credentials: the vault for creators' platform logins, captured browser sessions and other
 //! secrets. AES-256-GCM (ring) under versioned keys, each ciphertext bound to its table, row and
-//! field; every reveal audited; records rotated to the newest key live. Owns the `credentials`
-//! schema.
+//! field; every reveal audited; records rotated to the newest key live. Creating a creator
+//! profile takes a unit of the tier's `platforms` gauge at svc-usage first (fail-closed). Owns
+//! the `credentials` schema.
 
 pub mod config;
 pub mod crypto;
@@ -15,6 +16,7 @@ pub mod store;
 use std::future::Future;
 use std::sync::Arc;
 
+use common::quota::QuotaClient;
 use proto::credentials::v1::credentials_server::CredentialsServer;
 use tokio::net::TcpListener;
 
@@ -47,7 +49,18 @@ pub async fn run(
     )?;
     let keys = Arc::new(config.keys);
     rotate::register_keys(&pool, &keys).await?;
-    let service = Arc::new(VaultService::new(pool, keys, config.max_secret_bytes));
+    let usage = common::grpc::lazy_channel(
+        "USAGE_GRPC_URL",
+        &config.usage_grpc_url,
+        config.database.connect_timeout,
+    )?;
+    let quota = QuotaClient::new(usage, config.internal_token.clone(), config.quota_timeout);
+    let service = Arc::new(VaultService::new(
+        pool,
+        keys,
+        config.max_secret_bytes,
+        quota,
+    ));
     let credentials = CredentialsServer::new(grpc::CredentialsGrpc::new(service));
     let setup = common::grpc::Setup {
         name: "svc-credentials",

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use common::ApiError;
 use common::identity::Identity;
+use common::quota::QuotaClient;
 use deadpool_postgres::Pool;
 use serde_json::Value;
 use uuid::Uuid;
@@ -23,6 +24,17 @@ pub mod paths {
     pub const REVEAL: &str = "reveal";
     pub const REVEAL_DOWNLOAD_CREDENTIAL: &str = "reveal-download-cred";
     pub const GET_PLATFORM_SESSION: &str = "get-platform-session";
+}
+
+/// The gauge of svc-usage's tier file that creator profiles hold a unit of each: the tier's limit
+/// on connected platforms.
+pub const PLATFORMS: &str = "platforms";
+
+/// The key at svc-usage under which creator profile `id` holds its unit of [`PLATFORMS`]: made
+/// from the profile's id, chosen before the call, so that a retry never takes a second unit and a
+/// delete (when there is one) releases exactly this one.
+pub fn platforms_key(id: Uuid) -> String {
+    format!("creator_profile:{id}")
 }
 
 /// Where a sealed value of `field` in row `row` is bound.
@@ -107,14 +119,22 @@ pub struct VaultService {
     pool: Pool,
     keys: Arc<KeyRing>,
     max_secret_bytes: usize,
+    /// svc-usage, for the `platforms` gauge that creating a profile takes a unit of.
+    quota: QuotaClient,
 }
 
 impl VaultService {
-    pub fn new(pool: Pool, keys: Arc<KeyRing>, max_secret_bytes: usize) -> Self {
+    pub fn new(
+        pool: Pool,
+        keys: Arc<KeyRing>,
+        max_secret_bytes: usize,
+        quota: QuotaClient,
+    ) -> Self {
         Self {
             pool,
             keys,
             max_secret_bytes,
+            quota,
         }
     }
 
@@ -199,6 +219,11 @@ impl VaultService {
         Ok(())
     }
 
+    /// Creates a creator profile for the calling user. The profile takes a unit of the tier's
+    /// `platforms` gauge at svc-usage first, under [`platforms_key`] of its new id: over the
+    /// limit is 403 `limit_reached`, svc-usage unable to answer 403 `quota_check_failed`
+    /// (fail-closed), and a profile that is then not stored gives its unit back. A duplicate is
+    /// answered 409 `profile_exists` before anything is taken.
     pub async fn create_profile(
         &self,
         identity: &Identity,
@@ -217,21 +242,46 @@ impl VaultService {
                 self.seal(PROFILE_CREDENTIALS, id, &plaintext)
             })
             .transpose()?;
-        let db = self.pool.get().await?;
-        store::insert_profile(
-            &db,
-            NewProfile {
-                id,
-                user_id,
-                platform: &platform,
-                username: &username,
-                credentials,
-                scrape_enabled: input.scrape_enabled,
-                scrape_frequency: scrape_frequency.as_deref(),
-                profile_data: &profile_data,
-            },
-        )
-        .await
+        if store::profile_exists(&self.pool.get().await?, user_id, &platform, &username).await? {
+            return Err(VaultError::ProfileExists);
+        }
+        let profile = NewProfile {
+            id,
+            user_id,
+            platform: &platform,
+            username: &username,
+            credentials,
+            scrape_enabled: input.scrape_enabled,
+            scrape_frequency: scrape_frequency.as_deref(),
+            profile_data: &profile_data,
+        };
+        let insert = || async {
+            self.insert_profile_once(profile)
+                .await
+                .map_err(ApiError::from)
+        };
+        Ok(self
+            .quota
+            .held(identity, PLATFORMS, &platforms_key(id), insert)
+            .await?)
+    }
+
+    /// Inserts the profile. An error after the insert committed (its answer lost) must not give
+    /// back the unit of a profile that exists, so the profile is looked up once more before the
+    /// error is given.
+    async fn insert_profile_once(&self, profile: NewProfile<'_>) -> Result<ProfileRow, VaultError> {
+        let (id, user_id) = (profile.id, profile.user_id);
+        let inserted =
+            async { store::insert_profile(&self.pool.get().await?, profile).await }.await;
+        let Err(err) = inserted else {
+            return inserted;
+        };
+        let again =
+            async { store::profile(&self.pool.get().await?, id, Some(user_id), false).await }.await;
+        match again {
+            Ok(Some(profile)) => Ok(profile),
+            _ => Err(err),
+        }
     }
 
     pub async fn store_credentials(

@@ -130,6 +130,23 @@ pub async fn insert_profile(
     }
 }
 
+/// Whether the user has a profile of this platform and username already.
+pub async fn profile_exists(
+    db: &impl GenericClient,
+    user_id: Uuid,
+    platform: &str,
+    username: &str,
+) -> Result<bool, VaultError> {
+    Ok(sql::query_opt(
+        db,
+        "SELECT 1 FROM credentials.creator_profiles \
+         WHERE user_id = $1 AND platform = $2 AND username = $3",
+        &[&user_id, &platform, &username],
+    )
+    .await?
+    .is_some())
+}
+
 /// The profile, if `owner` (when given) owns it. `lock` takes it for update.
 pub async fn profile(
     db: &impl GenericClient,

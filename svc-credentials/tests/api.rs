@@ -1,6 +1,7 @@
-//! svc-credentials over real gRPC on a random port, against a fresh PostgreSQL database per test:
-//! sealing bound to the row, key versions and their retirement, the original service's records,
-//! live rotation, ownership and the reveal audit.
+//! svc-credentials over real gRPC on a random port, with a real svc-usage for the `platforms`
+//! gauge, against a fresh PostgreSQL database per test: sealing bound to the row, key versions and
+//! their retirement, the original service's records, live rotation, ownership, the reveal audit,
+//! and the tier's limit on creator profiles.
 // Test code: a helper of these tests that cannot do its job fails the test, as an assertion
 // would. (clippy.toml allows this inside test functions only, not in the helpers beside them.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -13,11 +14,13 @@ use base64::Engine as _;
 use common::identity::Identity;
 use common::secret::Secret;
 use common::testing::{
-    self, TestService, creator as user, fresh_database, status_field as field,
+    self, TestService, creator as user, fresh_database, start_service, status_field as field,
     status_reason as reason, try_start_service,
 };
 use proto::credentials::v1 as pb;
 use proto::credentials::v1::credentials_client::CredentialsClient;
+use proto::usage::v1 as usage_pb;
+use proto::usage::v1::usage_client::UsageClient;
 use serde_json::{Value, json};
 use svc_credentials::Config;
 use svc_credentials::config::key_ring;
@@ -46,19 +49,50 @@ fn keys(v1: &str, more: &[(u32, &str)], retired: &[u32]) -> KeyRing {
 
 struct Vault {
     client: CredentialsClient<Channel>,
+    usage: UsageClient<Channel>,
     database_url: String,
     _service: TestService,
+    _usage: TestService,
 }
 
-/// The vault on `database_url` under `keys`, once it serves; a start-up that fails is its error.
+/// The tier the vault's tests create profiles on by default: the shipped tiers' with no limit,
+/// so that tests about the vault are not about the `platforms` limit.
+const UNLIMITED_TIER: &str = "unlimited_for_tests";
+
+/// svc-usage on `database_url`, with the shipped tiers and [`UNLIMITED_TIER`].
+async fn start_usage(database_url: &str) -> TestService {
+    let mut tiers = svc_usage::tiers::Tiers::shipped().unwrap();
+    let mut unlimited = tiers.tiers["studio"].clone();
+    unlimited.limits.values_mut().for_each(|limit| *limit = -1);
+    tiers.tiers.insert(UNLIMITED_TIER.into(), unlimited);
+    let mut config = svc_usage::Config::local(database_url.to_owned(), testing::internal_token());
+    config.tiers = Some(tiers);
+    start_service(|listener, stop| svc_usage::run(config, listener, stop)).await
+}
+
+/// The vault on `database_url` under `keys` (with a svc-usage of its own on the same database),
+/// once it serves; a start-up that fails is its error.
 async fn start(database_url: &str, keys: KeyRing) -> anyhow::Result<Vault> {
-    let config = Config::local(database_url.to_owned(), testing::internal_token(), keys);
+    start_with(database_url, keys, |_| {}).await
+}
+
+async fn start_with(
+    database_url: &str,
+    keys: KeyRing,
+    configure: impl FnOnce(&mut Config),
+) -> anyhow::Result<Vault> {
+    let usage = start_usage(database_url).await;
+    let mut config = Config::local(database_url.to_owned(), testing::internal_token(), keys);
+    config.usage_grpc_url = format!("http://{}", usage.addr);
+    configure(&mut config);
     let service =
         try_start_service(|listener, stop| svc_credentials::run(config, listener, stop)).await?;
     Ok(Vault {
         client: CredentialsClient::new(service.channel.clone()),
+        usage: UsageClient::new(usage.channel.clone()),
         database_url: database_url.to_owned(),
         _service: service,
+        _usage: usage,
     })
 }
 
@@ -78,9 +112,21 @@ fn revealed(secret: Option<pb::Secret>) -> Value {
 }
 
 impl Vault {
+    /// A profile of `owner` on [`UNLIMITED_TIER`].
     async fn create_profile(
         &self,
         owner: Uuid,
+        username: &str,
+        credentials: Option<Value>,
+    ) -> Result<pb::CreatorProfile, tonic::Status> {
+        let identity = testing::user(owner, "creator", UNLIMITED_TIER);
+        self.create_profile_as(&identity, username, credentials)
+            .await
+    }
+
+    async fn create_profile_as(
+        &self,
+        identity: &Identity,
         username: &str,
         credentials: Option<Value>,
     ) -> Result<pb::CreatorProfile, tonic::Status> {
@@ -92,13 +138,50 @@ impl Vault {
             scrape_frequency: "0 */6 * * *".into(),
             profile_data_json: String::new(),
         };
-        let request = testing::request(request, &user(owner));
+        let request = testing::request(request, identity);
         Ok(self
             .client
             .clone()
             .create_profile(request)
             .await?
             .into_inner())
+    }
+
+    /// The `platforms` of `identity`'s usage report (what `GET /api/usage` shows): (used, limit,
+    /// remaining).
+    async fn platforms(&self, identity: &Identity) -> (i64, i64, i64) {
+        let user = identity.require_user().unwrap();
+        let report = self
+            .usage
+            .clone()
+            .report(testing::request(
+                usage_pb::ReportRequest {
+                    user_id: user.id.to_string(),
+                    tier: user.tier.clone(),
+                },
+                identity,
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let platforms = report
+            .operations
+            .iter()
+            .find(|op| op.operation == "platforms")
+            .unwrap();
+        (platforms.used, platforms.limit, platforms.remaining)
+    }
+
+    async fn profiles_of(&self, owner: Uuid) -> i64 {
+        self.sql()
+            .await
+            .query_one(
+                "SELECT count(*) FROM credentials.creator_profiles WHERE user_id = $1",
+                &[&owner],
+            )
+            .await
+            .unwrap()
+            .get(0)
     }
 
     async fn reveal(
@@ -1062,6 +1145,188 @@ async fn bad_input_is_refused_naming_the_field() {
     user(owner).write_to(request.metadata_mut());
     let refused = client.reveal_credentials(request).await.unwrap_err();
     assert_eq!(refused.code(), Code::Unauthenticated);
+}
+
+#[tokio::test]
+async fn a_starter_creates_one_profile_and_the_second_is_limit_reached() {
+    let vault = spawn_vault().await;
+    let owner = Uuid::new_v4();
+    let starter = user(owner);
+    assert_eq!(vault.platforms(&starter).await, (0, 1, 1));
+    let first = vault
+        .create_profile_as(&starter, "first", Some(json!({"pw": "one"})))
+        .await
+        .unwrap();
+    assert_eq!(
+        vault.platforms(&starter).await,
+        (1, 1, 0),
+        "the report shows the standing count"
+    );
+    let second = vault
+        .create_profile_as(&starter, "second", None)
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&second), "limit_reached");
+    let as_http = common::ApiError::from(second);
+    assert_eq!(as_http.http_status_code(), 403);
+    assert_eq!(
+        as_http.kind,
+        common::Kind::QuotaExhausted,
+        "`error` is tier_limit_reached"
+    );
+    assert_eq!(as_http.message, common::quota::UPGRADE_MESSAGE);
+    assert_eq!(vault.profiles_of(owner).await, 1);
+    // A duplicate is a duplicate, whatever the quota.
+    let duplicate = vault
+        .create_profile_as(&starter, "first", None)
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&duplicate), "profile_exists");
+    assert_eq!(vault.platforms(&starter).await, (1, 1, 0));
+
+    // The unit is held under the profile's own id.
+    let key: String = vault
+        .sql()
+        .await
+        .query_one(
+            "SELECT key FROM usage.gauge_holds WHERE user_id = $1 AND released_at IS NULL",
+            &[&owner],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(key, format!("creator_profile:{}", first.id));
+    assert_eq!(
+        key,
+        svc_credentials::service::platforms_key(first.id.parse().unwrap())
+    );
+
+    // An upgrade makes room; another user is counted apart.
+    let upgraded = testing::user(owner, "creator", "creator");
+    vault
+        .create_profile_as(&upgraded, "second", None)
+        .await
+        .unwrap();
+    assert_eq!(vault.platforms(&upgraded).await, (2, 3, 1));
+    let other = user(Uuid::new_v4());
+    vault
+        .create_profile_as(&other, "first", None)
+        .await
+        .unwrap();
+    assert_eq!(vault.platforms(&other).await, (1, 1, 0));
+}
+
+#[tokio::test]
+async fn concurrent_creates_never_pass_the_platforms_limit() {
+    let vault = Arc::new(spawn_vault().await);
+    let owner = Uuid::new_v4();
+    let identity = testing::user(owner, "creator", "creator");
+    let racers: Vec<_> = (0..10)
+        .map(|n| {
+            let vault = Arc::clone(&vault);
+            let identity = identity.clone();
+            tokio::spawn(async move {
+                vault
+                    .create_profile_as(&identity, &format!("racer{n}"), None)
+                    .await
+            })
+        })
+        .collect();
+    let mut created = 0;
+    for racer in racers {
+        match racer.await.unwrap() {
+            Ok(_) => created += 1,
+            Err(status) => assert_eq!(reason(&status), "limit_reached", "{status:?}"),
+        }
+    }
+    assert_eq!(created, 3, "the creator tier's 3 platforms");
+    assert_eq!(vault.profiles_of(owner).await, 3);
+    assert_eq!(vault.platforms(&identity).await, (3, 3, 0));
+}
+
+#[tokio::test]
+async fn a_profile_that_is_not_stored_gives_its_unit_back() {
+    let vault = Arc::new(spawn_vault().await);
+    let owner = Uuid::new_v4();
+    let starter = user(owner);
+    let db = vault.sql().await;
+    db.batch_execute(
+        "CREATE FUNCTION credentials.refuse_doomed() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN RAISE EXCEPTION 'refused by the test'; END $$; \
+         CREATE TRIGGER refuse_doomed BEFORE INSERT ON credentials.creator_profiles \
+         FOR EACH ROW WHEN (NEW.username = 'doomed') EXECUTE FUNCTION credentials.refuse_doomed();",
+    )
+    .await
+    .unwrap();
+    let failed = vault
+        .create_profile_as(&starter, "doomed", Some(json!({"pw": "x"})))
+        .await
+        .unwrap_err();
+    assert_eq!(failed.code(), Code::Internal);
+    assert_eq!(vault.profiles_of(owner).await, 0);
+    assert_eq!(vault.platforms(&starter).await, (0, 1, 1), "given back");
+    let released: i64 = db
+        .query_one(
+            "SELECT count(*) FROM usage.gauge_holds WHERE user_id = $1 AND released_at IS NOT NULL",
+            &[&owner],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(released, 1);
+    vault
+        .create_profile_as(&starter, "fine", None)
+        .await
+        .unwrap();
+    assert_eq!(vault.platforms(&starter).await, (1, 1, 0));
+
+    // The same profile sent five times at once (a client retrying): one is stored, the others
+    // are duplicates or over the limit, and every unit they took is given back.
+    let creator = testing::user(Uuid::new_v4(), "creator", "creator");
+    let racers: Vec<_> = (0..5)
+        .map(|_| {
+            let vault = Arc::clone(&vault);
+            let creator = creator.clone();
+            tokio::spawn(async move { vault.create_profile_as(&creator, "twice", None).await })
+        })
+        .collect();
+    let mut created = 0;
+    for racer in racers {
+        match racer.await.unwrap() {
+            Ok(_) => created += 1,
+            Err(status) => assert!(
+                ["profile_exists", "limit_reached"].contains(&reason(&status)),
+                "{status:?}"
+            ),
+        }
+    }
+    assert_eq!(created, 1);
+    assert_eq!(vault.platforms(&creator).await, (1, 3, 2));
+}
+
+#[tokio::test]
+async fn svc_usage_unreachable_refuses_the_profile_quota_check_failed() {
+    let database = fresh_database().await;
+    let vault = start_with(&database.url, keys(KEY_1, &[], &[]), |config| {
+        config.usage_grpc_url = "http://127.0.0.1:9".into();
+        config.quota_timeout = Duration::from_millis(500);
+    })
+    .await
+    .unwrap();
+    let owner = Uuid::new_v4();
+    let started = std::time::Instant::now();
+    let refused = vault
+        .create_profile_as(&user(owner), "nowhere", None)
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&refused), "quota_check_failed");
+    assert_eq!(common::ApiError::from(refused).http_status_code(), 403);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(vault.profiles_of(owner).await, 0, "fail-closed");
 }
 
 #[tokio::test]

@@ -149,3 +149,41 @@ pub async fn connect(url: &str, name: &str) -> Result<Connection, lapin::Error> 
     let properties = ConnectionProperties::default().with_connection_name(name.into());
     Connection::connect(url, properties).await
 }
+
+/// What the relay last saw of each job queue on the broker: messages waiting for a worker and
+/// consumers, as of when. Read by the queue's stats, so that they need no broker call of their
+/// own.
+#[derive(Debug, Clone, Default)]
+pub struct Depths(std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Depth>>>);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Depth {
+    pub ready: u32,
+    pub consumers: u32,
+    pub seen: std::time::Instant,
+}
+
+/// A depth older than this is not shown: the relay has lost the broker.
+pub const DEPTH_FRESHNESS: Duration = Duration::from_secs(30);
+
+impl Depths {
+    pub fn record(&self, queue: &str, ready: u32, consumers: u32) {
+        let depth = Depth {
+            ready,
+            consumers,
+            seen: std::time::Instant::now(),
+        };
+        if let Ok(mut depths) = self.0.lock() {
+            depths.insert(queue.to_owned(), depth);
+        }
+    }
+
+    /// The queue's depth, if the relay saw it lately.
+    pub fn get(&self, queue: &str) -> Option<Depth> {
+        let depths = self.0.lock().ok()?;
+        depths
+            .get(queue)
+            .copied()
+            .filter(|depth| depth.seen.elapsed() < DEPTH_FRESHNESS)
+    }
+}

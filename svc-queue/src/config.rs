@@ -63,6 +63,16 @@ pub struct Config {
     /// `QUEUE_WORKER_HEALTH_ADDR`: where a worker answers `grpc.health.v1` (SERVING while it
     /// consumes), for its probes.
     pub worker_health_addr: SocketAddr,
+    /// `QUEUE_SCHEDULER_INTERVAL_MS`: how often the scheduler turns due posts into
+    /// `publish_post` jobs.
+    pub scheduler_interval: Duration,
+    /// `QUEUE_PUBLISH_WEBHOOK_URL` and `QUEUE_PUBLISH_WEBHOOK_SECRET`: the connector posts are
+    /// published through; unset, scheduling a post is refused.
+    pub publish_webhook: Option<(url::Url, Secret)>,
+    /// `QUEUE_PUBLISH_TIMEOUT_MS`: how long one delivery to the webhook may take.
+    pub publish_timeout: Duration,
+    /// `QUEUE_TAXONOMY_CACHE_SIZE`: tags the taxonomy cache holds.
+    pub taxonomy_cache_size: u64,
 }
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/genie";
@@ -123,6 +133,25 @@ impl Config {
             }
             Ok(value)
         };
+        let publish_webhook = match config::var("QUEUE_PUBLISH_WEBHOOK_URL", String::new())? {
+            url if url.trim().is_empty() => None,
+            url => {
+                let url = url::Url::parse(url.trim())
+                    .ok()
+                    .filter(|url| matches!(url.scheme(), "http" | "https"))
+                    .ok_or_else(|| {
+                        ConfigError::new("QUEUE_PUBLISH_WEBHOOK_URL", "must be an http(s) URL")
+                    })?;
+                Some((url, config::secret("QUEUE_PUBLISH_WEBHOOK_SECRET", 32)?))
+            }
+        };
+        let taxonomy_cache_size = config::var("QUEUE_TAXONOMY_CACHE_SIZE", 10_000)?;
+        if taxonomy_cache_size == 0 {
+            return Err(ConfigError::new(
+                "QUEUE_TAXONOMY_CACHE_SIZE",
+                "must be at least 1",
+            ));
+        }
         Ok(Self {
             grpc_addr: config::var("QUEUE_GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], 50056)))?,
             database_url: config::var("QUEUE_DATABASE_URL", DEFAULT_DATABASE_URL.to_owned())?,
@@ -153,6 +182,10 @@ impl Config {
                 "QUEUE_WORKER_HEALTH_ADDR",
                 SocketAddr::from(([0, 0, 0, 0], 50057)),
             )?,
+            scheduler_interval: positive("QUEUE_SCHEDULER_INTERVAL_MS", 60_000)?,
+            publish_webhook,
+            publish_timeout: positive("QUEUE_PUBLISH_TIMEOUT_MS", 10_000)?,
+            taxonomy_cache_size,
         })
     }
 
@@ -185,6 +218,10 @@ impl Config {
             fetch_timeout: Duration::from_secs(30),
             cancel_poll: Duration::from_millis(500),
             worker_health_addr: SocketAddr::from(([127, 0, 0, 1], 50057)),
+            scheduler_interval: Duration::from_secs(60),
+            publish_webhook: None,
+            publish_timeout: Duration::from_secs(10),
+            taxonomy_cache_size: 10_000,
         }
     }
 }

@@ -6,6 +6,14 @@ use crate::storage::StorageError;
 pub enum QueueError {
     #[error("job not found")]
     NotFound,
+    #[error("post not found")]
+    PostNotFound,
+    #[error(
+        "publishing is not set up here: set QUEUE_PUBLISH_WEBHOOK_URL and QUEUE_PUBLISH_WEBHOOK_SECRET to the connector that posts to the platforms"
+    )]
+    PublishingUnavailable,
+    #[error("no such item in the owner's content library")]
+    MediaNotFound,
     #[error("file not found")]
     FileNotFound { field: Option<&'static str> },
     #[error("this idempotency key was used for another job request")]
@@ -37,6 +45,11 @@ impl From<QueueError> for ApiError {
         let message = err.to_string();
         match err {
             QueueError::NotFound => ApiError::not_found("job"),
+            QueueError::PostNotFound => ApiError::not_found("post"),
+            QueueError::MediaNotFound => ApiError::not_found("media").with_field("media_id"),
+            QueueError::PublishingUnavailable => {
+                ApiError::new(common::Kind::Unavailable, "publishing_unavailable", message)
+            }
             QueueError::FileNotFound { field } => {
                 let err = ApiError::not_found("file");
                 match field {

@@ -6,8 +6,10 @@ use common::grpc::identity;
 use proto::queue::v1 as pb;
 use tonic::{Request, Response, Status};
 
+use crate::posts::PostRequest;
 use crate::service::{MediaRequest, QueueService};
-use crate::store::{FileRow, JobRow};
+use crate::store::{FanRow, FileRow, JobRow, PostRow};
+use crate::taxonomy::CacheStats;
 
 fn rfc3339(at: chrono::DateTime<chrono::Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
@@ -54,6 +56,55 @@ impl From<FileRow> for pb::File {
             job_id: file.job_id.map(|id| id.to_string()).unwrap_or_default(),
             created_at: rfc3339(file.created_at),
             sha256: hex::encode(&file.sha256),
+        }
+    }
+}
+
+impl From<CacheStats> for pb::TaxonomyCache {
+    fn from(stats: CacheStats) -> Self {
+        Self {
+            hits: stats.hits,
+            misses: stats.misses,
+            size: stats.size,
+        }
+    }
+}
+
+impl From<FanRow> for pb::Fan {
+    fn from(fan: FanRow) -> Self {
+        Self {
+            id: fan.id.to_string(),
+            creator_profile_id: fan.creator_profile_id.to_string(),
+            platform_fan_id: fan.platform_fan_id,
+            username: fan.username.unwrap_or_default(),
+            engagement_score: fan.engagement_score,
+            total_spent: fan.total_spent,
+            last_interaction: fan.last_interaction.map(rfc3339).unwrap_or_default(),
+            notes: fan.notes.unwrap_or_default(),
+            created_at: rfc3339(fan.created_at),
+            updated_at: rfc3339(fan.updated_at),
+        }
+    }
+}
+
+impl From<PostRow> for pb::Post {
+    fn from(post: PostRow) -> Self {
+        let id = |id: Option<uuid::Uuid>| id.map(|id| id.to_string()).unwrap_or_default();
+        Self {
+            id: post.id.to_string(),
+            creator_profile_id: post.creator_profile_id.to_string(),
+            platform: post.platform,
+            file_id: id(post.file_id),
+            media_id: id(post.media_id),
+            scheduled_for: rfc3339(post.scheduled_for),
+            status: post.status,
+            caption: post.caption,
+            platform_specific_config_json: post.platform_specific_config.to_string(),
+            published_at: post.published_at.map(rfc3339).unwrap_or_default(),
+            error_message: post.error_message.unwrap_or_default(),
+            job_id: id(post.job_id),
+            created_at: rfc3339(post.created_at),
+            updated_at: rfc3339(post.updated_at),
         }
     }
 }
@@ -181,5 +232,122 @@ impl pb::queue_server::Queue for QueueGrpc {
             })
         }));
         Ok(Response::new(futures_util::stream::iter(chunks)))
+    }
+
+    async fn stats(
+        &self,
+        request: Request<pb::StatsRequest>,
+    ) -> Result<Response<pb::QueueStats>, Status> {
+        let caller = identity(&request)?;
+        let (queues, cache) = self.service.stats(&caller).await?;
+        let queues = queues
+            .into_iter()
+            .map(|stats| pb::QueueCounts {
+                queue: stats.queue.to_owned(),
+                waiting: stats.waiting,
+                active: stats.active,
+                completed: stats.completed,
+                failed: stats.failed,
+                delayed: stats.delayed,
+                cancelled: stats.cancelled,
+                broker_seen: stats.broker.is_some(),
+                broker_ready: stats.broker.map(|depth| depth.ready).unwrap_or_default(),
+                broker_consumers: stats
+                    .broker
+                    .map(|depth| depth.consumers)
+                    .unwrap_or_default(),
+            })
+            .collect();
+        Ok(Response::new(pb::QueueStats {
+            queues,
+            taxonomy_cache: Some(cache.into()),
+        }))
+    }
+
+    async fn classify_tags(
+        &self,
+        request: Request<pb::ClassifyTagsRequest>,
+    ) -> Result<Response<pb::Classification>, Status> {
+        let caller = identity(&request)?;
+        let classified = self
+            .service
+            .classify(&caller, &request.get_ref().tags)
+            .await?;
+        Ok(Response::new(pb::Classification {
+            concepts: classified
+                .concepts
+                .into_iter()
+                .map(|concept| pb::ConceptScore {
+                    concept: concept.concept,
+                    score: concept.score,
+                    tags: concept.tags,
+                })
+                .collect(),
+            unmatched: classified.unmatched,
+        }))
+    }
+
+    async fn invalidate_taxonomy(
+        &self,
+        request: Request<pb::InvalidateTaxonomyRequest>,
+    ) -> Result<Response<pb::TaxonomyCache>, Status> {
+        let caller = identity(&request)?;
+        let stats = self.service.invalidate_taxonomy(&caller).await?;
+        Ok(Response::new(stats.into()))
+    }
+
+    async fn list_fans(
+        &self,
+        request: Request<pb::ListFansRequest>,
+    ) -> Result<Response<pb::FanPage>, Status> {
+        let caller = identity(&request)?;
+        let body = request.into_inner();
+        let (fans, total) = self
+            .service
+            .fans(&caller, &body.creator_profile_id, body.limit, body.offset)
+            .await?;
+        Ok(Response::new(pb::FanPage {
+            fans: fans.into_iter().map(Into::into).collect(),
+            total,
+        }))
+    }
+
+    async fn schedule_post(
+        &self,
+        request: Request<pb::SchedulePostRequest>,
+    ) -> Result<Response<pb::Scheduled>, Status> {
+        let caller = identity(&request)?;
+        let body = request.into_inner();
+        let post = PostRequest {
+            creator_profile_id: body.creator_profile_id,
+            platform: body.platform,
+            caption: body.caption,
+            scheduled_for: body.scheduled_for,
+            file_id: body.file_id,
+            media_id: body.media_id,
+            platform_specific_config_json: body.platform_specific_config_json,
+            idempotency_key: body.idempotency_key,
+        };
+        let (post, replayed) = self.service.schedule_post(&caller, &post).await?;
+        Ok(Response::new(pb::Scheduled {
+            post: Some(post.into()),
+            replayed,
+        }))
+    }
+
+    async fn list_posts(
+        &self,
+        request: Request<pb::ListPostsRequest>,
+    ) -> Result<Response<pb::PostPage>, Status> {
+        let caller = identity(&request)?;
+        let body = request.into_inner();
+        let (posts, total) = self
+            .service
+            .posts(&caller, &body.status, body.limit, body.offset)
+            .await?;
+        Ok(Response::new(pb::PostPage {
+            posts: posts.into_iter().map(Into::into).collect(),
+            total,
+        }))
     }
 }

@@ -5,16 +5,19 @@
 
 pub mod broker;
 pub mod config;
+pub mod connector;
 pub mod error;
 pub mod fetch;
 pub mod files;
 pub mod grpc;
 pub mod media;
 pub mod operations;
+pub mod posts;
 pub mod relay;
 pub mod service;
 pub mod storage;
 pub mod store;
+pub mod taxonomy;
 pub mod video;
 pub mod worker;
 
@@ -60,13 +63,40 @@ pub async fn run(
     )?;
     let quota = QuotaClient::new(usage, config.internal_token.clone(), config.quota_timeout);
     let wake = Arc::new(Notify::new());
+    let depths = broker::Depths::default();
+    let taxonomy = Arc::new(taxonomy::Taxonomy::new(
+        pool.clone(),
+        config.taxonomy_cache_size,
+    ));
     let service = Arc::new(QueueService::new(
         pool.clone(),
         quota,
         storage(&config),
         &config,
         Arc::clone(&wake),
+        Arc::clone(&taxonomy),
+        depths.clone(),
     ));
+    let taxonomy_busted = Arc::new(Notify::new());
+    let following_busts = AbortOnDrop(tokio::spawn(common::db::follow_notifications(
+        config.database_url.clone(),
+        store::TAXONOMY_CHANNEL,
+        config.database.connect_timeout,
+        Arc::clone(&taxonomy_busted),
+    )));
+    // A bust another replica sent (or one missed while the listening connection was down).
+    let busting = AbortOnDrop(tokio::spawn(async move {
+        loop {
+            taxonomy_busted.notified().await;
+            taxonomy.clear().await;
+        }
+    }));
+    let scheduler = AbortOnDrop(tokio::spawn(posts::run_scheduler(
+        pool.clone(),
+        config.scheduler_interval,
+        config.max_attempts,
+        Arc::clone(&wake),
+    )));
     let pruning = AbortOnDrop(tokio::spawn(common::sweep::hourly("sent outbox rows", {
         let pool = pool.clone();
         move || relay::prune_sent_rows(pool.clone())
@@ -85,6 +115,7 @@ pub async fn run(
         backlog: config.broker_backlog,
         interval: config.relay_interval,
         wake,
+        depths,
     };
     // Dropped (so stopped) when the server stops; rows it had not marked sent go out again.
     let relay = AbortOnDrop(tokio::spawn(relay.run()));
@@ -99,7 +130,7 @@ pub async fn run(
         settings: &config.server,
     };
     let served = common::grpc::serve(listener, queue, setup, shutdown).await;
-    drop(relay);
+    drop((relay, scheduler, busting, following_busts));
     drop(woken_by_workers);
     drop(pruning);
     served?;
@@ -124,6 +155,20 @@ pub async fn run_worker(
         usize::from(config.worker_concurrency) + 2,
         &config.database,
     )?;
+    let usage = common::grpc::lazy_channel(
+        "USAGE_GRPC_URL",
+        &config.usage_grpc_url,
+        config.database.connect_timeout,
+    )?;
+    let quota = QuotaClient::new(usage, config.internal_token.clone(), config.quota_timeout);
+    let publisher = match &config.publish_webhook {
+        Some((url, secret)) => Some(Arc::new(connector::Webhook::new(
+            url.clone(),
+            secret,
+            config.publish_timeout,
+        )?) as Arc<dyn connector::Connector>),
+        None => None,
+    };
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_service_status(worker::CONSUMING, tonic_health::ServingStatus::NotServing)
@@ -147,6 +192,8 @@ pub async fn run_worker(
         max_file_bytes: config.max_file_bytes,
         cancel_poll: config.cancel_poll,
         health,
+        publisher,
+        quota,
     });
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut running = AbortOnDrop(tokio::spawn(worker.run(stopping)));

@@ -34,6 +34,8 @@ pub struct Relay {
     pub interval: Duration,
     /// Notified by each enqueue of this process, so a job is published at once.
     pub wake: Arc<Notify>,
+    /// Where the queues' depths it sees are kept for the stats.
+    pub depths: broker::Depths,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +114,8 @@ impl Relay {
                     FieldTable::default(),
                 )
                 .await?;
+            self.depths
+                .record(queue, declared.message_count(), declared.consumer_count());
             let room = i64::from(self.backlog.saturating_sub(declared.message_count()));
             if room > 0 {
                 published += self

@@ -9,11 +9,15 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use std::time::{Duration, Instant};
+
+use crate::broker;
 use crate::error::QueueError;
 use crate::files;
 use crate::operations::{self, Capabilities, Input, MEDIA_QUEUE, Medium, Operation};
 use crate::storage::{self, Storage};
-use crate::store::{self, FileRow, JobRow, NewJob};
+use crate::store::{self, FanRow, FileRow, JobRow, NewJob};
+use crate::taxonomy::{CacheStats, Classification, Taxonomy};
 
 pub const QUOTA_OPERATION: &str = "ai_media_ops";
 pub const STATUSES: [&str; 5] = ["queued", "active", "completed", "failed", "cancelled"];
@@ -34,14 +38,96 @@ pub struct MediaRequest {
 }
 
 pub struct QueueService {
-    pool: Pool,
-    quota: QuotaClient,
+    pub(crate) pool: Pool,
+    pub(crate) quota: QuotaClient,
     storage: Arc<dyn Storage>,
     max_file_bytes: usize,
     capabilities: Capabilities,
     allow_private_urls: bool,
     max_attempts: i32,
     relay_wake: Arc<Notify>,
+    taxonomy: Arc<Taxonomy>,
+    depths: broker::Depths,
+    /// The last stats and when they were counted: a flood of stats requests counts once a
+    /// second, not once a request.
+    stats: tokio::sync::Mutex<Option<(Instant, Vec<QueueStats>)>>,
+    /// Whether a connector to publish posts through is configured.
+    pub(crate) publishing: bool,
+}
+
+/// How long counted stats are answered before they are counted again.
+const STATS_FRESHNESS: Duration = Duration::from_secs(1);
+
+/// One job queue's jobs by state, from the database, and what the broker holds of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueStats {
+    pub queue: &'static str,
+    /// Queued and due: in the outbox or on the broker, waiting for a worker.
+    pub waiting: i64,
+    pub active: i64,
+    pub completed: i64,
+    pub failed: i64,
+    /// Queued for a retry that is not due yet.
+    pub delayed: i64,
+    pub cancelled: i64,
+    /// Messages ready on the broker and its consumers, as the relay last saw them; `None`
+    /// when it has not seen the broker lately.
+    pub broker: Option<broker::Depth>,
+}
+
+/// The client's idempotency key, or one made up when it sent none.
+pub fn idempotency_key(given: &str) -> Result<String, QueueError> {
+    match given.trim() {
+        "" => Ok(format!("auto-{}", Uuid::new_v4())),
+        key if key.len() > MAX_KEY_LEN => Err(QueueError::invalid(
+            "idempotency_key",
+            format!("must be at most {MAX_KEY_LEN} bytes"),
+        )),
+        key => Ok(key.to_owned()),
+    }
+}
+
+/// A list's status filter: empty is every status, anything else one of `statuses`.
+pub fn status_filter<'a>(
+    status: &'a str,
+    statuses: &[&str],
+) -> Result<Option<&'a str>, QueueError> {
+    match status.trim() {
+        "" => Ok(None),
+        status if statuses.contains(&status) => Ok(Some(status)),
+        _ => Err(QueueError::invalid(
+            "status",
+            format!("must be one of {}", statuses.join(", ")),
+        )),
+    }
+}
+
+/// A page size and offset checked: 0 is the default page.
+pub fn page(limit: i64, offset: i64) -> Result<(i64, i64), QueueError> {
+    let limit = match limit {
+        0 => DEFAULT_PAGE,
+        1..=MAX_PAGE => limit,
+        _ => {
+            return Err(QueueError::invalid(
+                "limit",
+                format!("must be 1 to {MAX_PAGE}"),
+            ));
+        }
+    };
+    if offset < 0 {
+        return Err(QueueError::invalid("offset", "must be at least 0"));
+    }
+    Ok((limit, offset))
+}
+
+/// An optional UUID field: empty is none, anything else must parse.
+pub fn optional_uuid(field: &'static str, value: &str) -> Result<Option<Uuid>, QueueError> {
+    match value.trim() {
+        "" => Ok(None),
+        id => Uuid::parse_str(id)
+            .map(Some)
+            .map_err(|_| QueueError::invalid(field, "must be a UUID")),
+    }
 }
 
 /// A checked request: everything the job row holds.
@@ -61,8 +147,14 @@ impl QueueService {
         storage: Arc<dyn Storage>,
         config: &crate::Config,
         relay_wake: Arc<Notify>,
+        taxonomy: Arc<Taxonomy>,
+        depths: broker::Depths,
     ) -> Self {
         Self {
+            taxonomy,
+            depths,
+            stats: tokio::sync::Mutex::new(None),
+            publishing: config.publish_webhook.is_some(),
             pool,
             quota,
             storage,
@@ -124,16 +216,7 @@ impl QueueService {
     ) -> Result<(JobRow, bool), QueueError> {
         let user = identity.require_user()?;
         let checked = self.check(request)?;
-        let key = match request.idempotency_key.trim() {
-            "" => format!("auto-{}", Uuid::new_v4()),
-            key if key.len() > MAX_KEY_LEN => {
-                return Err(QueueError::invalid(
-                    "idempotency_key",
-                    format!("must be at most {MAX_KEY_LEN} bytes"),
-                ));
-            }
-            key => key.to_owned(),
-        };
+        let key = idempotency_key(&request.idempotency_key)?;
         // A replay is answered from the stored job, before the quota is asked at all.
         if let Some(job) = store::job_by_key(&self.pool.get().await?, user.id, &key).await? {
             return same_request(job, &checked.digest).map(|job| (job, true));
@@ -244,8 +327,9 @@ impl QueueService {
     }
 
     /// Cancels a queued or active job of the caller's: a queued one never starts, a running one
-    /// is stopped by the worker holding it (which sees its lease gone), and its `ai_media_ops`
-    /// is given back. Cancelling a cancelled job again answers it again and retries a refund
+    /// is stopped by the worker holding it (which sees its lease gone), and its quota is given
+    /// back (`ai_media_ops`, or a publication's `published_posts` if it got that far; a
+    /// cancelled publication cancels its post). Cancelling a cancelled job again answers it again and retries a refund
     /// that failed (svc-usage gives back a key's consumption once).
     pub async fn cancel(&self, identity: &Identity, id: &str) -> Result<JobRow, QueueError> {
         let user = identity.require_user()?;
@@ -264,7 +348,7 @@ impl QueueService {
             }
         };
         drop(db);
-        if let Err(err) = self.quota.refund(identity, &job.idempotency_key).await {
+        if let Err(err) = self.quota.refund(identity, &job.quota_key()).await {
             tracing::warn!(reason = %err.reason, job = %job.id, "refund of a cancelled job failed");
             return Err(QueueError::RefundFailed);
         }
@@ -348,31 +432,110 @@ impl QueueService {
         offset: i64,
     ) -> Result<(Vec<JobRow>, i64), QueueError> {
         let user = identity.require_user()?;
-        let status = match status.trim() {
-            "" => None,
-            status if STATUSES.contains(&status) => Some(status),
-            _ => {
-                return Err(QueueError::invalid(
-                    "status",
-                    format!("must be one of {}", STATUSES.join(", ")),
-                ));
-            }
-        };
-        let limit = match limit {
-            0 => DEFAULT_PAGE,
-            1..=MAX_PAGE => limit,
-            _ => {
-                return Err(QueueError::invalid(
-                    "limit",
-                    format!("must be 1 to {MAX_PAGE}"),
-                ));
-            }
-        };
-        if offset < 0 {
-            return Err(QueueError::invalid("offset", "must be at least 0"));
-        }
+        let status = status_filter(status, &STATUSES)?;
+        let (limit, offset) = page(limit, offset)?;
         store::jobs(&self.pool.get().await?, user.id, status, limit, offset).await
     }
+
+    /// Every job queue's jobs by state and broker depth, and the taxonomy cache's figures.
+    pub async fn stats(
+        &self,
+        identity: &Identity,
+    ) -> Result<(Vec<QueueStats>, CacheStats), QueueError> {
+        identity.require_user()?;
+        let mut last = self.stats.lock().await;
+        let counted = match last.as_ref() {
+            Some((at, counted)) if at.elapsed() < STATS_FRESHNESS => counted.clone(),
+            _ => {
+                let counts = store::job_counts(&self.pool.get().await?).await?;
+                let counted = count_by_queue(&counts);
+                *last = Some((Instant::now(), counted.clone()));
+                counted
+            }
+        };
+        drop(last);
+        let with_broker = counted
+            .into_iter()
+            .map(|stats| QueueStats {
+                broker: self.depths.get(stats.queue),
+                ..stats
+            })
+            .collect();
+        Ok((with_broker, self.taxonomy.stats().await))
+    }
+
+    /// Classifies tags along the six concepts, through the taxonomy cache.
+    pub async fn classify(
+        &self,
+        identity: &Identity,
+        tags: &[String],
+    ) -> Result<Classification, QueueError> {
+        identity.require_user()?;
+        if tags.is_empty() {
+            return Err(QueueError::missing("tags"));
+        }
+        self.taxonomy.classify(tags).await
+    }
+
+    /// Busts the taxonomy cache of every replica (administrators); the figures after it.
+    pub async fn invalidate_taxonomy(&self, identity: &Identity) -> Result<CacheStats, QueueError> {
+        identity.require_admin()?;
+        self.taxonomy.invalidate().await?;
+        Ok(self.taxonomy.stats().await)
+    }
+
+    /// A page of the caller's fans, optionally of one creator profile, most engaged first.
+    pub async fn fans(
+        &self,
+        identity: &Identity,
+        creator_profile_id: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<FanRow>, i64), QueueError> {
+        let user = identity.require_user()?;
+        let creator_profile_id = optional_uuid("creator_profile_id", creator_profile_id)?;
+        let (limit, offset) = page(limit, offset)?;
+        store::fans(
+            &self.pool.get().await?,
+            user.id,
+            creator_profile_id,
+            limit,
+            offset,
+        )
+        .await
+    }
+}
+
+/// The counts of every job queue (zero where it has no jobs), from the rows of
+/// [`store::job_counts`].
+pub fn count_by_queue(counts: &[(String, String, bool, i64)]) -> Vec<QueueStats> {
+    operations::QUEUES
+        .iter()
+        .map(|&queue| {
+            let mut stats = QueueStats {
+                queue,
+                waiting: 0,
+                active: 0,
+                completed: 0,
+                failed: 0,
+                delayed: 0,
+                cancelled: 0,
+                broker: None,
+            };
+            for (_, status, delayed, count) in counts.iter().filter(|row| row.0 == queue) {
+                let slot = match (status.as_str(), delayed) {
+                    ("queued", true) => &mut stats.delayed,
+                    ("queued", false) => &mut stats.waiting,
+                    ("active", _) => &mut stats.active,
+                    ("completed", _) => &mut stats.completed,
+                    ("failed", _) => &mut stats.failed,
+                    _ => &mut stats.cancelled,
+                };
+                *slot += count;
+            }
+            stats
+        })
+        .collect()
 }
 
 /// The files `join_videos` appends after its input, from a job's payload.

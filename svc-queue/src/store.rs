@@ -69,6 +69,20 @@ impl From<&Row> for JobRow {
     }
 }
 
+impl JobRow {
+    /// The key the job's quota is consumed under. A `publish_post` job consumes when it runs
+    /// and gives back when it fails for good, so each run after a retry (`run` in its payload)
+    /// consumes under a key of its own; every other job consumed once, when it was enqueued.
+    pub fn quota_key(&self) -> String {
+        match self.payload.get("run").and_then(Value::as_i64) {
+            Some(run) if self.job_type == PUBLISH_POST => {
+                format!("{}:run-{run}", self.idempotency_key)
+            }
+            _ => self.idempotency_key.clone(),
+        }
+    }
+}
+
 /// A job to store, with the message its outbox row will carry.
 pub struct NewJob<'a> {
     pub id: Uuid,
@@ -311,7 +325,11 @@ pub async fn cancel(
            RETURNING {JOB_COLUMNS}), \
          unsent AS (\
            DELETE FROM queue.outbox WHERE sent_at IS NULL \
-             AND job_id IN (SELECT id FROM cancelled)) \
+             AND job_id IN (SELECT id FROM cancelled)), \
+         post AS (\
+           UPDATE queue.scheduled_posts SET status = 'cancelled', \
+             error_message = 'cancelled by its owner', updated_at = now() \
+           WHERE job_id IN (SELECT id FROM cancelled)) \
          SELECT {JOB_COLUMNS}, pg_notify('{WAKE_CHANNEL}', '') FROM cancelled"
     );
     Ok(sql::query_opt(db, &sql, &[&id, &owner_id])
@@ -363,10 +381,16 @@ pub async fn fail(
     error: &str,
 ) -> Result<bool, QueueError> {
     let sql = format!(
-        "UPDATE queue.media_jobs SET status = 'failed', error = $3, completed_at = now(), \
-           updated_at = now(), lease = NULL \
-         WHERE id = $1 AND ($2::uuid IS NULL OR lease = $2) AND status = 'active' \
-         RETURNING pg_notify('{WAKE_CHANNEL}', '')"
+        "WITH job AS (\
+           UPDATE queue.media_jobs SET status = 'failed', error = $3, completed_at = now(), \
+             updated_at = now(), lease = NULL \
+           WHERE id = $1 AND ($2::uuid IS NULL OR lease = $2) AND status = 'active' \
+           RETURNING id), \
+         post AS (\
+           UPDATE queue.scheduled_posts SET status = 'failed', error_message = $3, \
+             updated_at = now() \
+           WHERE job_id IN (SELECT id FROM job)) \
+         SELECT pg_notify('{WAKE_CHANNEL}', '') FROM job"
     );
     Ok(sql::execute(db, &sql, &[&id, &lease, &error]).await? == 1)
 }
@@ -407,12 +431,18 @@ pub async fn retry_failed(
         "WITH job AS (\
            UPDATE queue.media_jobs SET status = 'queued', attempts = 0, error = NULL, \
              result = NULL, progress = 0, started_at = NULL, completed_at = NULL, \
-             next_attempt_at = NULL, updated_at = now() \
+             next_attempt_at = NULL, updated_at = now(), \
+             payload = CASE WHEN job_type = '{PUBLISH_POST}' THEN jsonb_set(payload, '{{run}}', \
+               to_jsonb(COALESCE((payload->>'run')::int, 0) + 1)) ELSE payload END \
            WHERE id = $1 AND owner_id = $2 AND status = 'failed' \
            RETURNING {JOB_COLUMNS}), \
          queued AS (\
            INSERT INTO queue.outbox (job_id, queue_name, priority, payload) \
-           SELECT id, queue_name, priority, $3 FROM job) \
+           SELECT id, queue_name, priority, $3 FROM job), \
+         post AS (\
+           UPDATE queue.scheduled_posts SET status = 'publishing', error_message = NULL, \
+             updated_at = now() \
+           WHERE job_id IN (SELECT id FROM job)) \
          SELECT {JOB_COLUMNS} FROM job"
     );
     Ok(sql::query_opt(db, &sql, &[&id, &owner_id, message])
@@ -495,4 +525,339 @@ pub async fn file(
         .await?
         .as_ref()
         .map(FileRow::from))
+}
+
+/// Notified when an administrator busts the taxonomy cache, so that every replica drops its own.
+pub const TAXONOMY_CHANNEL: &str = "genie_taxonomy_invalidate";
+
+/// Jobs per queue and status, the queued ones split into due (`false`) and waiting for a
+/// delayed retry (`true`).
+pub async fn job_counts(
+    db: &impl GenericClient,
+) -> Result<Vec<(String, String, bool, i64)>, QueueError> {
+    let rows = sql::query(
+        db,
+        "SELECT queue_name, status, coalesce(next_attempt_at > now(), false), count(*) \
+         FROM queue.media_jobs GROUP BY 1, 2, 3",
+        &[],
+    )
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3)))
+        .collect())
+}
+
+/// The concepts a tag (or one of its aliases) belongs to, with their weights.
+pub async fn tag_concepts(
+    db: &impl GenericClient,
+    tag: &str,
+) -> Result<Vec<(String, f32)>, QueueError> {
+    let rows = sql::query(
+        db,
+        "SELECT d.concept_name, max(m.weight) FROM queue.taxonomy_mapping m \
+         JOIN queue.taxonomy_dimensions d ON d.id = m.dimension_id \
+         WHERE m.tag = $1 OR m.aliases ? $1 \
+         GROUP BY d.concept_name, d.display_order ORDER BY d.display_order",
+        &[&tag],
+    )
+    .await?;
+    Ok(rows.iter().map(|row| (row.get(0), row.get(1))).collect())
+}
+
+/// The six concepts, in display order.
+pub async fn concepts(db: &impl GenericClient) -> Result<Vec<String>, QueueError> {
+    let rows = sql::query(
+        db,
+        "SELECT concept_name FROM queue.taxonomy_dimensions ORDER BY display_order",
+        &[],
+    )
+    .await?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
+}
+
+pub async fn notify_taxonomy_changed(db: &impl GenericClient) -> Result<(), QueueError> {
+    sql::execute(db, &format!("NOTIFY {TAXONOMY_CHANNEL}"), &[]).await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone)]
+pub struct FanRow {
+    pub id: Uuid,
+    pub creator_profile_id: Uuid,
+    pub platform_fan_id: String,
+    pub username: Option<String>,
+    pub engagement_score: i32,
+    /// Exact, as Postgres prints the numeric (`12.50`).
+    pub total_spent: String,
+    pub last_interaction: Option<DateTime<Utc>>,
+    pub notes: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A page of the owner's fans (of one creator profile, or of all), most engaged first, and how
+/// many pass the filter.
+pub async fn fans(
+    db: &impl GenericClient,
+    owner_id: Uuid,
+    creator_profile_id: Option<Uuid>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<FanRow>, i64), QueueError> {
+    let filter = "owner_id = $1 AND ($2::uuid IS NULL OR creator_profile_id = $2)";
+    let rows = sql::query(
+        db,
+        &format!(
+            "SELECT id, creator_profile_id, platform_fan_id, username, engagement_score, \
+               total_spent::text, last_interaction, notes, created_at, updated_at \
+             FROM queue.fan_profiles WHERE {filter} \
+             ORDER BY engagement_score DESC, id LIMIT $3 OFFSET $4"
+        ),
+        &[&owner_id, &creator_profile_id, &limit, &offset],
+    )
+    .await?;
+    let total = sql::query_one(
+        db,
+        &format!("SELECT count(*) FROM queue.fan_profiles WHERE {filter}"),
+        &[&owner_id, &creator_profile_id],
+    )
+    .await?
+    .get(0);
+    let fans = rows
+        .iter()
+        .map(|row| FanRow {
+            id: row.get(0),
+            creator_profile_id: row.get(1),
+            platform_fan_id: row.get(2),
+            username: row.get(3),
+            engagement_score: row.get(4),
+            total_spent: row.get(5),
+            last_interaction: row.get(6),
+            notes: row.get(7),
+            created_at: row.get(8),
+            updated_at: row.get(9),
+        })
+        .collect();
+    Ok((fans, total))
+}
+
+/// Whether the owner has this content library item.
+pub async fn owns_media(
+    db: &impl GenericClient,
+    owner_id: Uuid,
+    id: Uuid,
+) -> Result<bool, QueueError> {
+    Ok(sql::query_one(
+        db,
+        "SELECT EXISTS (SELECT 1 FROM queue.scraped_media WHERE id = $1 AND owner_id = $2)",
+        &[&id, &owner_id],
+    )
+    .await?
+    .get(0))
+}
+
+const POST_COLUMNS: &str = "id, owner_id, owner_tier, creator_profile_id, platform, file_id, media_id, \
+     scheduled_for, status, caption, platform_specific_config, published_at, error_message, job_id, \
+     idempotency_key, request_digest, created_at, updated_at";
+
+#[derive(Debug, Clone)]
+pub struct PostRow {
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    pub owner_tier: String,
+    pub creator_profile_id: Uuid,
+    pub platform: String,
+    pub file_id: Option<Uuid>,
+    pub media_id: Option<Uuid>,
+    pub scheduled_for: DateTime<Utc>,
+    pub status: String,
+    pub caption: String,
+    pub platform_specific_config: Value,
+    pub published_at: Option<DateTime<Utc>>,
+    pub error_message: Option<String>,
+    pub job_id: Option<Uuid>,
+    pub idempotency_key: String,
+    pub request_digest: Vec<u8>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&Row> for PostRow {
+    fn from(row: &Row) -> Self {
+        Self {
+            id: row.get(0),
+            owner_id: row.get(1),
+            owner_tier: row.get(2),
+            creator_profile_id: row.get(3),
+            platform: row.get(4),
+            file_id: row.get(5),
+            media_id: row.get(6),
+            scheduled_for: row.get(7),
+            status: row.get(8),
+            caption: row.get(9),
+            platform_specific_config: row.get(10),
+            published_at: row.get(11),
+            error_message: row.get(12),
+            job_id: row.get(13),
+            idempotency_key: row.get(14),
+            request_digest: row.get(15),
+            created_at: row.get(16),
+            updated_at: row.get(17),
+        }
+    }
+}
+
+/// Stores the post unless the owner has one under its idempotency key already; either way, the
+/// post under the key.
+pub async fn insert_post_once(
+    db: &impl GenericClient,
+    post: &PostRow,
+) -> Result<PostRow, QueueError> {
+    sql::execute(
+        db,
+        "INSERT INTO queue.scheduled_posts (id, owner_id, owner_tier, creator_profile_id, \
+           platform, file_id, media_id, scheduled_for, caption, platform_specific_config, \
+           idempotency_key, request_digest) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+         ON CONFLICT (owner_id, idempotency_key) DO NOTHING",
+        &[
+            &post.id,
+            &post.owner_id,
+            &post.owner_tier,
+            &post.creator_profile_id,
+            &post.platform,
+            &post.file_id,
+            &post.media_id,
+            &post.scheduled_for,
+            &post.caption,
+            &post.platform_specific_config,
+            &post.idempotency_key,
+            &post.request_digest,
+        ],
+    )
+    .await?;
+    post_by_key(db, post.owner_id, &post.idempotency_key)
+        .await?
+        .ok_or(QueueError::PostNotFound)
+}
+
+pub async fn post_by_key(
+    db: &impl GenericClient,
+    owner_id: Uuid,
+    idempotency_key: &str,
+) -> Result<Option<PostRow>, QueueError> {
+    let sql = format!(
+        "SELECT {POST_COLUMNS} FROM queue.scheduled_posts \
+         WHERE owner_id = $1 AND idempotency_key = $2"
+    );
+    Ok(sql::query_opt(db, &sql, &[&owner_id, &idempotency_key])
+        .await?
+        .as_ref()
+        .map(PostRow::from))
+}
+
+/// The post whatever its owner: for the worker publishing it.
+pub async fn post_by_id(db: &impl GenericClient, id: Uuid) -> Result<Option<PostRow>, QueueError> {
+    let sql = format!("SELECT {POST_COLUMNS} FROM queue.scheduled_posts WHERE id = $1");
+    Ok(sql::query_opt(db, &sql, &[&id])
+        .await?
+        .as_ref()
+        .map(PostRow::from))
+}
+
+/// A page of the owner's posts, latest scheduled first, and how many pass the filter.
+pub async fn posts(
+    db: &impl GenericClient,
+    owner_id: Uuid,
+    status: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<PostRow>, i64), QueueError> {
+    let filter = "owner_id = $1 AND ($2::text IS NULL OR status = $2)";
+    let sql = format!(
+        "SELECT {POST_COLUMNS} FROM queue.scheduled_posts WHERE {filter} \
+         ORDER BY scheduled_for DESC, id DESC LIMIT $3 OFFSET $4"
+    );
+    let rows = sql::query(db, &sql, &[&owner_id, &status, &limit, &offset]).await?;
+    let total = sql::query_one(
+        db,
+        &format!("SELECT count(*) FROM queue.scheduled_posts WHERE {filter}"),
+        &[&owner_id, &status],
+    )
+    .await?
+    .get(0);
+    Ok((rows.iter().map(PostRow::from).collect(), total))
+}
+
+/// The job type of a post's publication.
+pub const PUBLISH_POST: &str = "publish_post";
+/// Publishing on time goes before media work waiting in the same queue.
+pub const PUBLISH_PRIORITY: i16 = 1;
+
+/// Turns up to `limit` due posts into `publish_post` jobs, in one statement: the posts are taken
+/// `FOR UPDATE SKIP LOCKED` (another scheduler running at the same time takes others), each
+/// gets its job (keyed `publish-<post id>`, unique per owner) with its outbox row, and moves to
+/// `publishing`. How many posts were taken.
+pub async fn enqueue_due_posts(
+    db: &impl GenericClient,
+    limit: i64,
+    max_attempts: i32,
+) -> Result<u64, QueueError> {
+    // The message is the one `service::job_message` writes for every job.
+    let sql = format!(
+        "WITH due AS (\
+           SELECT id, owner_id, creator_profile_id, 'publish-' || id AS key \
+           FROM queue.scheduled_posts WHERE status = 'pending' AND scheduled_for <= now() \
+           ORDER BY scheduled_for, id LIMIT $1 FOR UPDATE SKIP LOCKED), \
+         job AS (\
+           INSERT INTO queue.media_jobs (id, owner_id, creator_profile_id, job_type, queue_name, \
+             priority, payload, max_attempts, idempotency_key, request_digest) \
+           SELECT gen_random_uuid(), owner_id, creator_profile_id, '{PUBLISH_POST}', $2, $3, \
+             jsonb_build_object('post_id', id), $4, key, sha256(convert_to(key, 'UTF8')) \
+           FROM due ON CONFLICT (owner_id, idempotency_key) DO NOTHING \
+           RETURNING id, owner_id, idempotency_key, queue_name, priority), \
+         queued AS (\
+           INSERT INTO queue.outbox (job_id, queue_name, priority, payload) \
+           SELECT id, queue_name, priority, \
+             jsonb_build_object('job_id', id, 'job_type', '{PUBLISH_POST}') FROM job) \
+         UPDATE queue.scheduled_posts p SET status = 'publishing', updated_at = now(), \
+           job_id = coalesce(\
+             (SELECT job.id FROM job WHERE job.owner_id = p.owner_id AND job.idempotency_key = due.key), \
+             (SELECT m.id FROM queue.media_jobs m WHERE m.owner_id = p.owner_id AND m.idempotency_key = due.key)) \
+         FROM due WHERE p.id = due.id"
+    );
+    Ok(sql::execute(
+        db,
+        &sql,
+        &[
+            &limit,
+            &crate::operations::MEDIA_QUEUE,
+            &PUBLISH_PRIORITY,
+            &max_attempts,
+        ],
+    )
+    .await?)
+}
+
+/// Finishes the attempt's publication: the job completed with its result and its post
+/// `published`, together. False (nothing written) when the attempt no longer holds the job.
+pub async fn complete_publication(
+    db: &impl GenericClient,
+    id: Uuid,
+    lease: Uuid,
+    result: &Value,
+) -> Result<bool, QueueError> {
+    let sql = format!(
+        "WITH job AS (\
+           UPDATE queue.media_jobs SET status = 'completed', result = $3, error = NULL, \
+             progress = 100, completed_at = now(), updated_at = now(), lease = NULL \
+           WHERE id = $1 AND lease = $2 AND status = 'active' RETURNING id), \
+         post AS (\
+           UPDATE queue.scheduled_posts SET status = 'published', published_at = now(), \
+             error_message = NULL, updated_at = now() \
+           WHERE job_id IN (SELECT id FROM job)) \
+         SELECT pg_notify('{WAKE_CHANNEL}', '') FROM job"
+    );
+    Ok(sql::execute(db, &sql, &[&id, &lease, result]).await? == 1)
 }

@@ -32,7 +32,12 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
+use common::Identity;
+use common::identity::UserIdentity;
+use common::quota::QuotaClient;
+
 use crate::broker::{self, BROKER_TIMEOUT, MAX_BACKOFF, MIN_BACKOFF, Topology};
+use crate::connector::{Connector, ConnectorError, Media, Publication};
 use crate::error::QueueError;
 use crate::fetch::{FetchError, Fetcher};
 use crate::operations::{MEDIA_QUEUE, Medium, medium_of};
@@ -67,6 +72,10 @@ pub struct Worker {
     pub cancel_poll: Duration,
     /// [`CONSUMING`] is SERVING while the worker consumes.
     pub health: tonic_health::server::HealthReporter,
+    /// Where `publish_post` jobs publish; none configured, they fail.
+    pub publisher: Option<Arc<dyn Connector>>,
+    /// A publication consumes `published_posts` of its owner.
+    pub quota: QuotaClient,
 }
 
 /// How a connection's consuming ended.
@@ -357,6 +366,9 @@ impl Worker {
         let db = self.pool.get().await?;
         if store::fail(&db, job.id, Some(lease), error).await? {
             tracing::info!(job = %job.id, attempts = job.attempts, %error, "job failed");
+            if job.job_type == store::PUBLISH_POST {
+                self.refund_publication(job).await;
+            }
             Ok(Settle::DeadLetter)
         } else {
             // Another attempt holds it now; this delivery has nothing left to do.
@@ -366,6 +378,9 @@ impl Worker {
 
     /// One attempt: the input, the operation, the output stored and the job completed.
     async fn attempt(&self, job: &JobRow, lease: Uuid) -> Result<(), Failure> {
+        if job.job_type == store::PUBLISH_POST {
+            return self.publish(job, lease).await;
+        }
         let input = self.input(job).await?;
         self.progress(job.id, lease, 30).await?;
         let operation = job.job_type.clone();
@@ -519,11 +534,118 @@ impl Worker {
         }
     }
 
+    /// One attempt of a post's publication: its `published_posts` consumed (under a key of the
+    /// post's, so every attempt counts once), the post sent through the connector, then the job
+    /// completed with the post `published` together.
+    async fn publish(&self, job: &JobRow, lease: Uuid) -> Result<(), Failure> {
+        let gone =
+            || Failure::Permanent("the post is no longer waiting to be published".to_owned());
+        let post_id = post_of(job).map_err(|_| gone())?;
+        let post = store::post_by_id(&self.pool.get().await?, post_id)
+            .await?
+            .filter(|post| post.status == "publishing" && post.job_id == Some(job.id))
+            .ok_or_else(gone)?;
+        let Some(publisher) = &self.publisher else {
+            return Err(Failure::Permanent(
+                "publishing is not set up on this worker (QUEUE_PUBLISH_WEBHOOK_URL)".to_owned(),
+            ));
+        };
+        let owner = publication_owner(job, &post.owner_tier);
+        self.quota
+            .consume(
+                &owner,
+                crate::posts::PUBLISHED_QUOTA,
+                1,
+                Some(&job.quota_key()),
+            )
+            .await
+            .map_err(|err| match err.reason.as_ref() {
+                "quota_check_failed" => Failure::Transient(err.message),
+                _ => Failure::Permanent(format!(
+                    "not published: the plan's published_posts are used up ({})",
+                    err.reason
+                )),
+            })?;
+        let media = match post.file_id {
+            None => None,
+            Some(file_id) => {
+                let file = store::file(&self.pool.get().await?, job.owner_id, file_id)
+                    .await?
+                    .ok_or_else(input_gone)?;
+                let bytes = self.stored_input(job.owner_id, file_id).await?;
+                Some(Media {
+                    file_id,
+                    content_type: file.content_type,
+                    sha256: hex::encode(&file.sha256),
+                    bytes,
+                })
+            }
+        };
+        self.progress(job.id, lease, 30).await?;
+        let publication = Publication {
+            post_id: post.id,
+            creator_profile_id: post.creator_profile_id,
+            platform: post.platform,
+            caption: post.caption,
+            platform_specific_config: post.platform_specific_config,
+            scheduled_for: post.scheduled_for,
+            media,
+        };
+        let said = publisher
+            .publish(&publication)
+            .await
+            .map_err(|err| match err {
+                ConnectorError::Transient(message) => Failure::Transient(message),
+                ConnectorError::Refused(message) => Failure::Permanent(message),
+            })?;
+        let result =
+            json!({"post_id": post.id, "platform": publication.platform, "published": said});
+        let db = self.pool.get().await?;
+        if store::complete_publication(&db, job.id, lease, &result).await? {
+            tracing::info!(job = %job.id, post = %post.id, "post published");
+        }
+        Ok(())
+    }
+
+    /// A publication that failed for good gives back its `published_posts`.
+    async fn refund_publication(&self, job: &JobRow) {
+        let tier = async { store::post_by_id(&self.pool.get().await?, post_of(job)?).await };
+        let tier = match tier.await {
+            Ok(Some(post)) => post.owner_tier,
+            _ => String::new(),
+        };
+        let owner = publication_owner(job, &tier);
+        if let Err(err) = self.quota.refund(&owner, &job.quota_key()).await {
+            tracing::warn!(job = %job.id, reason = %err.reason, "a failed publication's quota was not given back");
+        }
+    }
+
     async fn discard(&self, key: &str) {
         if let Err(err) = self.storage.delete(key).await {
             tracing::warn!(error = %err, "an output that was not kept could not be deleted");
         }
     }
+}
+
+/// The post a `publish_post` job publishes.
+fn post_of(job: &JobRow) -> Result<Uuid, QueueError> {
+    job.payload
+        .get("post_id")
+        .and_then(Value::as_str)
+        .and_then(|id| id.parse().ok())
+        .ok_or(QueueError::PostNotFound)
+}
+
+/// Whom a publication's quota is counted for: the post's owner, under the tier they scheduled
+/// it with.
+fn publication_owner(job: &JobRow, tier: &str) -> Identity {
+    let owner = UserIdentity {
+        id: job.owner_id,
+        role: String::new(),
+        tier: tier.to_owned(),
+        impersonated_by: None,
+    };
+    Identity::user(owner, format!("publish-{}", job.id))
 }
 
 #[cfg(test)]

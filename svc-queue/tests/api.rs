@@ -76,6 +76,13 @@ async fn spawn_queue() -> TestQueue {
     spawn_queue_with(|_| {}).await
 }
 
+/// For a test that publishes nothing and runs no worker: its deployment declares the queues
+/// every such test shares, so that test runs do not pile up queues on the broker
+/// (deploy/broker-reset.sh).
+fn share_the_broker(config: &mut Config) {
+    config.name_prefix = "genie_test_queue_api_shared_".to_owned();
+}
+
 /// A deployment whose jobs may fetch from this machine, where the test's stand-in CDN runs.
 async fn spawn_local_queue(configure: impl FnOnce(&mut Config)) -> TestQueue {
     spawn_queue_with(|config| {
@@ -421,14 +428,20 @@ impl TestQueue {
     }
 
     async fn used_media_ops(&self, caller: Uuid) -> i64 {
+        self.used(&creator(caller), "ai_media_ops").await
+    }
+
+    /// How much of `operation` the caller used this cycle.
+    async fn used(&self, caller: &common::Identity, operation: &str) -> i64 {
+        let user = caller.require_user().unwrap();
         let mut usage = self.usage.clone();
         let report = usage
             .report(request(
                 usage_pb::ReportRequest {
-                    user_id: caller.to_string(),
-                    tier: "starter".into(),
+                    user_id: user.id.to_string(),
+                    tier: user.tier.clone(),
                 },
-                &creator(caller),
+                caller,
             ))
             .await
             .unwrap()
@@ -436,7 +449,7 @@ impl TestQueue {
         report
             .operations
             .iter()
-            .find(|operation| operation.operation == "ai_media_ops")
+            .find(|used| used.operation == operation)
             .unwrap()
             .used
     }
@@ -1605,5 +1618,793 @@ async fn a_burst_enqueued_while_the_broker_is_away_is_done_once_each_when_it_ret
             .await,
         BURST as i64,
         "one output each"
+    );
+}
+
+/// What the stand-in publishing webhook received of one delivery.
+struct Delivery {
+    headers: std::collections::HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+/// A small HTTP/1.1 server on a random loopback port standing in for the receiver of the
+/// publishing webhook (a platform connector): it keeps every request's headers and body and
+/// answers each with the current status and `{"platform_post_id": "p-<delivery>"}`.
+struct Receiver {
+    url: url::Url,
+    status: std::sync::Arc<std::sync::atomic::AtomicU16>,
+    deliveries: std::sync::Arc<std::sync::Mutex<Vec<Delivery>>>,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    async fn start(status: u16) -> Self {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/publish", listener.local_addr().unwrap())
+            .parse()
+            .unwrap();
+        let status = std::sync::Arc::new(std::sync::atomic::AtomicU16::new(status));
+        let deliveries = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let server = tokio::spawn({
+            let (status, deliveries) = (status.clone(), deliveries.clone());
+            async move {
+                loop {
+                    let (mut socket, _) = listener.accept().await.unwrap();
+                    let (status, deliveries) = (status.clone(), deliveries.clone());
+                    tokio::spawn(async move {
+                        let mut received = Vec::new();
+                        let mut buffer = [0u8; 16 * 1024];
+                        let head_end = loop {
+                            if let Some(at) =
+                                received.windows(4).position(|window| window == b"\r\n\r\n")
+                            {
+                                break at + 4;
+                            }
+                            match socket.read(&mut buffer).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(read) => received.extend_from_slice(&buffer[..read]),
+                            }
+                        };
+                        let head = String::from_utf8_lossy(&received[..head_end]).into_owned();
+                        let headers: std::collections::HashMap<String, String> = head
+                            .lines()
+                            .skip(1)
+                            .filter_map(|line| line.split_once(':'))
+                            .map(|(name, value)| {
+                                (name.trim().to_lowercase(), value.trim().to_owned())
+                            })
+                            .collect();
+                        let length: usize = headers["content-length"].parse().unwrap();
+                        while received.len() < head_end + length {
+                            match socket.read(&mut buffer).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(read) => received.extend_from_slice(&buffer[..read]),
+                            }
+                        }
+                        let body = received[head_end..head_end + length].to_vec();
+                        let answer = serde_json::json!({
+                            "platform_post_id": format!("p-{}", headers["x-genie-delivery"]),
+                        })
+                        .to_string();
+                        deliveries.lock().unwrap().push(Delivery { headers, body });
+                        let status = status.load(std::sync::atomic::Ordering::SeqCst);
+                        let head = format!(
+                            "HTTP/1.1 {status} Answer\r\nContent-Type: application/json\r\n\
+                             Content-Length: {}\r\nConnection: close\r\n\r\n",
+                            answer.len()
+                        );
+                        let _ = socket.write_all(head.as_bytes()).await;
+                        let _ = socket.write_all(answer.as_bytes()).await;
+                    });
+                }
+            }
+        });
+        Self {
+            url,
+            status,
+            deliveries,
+            _server: server,
+        }
+    }
+
+    fn answer(&self, status: u16) {
+        self.status
+            .store(status, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn delivered(&self) -> usize {
+        self.deliveries.lock().unwrap().len()
+    }
+}
+
+const WEBHOOK_SECRET: &str = "the-publishing-webhook-secret-of-this-test";
+const PROFILE: &str = "6d3f1c2e-8a4b-4c5d-9e6f-7a8b9c0d1e2f";
+
+/// A deployment that publishes through `receiver`, its scheduler looking every 100 ms.
+async fn spawn_publishing_queue(
+    receiver: &Receiver,
+    configure: impl FnOnce(&mut Config),
+) -> TestQueue {
+    let url = receiver.url.clone();
+    spawn_queue_with(|config| {
+        config.publish_webhook = Some((url, common::secret::Secret::new(WEBHOOK_SECRET)));
+        config.scheduler_interval = Duration::from_millis(100);
+        configure(config);
+    })
+    .await
+}
+
+/// A post due now, under `key`.
+fn due_post(key: &str) -> pb::SchedulePostRequest {
+    pb::SchedulePostRequest {
+        creator_profile_id: PROFILE.into(),
+        caption: format!("New set tonight ({key})"),
+        scheduled_for: chrono::Utc::now().to_rfc3339(),
+        idempotency_key: key.into(),
+        ..Default::default()
+    }
+}
+
+/// A post due tomorrow, under `key`.
+fn later_post(key: &str) -> pb::SchedulePostRequest {
+    pb::SchedulePostRequest {
+        scheduled_for: (chrono::Utc::now() + chrono::TimeDelta::days(1)).to_rfc3339(),
+        ..due_post(key)
+    }
+}
+
+/// A creator on the creator tier (30 scheduled and 60 published posts a cycle).
+fn paying_creator(id: Uuid) -> common::Identity {
+    user(id, "creator", "creator")
+}
+
+impl TestQueue {
+    /// Another replica of the deployment: the same database and broker names.
+    async fn replica(&self) -> (TestService, QueueClient<Channel>) {
+        let config = self.config.clone();
+        let service = start_service(|listener, stop| svc_queue::run(config, listener, stop)).await;
+        let client = QueueClient::new(service.channel.clone());
+        (service, client)
+    }
+
+    async fn schedule(
+        &self,
+        caller: &common::Identity,
+        post: pb::SchedulePostRequest,
+    ) -> Result<pb::Scheduled, tonic::Status> {
+        let mut client = self.client.clone();
+        client
+            .schedule_post(request(post, caller))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    async fn posts(
+        &self,
+        caller: &common::Identity,
+        status: &str,
+    ) -> Result<pb::PostPage, tonic::Status> {
+        let mut client = self.client.clone();
+        client
+            .list_posts(request(
+                pb::ListPostsRequest {
+                    status: status.into(),
+                    limit: 100,
+                    offset: 0,
+                },
+                caller,
+            ))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// Waits until the post is `status`; the post then.
+    async fn wait_post(&self, caller: &common::Identity, post_id: &str, status: &str) -> pb::Post {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let posts = self.posts(caller, "").await.unwrap().posts;
+            let post = posts.into_iter().find(|post| post.id == post_id).unwrap();
+            if post.status == status {
+                return post;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "post still {} ({:?}), not {status}",
+                post.status,
+                post.error_message
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until the caller used `expected` of `operation` (a failed publication gives its
+    /// quota back just after the post shows `failed`).
+    async fn wait_used(&self, caller: &common::Identity, operation: &str, expected: i64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let used = self.used(caller, operation).await;
+            if used == expected {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{operation}: {used} used, not {expected}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn stats(&self) -> pb::QueueStats {
+        stats_of(&self.client).await
+    }
+}
+
+async fn stats_of(client: &QueueClient<Channel>) -> pb::QueueStats {
+    client
+        .clone()
+        .stats(request(pb::StatsRequest {}, &creator(Uuid::new_v4())))
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+async fn classify(
+    client: &QueueClient<Channel>,
+    tags: &[&str],
+) -> Result<pb::Classification, tonic::Status> {
+    client
+        .clone()
+        .classify_tags(request(
+            pb::ClassifyTagsRequest {
+                tags: tags.iter().map(|tag| (*tag).to_owned()).collect(),
+            },
+            &creator(Uuid::new_v4()),
+        ))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+fn score_of(classification: &pb::Classification, concept: &str) -> f64 {
+    classification
+        .concepts
+        .iter()
+        .find(|score| score.concept == concept)
+        .map_or(0.0, |score| score.score)
+}
+
+#[tokio::test]
+async fn stats_count_every_queues_jobs_by_state_next_to_the_brokers_depth() {
+    let queue = spawn_queue().await;
+    let empty = queue.stats().await;
+    let names: Vec<&str> = empty.queues.iter().map(|q| q.queue.as_str()).collect();
+    assert_eq!(names, ["media-jobs", "scrape-jobs", "onboarding-jobs"]);
+    assert!(
+        empty
+            .queues
+            .iter()
+            .all(|q| q.waiting + q.active + q.completed + q.failed == 0)
+    );
+
+    let me = Uuid::new_v4();
+    let kept = queue
+        .enqueue(me, resize("kept"))
+        .await
+        .unwrap()
+        .job
+        .unwrap();
+    let dropped = queue
+        .enqueue(me, resize("dropped"))
+        .await
+        .unwrap()
+        .job
+        .unwrap();
+    queue.wait_sent(2, Duration::from_secs(10)).await;
+    queue.cancel(me, &dropped.id).await.unwrap();
+    // The counts are kept a second; the broker's depth is what the relay saw on its last pass.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let media = loop {
+        let stats = queue.stats().await;
+        let media = stats.queues[0].clone();
+        if media.cancelled == 1 && media.broker_seen && media.broker_ready == 2 {
+            break media;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stats never caught up: {media:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        (media.waiting, media.active, media.completed, media.failed),
+        (1, 0, 0, 0)
+    );
+    assert_eq!(media.broker_consumers, 0);
+    assert_eq!(queue.job(me, &kept.id).await.status, "queued");
+
+    let unauthenticated = queue
+        .client
+        .clone()
+        .stats(request(pb::StatsRequest {}, &testing::anonymous()))
+        .await
+        .unwrap_err();
+    assert_eq!(unauthenticated.code(), Code::Unauthenticated);
+}
+
+#[tokio::test]
+async fn tags_are_classified_through_a_cache_that_one_bust_clears_on_every_replica() {
+    let queue = spawn_queue_with(share_the_broker).await;
+    let (_replica, other) = queue.replica().await;
+
+    let classified = classify(
+        &queue.client,
+        &[
+            "Lingerie",
+            "#Behind_The-Scenes",
+            "bikini",
+            "no-such-tag",
+            "LINGERIE",
+        ],
+    )
+    .await
+    .unwrap();
+    // Lingerie (0.85) and bikini, an alias of swimwear (0.7): 1 − 0.15 × 0.3.
+    assert!((score_of(&classified, "Intimacy Level") - 0.955).abs() < 1e-6);
+    assert!((score_of(&classified, "Content Type") - 0.85).abs() < 1e-6);
+    assert_eq!(classified.unmatched, ["no such tag"]);
+    let intimacy = classified
+        .concepts
+        .iter()
+        .find(|score| score.concept == "Intimacy Level")
+        .unwrap();
+    assert_eq!(intimacy.tags, ["lingerie", "bikini"]);
+    assert_eq!(
+        classified.concepts[0].concept, "Intimacy Level",
+        "best first"
+    );
+
+    let cache = queue.stats().await.taxonomy_cache.unwrap();
+    assert_eq!((cache.hits, cache.misses, cache.size), (0, 4, 4));
+    classify(&queue.client, &["lingerie", "no such tag"])
+        .await
+        .unwrap();
+    let cache = queue.stats().await.taxonomy_cache.unwrap();
+    assert_eq!((cache.hits, cache.misses, cache.size), (2, 4, 4));
+
+    // The other replica caches on its own, and keeps what it read after the mapping changes…
+    let before = classify(&other, &["lingerie"]).await.unwrap();
+    assert!((score_of(&before, "Intimacy Level") - 0.85).abs() < 1e-6);
+    testing::connect(&queue.database_url)
+        .await
+        .execute(
+            "UPDATE queue.taxonomy_mapping SET weight = 0.25 WHERE tag = 'lingerie'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let stale = classify(&other, &["lingerie"]).await.unwrap();
+    assert!((score_of(&stale, "Intimacy Level") - 0.85).abs() < 1e-6);
+
+    // …until an administrator busts the cache: a creator may not.
+    let invalidate = |identity: common::Identity| {
+        let mut client = queue.client.clone();
+        async move {
+            client
+                .invalidate_taxonomy(request(pb::InvalidateTaxonomyRequest {}, &identity))
+                .await
+                .map(tonic::Response::into_inner)
+        }
+    };
+    let refused = invalidate(creator(Uuid::new_v4())).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    let busted = invalidate(testing::administrator(Uuid::new_v4()))
+        .await
+        .unwrap();
+    assert_eq!(busted.size, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stats_of(&other).await.taxonomy_cache.unwrap().size != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the other replica kept its cache"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let fresh = classify(&other, &["lingerie"]).await.unwrap();
+    assert!((score_of(&fresh, "Intimacy Level") - 0.25).abs() < 1e-6);
+
+    let long = "x".repeat(101);
+    let many: Vec<String> = (0..101).map(|n| format!("tag{n}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    for tags in [
+        vec![],
+        vec!["  "],
+        vec!["a\u{0}b"],
+        vec![long.as_str()],
+        many,
+    ] {
+        let err = classify(&queue.client, &tags).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{tags:?}");
+        assert_eq!(field(&err), "tags", "{tags:?}");
+    }
+}
+
+#[tokio::test]
+async fn fans_are_listed_most_engaged_first_and_only_to_their_owner() {
+    let queue = spawn_queue_with(share_the_broker).await;
+    let (me, stranger) = (Uuid::new_v4(), Uuid::new_v4());
+    let (first_profile, second_profile) = (Uuid::new_v4(), Uuid::new_v4());
+    let db = testing::connect(&queue.database_url).await;
+    for (owner, profile, fan, score, spent) in [
+        (me, first_profile, "fan-1", 90, "12.50"),
+        (me, first_profile, "fan-2", 40, "0"),
+        (me, second_profile, "fan-3", 70, "1999.99"),
+        (stranger, Uuid::new_v4(), "fan-4", 99, "5"),
+    ] {
+        db.execute(
+            "INSERT INTO queue.fan_profiles \
+             (owner_id, creator_profile_id, platform_fan_id, username, engagement_score, total_spent) \
+             VALUES ($1, $2, $3, $3, $4, $5::text::numeric)",
+            &[&owner, &profile, &fan, &score, &spent],
+        )
+        .await
+        .unwrap();
+    }
+    let fans = |caller: Uuid, profile: &str, limit: i64, offset: i64| {
+        let mut client = queue.client.clone();
+        let request = request(
+            pb::ListFansRequest {
+                creator_profile_id: profile.into(),
+                limit,
+                offset,
+            },
+            &creator(caller),
+        );
+        async move {
+            client
+                .list_fans(request)
+                .await
+                .map(tonic::Response::into_inner)
+        }
+    };
+    let names = |page: &pb::FanPage| {
+        page.fans
+            .iter()
+            .map(|fan| fan.username.clone())
+            .collect::<Vec<_>>()
+    };
+    let mine = fans(me, "", 0, 0).await.unwrap();
+    assert_eq!(
+        (names(&mine), mine.total),
+        (vec!["fan-1".to_owned(), "fan-3".into(), "fan-2".into()], 3)
+    );
+    assert_eq!(mine.fans[0].total_spent, "12.50");
+    assert_eq!(mine.fans[1].total_spent, "1999.99");
+    assert_eq!(mine.fans[0].creator_profile_id, first_profile.to_string());
+    let second = fans(me, &second_profile.to_string(), 0, 0).await.unwrap();
+    assert_eq!(
+        (names(&second), second.total),
+        (vec!["fan-3".to_owned()], 1)
+    );
+    let paged = fans(me, "", 1, 1).await.unwrap();
+    assert_eq!((names(&paged), paged.total), (vec!["fan-3".to_owned()], 3));
+    let theirs = fans(stranger, "", 0, 0).await.unwrap();
+    assert_eq!(names(&theirs), ["fan-4"]);
+    let none = fans(stranger, &first_profile.to_string(), 0, 0)
+        .await
+        .unwrap();
+    assert_eq!(none.total, 0);
+
+    for (profile, limit, offset, named) in [
+        ("not-a-uuid", 0, 0, "creator_profile_id"),
+        ("", -1, 0, "limit"),
+        ("", 100_000, 0, "limit"),
+        ("", 10, -1, "offset"),
+    ] {
+        let err = fans(me, profile, limit, offset).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert_eq!(field(&err), named);
+    }
+}
+
+#[tokio::test]
+async fn a_post_is_scheduled_once_per_key_within_the_plan_and_checked_before_the_quota() {
+    let receiver = Receiver::start(200).await;
+    // Nothing falls due in this test: every post is for tomorrow.
+    let queue = spawn_publishing_queue(&receiver, share_the_broker).await;
+    let me = creator(Uuid::new_v4());
+
+    let tomorrow = later_post("a");
+    let first = queue.schedule(&me, tomorrow.clone()).await.unwrap();
+    assert!(!first.replayed);
+    let post = first.post.unwrap();
+    assert_eq!(
+        (
+            post.status.as_str(),
+            post.platform.as_str(),
+            post.job_id.as_str()
+        ),
+        ("pending", "onlyfans", "")
+    );
+    assert_eq!(post.creator_profile_id, PROFILE);
+    assert_eq!(post.platform_specific_config_json, "{}");
+    let again = queue.schedule(&me, tomorrow.clone()).await.unwrap();
+    assert!(again.replayed);
+    assert_eq!(again.post.unwrap().id, post.id);
+    let reused = queue
+        .schedule(
+            &me,
+            pb::SchedulePostRequest {
+                caption: "something else".into(),
+                ..tomorrow
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&reused), "idempotency_key_reused");
+    assert_eq!(queue.used(&me, "scheduled_posts").await, 1);
+
+    for (change, named, code) in [
+        (
+            pb::SchedulePostRequest {
+                scheduled_for: "tomorrow".into(),
+                ..later_post("b")
+            },
+            "scheduled_for",
+            Code::InvalidArgument,
+        ),
+        (
+            pb::SchedulePostRequest {
+                platform_specific_config_json: "[1]".into(),
+                ..later_post("b")
+            },
+            "platform_specific_config",
+            Code::InvalidArgument,
+        ),
+        (
+            pb::SchedulePostRequest {
+                file_id: Uuid::new_v4().to_string(),
+                ..later_post("b")
+            },
+            "file_id",
+            Code::NotFound,
+        ),
+        (
+            pb::SchedulePostRequest {
+                media_id: Uuid::new_v4().to_string(),
+                ..later_post("b")
+            },
+            "media_id",
+            Code::NotFound,
+        ),
+        (
+            pb::SchedulePostRequest {
+                caption: "a\u{0}b".into(),
+                ..later_post("b")
+            },
+            "caption",
+            Code::InvalidArgument,
+        ),
+    ] {
+        let err = queue.schedule(&me, change).await.unwrap_err();
+        assert_eq!((err.code(), field(&err)), (code, named), "{err:?}");
+    }
+    assert_eq!(queue.used(&me, "scheduled_posts").await, 1);
+
+    queue.schedule(&me, later_post("b")).await.unwrap();
+    queue.schedule(&me, later_post("c")).await.unwrap();
+    let over = queue.schedule(&me, later_post("d")).await.unwrap_err();
+    assert_eq!(
+        (over.code(), reason(&over)),
+        (Code::ResourceExhausted, "limit_reached")
+    );
+    assert_eq!(queue.posts(&me, "").await.unwrap().total, 3);
+    assert_eq!(queue.posts(&me, "pending").await.unwrap().total, 3);
+    assert_eq!(queue.posts(&me, "published").await.unwrap().total, 0);
+    let bogus = queue.posts(&me, "sent").await.unwrap_err();
+    assert_eq!(field(&bogus), "status");
+    assert_eq!(
+        queue
+            .posts(&creator(Uuid::new_v4()), "")
+            .await
+            .unwrap()
+            .total,
+        0
+    );
+
+    // No connector set up: refused before any quota is taken.
+    let unpublished = spawn_queue_with(share_the_broker).await;
+    let err = unpublished
+        .schedule(&me, later_post("e"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.code(), reason(&err)),
+        (Code::Unavailable, "publishing_unavailable")
+    );
+    // svc-usage unreachable: denied, nothing stored.
+    let unreachable = spawn_publishing_queue(&receiver, |config| {
+        share_the_broker(config);
+        config.usage_grpc_url = "http://127.0.0.1:9".into();
+        config.quota_timeout = Duration::from_millis(500);
+    })
+    .await;
+    let denied = unreachable
+        .schedule(&me, later_post("f"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (denied.code(), reason(&denied)),
+        (Code::PermissionDenied, "quota_check_failed")
+    );
+    assert_eq!(
+        unreachable
+            .sql("SELECT count(*) FROM queue.scheduled_posts")
+            .await,
+        0
+    );
+    assert_eq!(receiver.delivered(), 0);
+}
+
+#[tokio::test]
+async fn due_posts_are_published_once_each_by_two_schedulers_and_two_workers_through_the_signed_webhook()
+ {
+    let receiver = Receiver::start(200).await;
+    let queue = spawn_publishing_queue(&receiver, |_| {}).await;
+    let (_replica, _) = queue.replica().await;
+    let owner = Uuid::new_v4();
+    let me = paying_creator(owner);
+    let photo = picture(32, 24, image::ImageFormat::Png);
+    let file = queue.upload(owner, photo.clone()).await.unwrap();
+
+    let mut scheduled = Vec::new();
+    for n in 0..6 {
+        let post = pb::SchedulePostRequest {
+            file_id: if n == 0 {
+                file.id.clone()
+            } else {
+                String::new()
+            },
+            platform_specific_config_json: r#"{"price": 5}"#.into(),
+            ..due_post(&format!("due-{n}"))
+        };
+        scheduled.push(queue.schedule(&me, post).await.unwrap().post.unwrap().id);
+    }
+    let _workers = (spawn_worker(&queue.config), spawn_worker(&queue.config));
+    for id in &scheduled {
+        let post = queue.wait_post(&me, id, "published").await;
+        assert!(!post.published_at.is_empty());
+        assert!(!post.job_id.is_empty());
+    }
+    // Time for a second delivery, were one to happen.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, WEBHOOK_SECRET.as_bytes());
+    let deliveries = std::mem::take(&mut *receiver.deliveries.lock().unwrap());
+    assert_eq!(deliveries.len(), 6, "one delivery per post");
+    let delivered: HashSet<&str> = deliveries
+        .iter()
+        .map(|delivery| delivery.headers["x-genie-delivery"].as_str())
+        .collect();
+    assert_eq!(delivered, scheduled.iter().map(String::as_str).collect());
+    for delivery in &deliveries {
+        let signed = [
+            delivery.headers["x-genie-timestamp"].as_bytes(),
+            b".",
+            &delivery.body,
+        ]
+        .concat();
+        let tag = hex::decode(
+            delivery.headers["x-genie-signature"]
+                .strip_prefix("v1=")
+                .unwrap(),
+        )
+        .unwrap();
+        ring::hmac::verify(&key, &signed, &tag).unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&delivery.body).unwrap();
+        assert_eq!(
+            body["post_id"],
+            delivery.headers["x-genie-delivery"].as_str()
+        );
+        assert_eq!(body["creator_profile_id"], PROFILE);
+        assert_eq!(body["platform_specific_config"]["price"], 5);
+        if body["post_id"] == scheduled[0].as_str() {
+            use base64::Engine as _;
+            let data = base64::engine::general_purpose::STANDARD
+                .decode(body["media"]["data_base64"].as_str().unwrap())
+                .unwrap();
+            assert_eq!(data, photo);
+            assert_eq!(body["media"]["sha256"], file.sha256);
+            assert_eq!(body["media"]["content_type"], "image/png");
+        } else {
+            assert!(body["media"].is_null());
+        }
+    }
+
+    assert_eq!(
+        queue
+            .sql("SELECT count(*) FROM queue.media_jobs WHERE job_type = 'publish_post' AND status = 'completed'")
+            .await,
+        6
+    );
+    let post = queue.wait_post(&me, &scheduled[1], "published").await;
+    let job = queue.job(owner, &post.job_id).await;
+    let result: serde_json::Value = serde_json::from_str(&job.result_json).unwrap();
+    assert_eq!(
+        result["published"]["platform_post_id"],
+        format!("p-{}", scheduled[1])
+    );
+    assert_eq!(queue.used(&me, "scheduled_posts").await, 6);
+    assert_eq!(queue.used(&me, "published_posts").await, 6);
+}
+
+#[tokio::test]
+async fn a_refused_post_fails_at_once_a_flaky_receiver_is_retried_and_a_cancelled_job_cancels_its_post()
+ {
+    let receiver = Receiver::start(422).await;
+    let queue = spawn_publishing_queue(&receiver, |config| config.max_attempts = 3).await;
+    let owner = Uuid::new_v4();
+    let me = paying_creator(owner);
+
+    // Due before any worker runs: its job waits, and cancelling the job cancels the post.
+    let waiting = queue
+        .schedule(&me, due_post("cancelled"))
+        .await
+        .unwrap()
+        .post
+        .unwrap();
+    let waiting = queue.wait_post(&me, &waiting.id, "publishing").await;
+    assert_eq!(
+        queue.cancel(owner, &waiting.job_id).await.unwrap().status,
+        "cancelled"
+    );
+    queue.wait_post(&me, &waiting.id, "cancelled").await;
+
+    let _worker = spawn_worker(&queue.config);
+    let refused = queue
+        .schedule(&me, due_post("refused"))
+        .await
+        .unwrap()
+        .post
+        .unwrap();
+    let refused = queue.wait_post(&me, &refused.id, "failed").await;
+    assert!(
+        refused.error_message.contains("422"),
+        "{}",
+        refused.error_message
+    );
+    assert_eq!(receiver.delivered(), 1, "a refusal is not sent again");
+    queue.wait_used(&me, "published_posts", 0).await;
+
+    receiver.answer(503);
+    let flaky = queue
+        .schedule(&me, due_post("flaky"))
+        .await
+        .unwrap()
+        .post
+        .unwrap();
+    let flaky = queue.wait_post(&me, &flaky.id, "failed").await;
+    assert_eq!(receiver.delivered(), 1 + 3, "every attempt delivers once");
+    assert_eq!(queue.job(owner, &flaky.job_id).await.attempts, 3);
+    queue.wait_used(&me, "published_posts", 0).await;
+
+    // Retried once the receiver is back: the same job, the post published.
+    receiver.answer(200);
+    let mut client = queue.client.clone();
+    client
+        .retry_job(request(
+            pb::RetryJobRequest {
+                job_id: flaky.job_id.clone(),
+            },
+            &me,
+        ))
+        .await
+        .unwrap();
+    queue.wait_post(&me, &flaky.id, "published").await;
+    assert_eq!(receiver.delivered(), 1 + 3 + 1);
+    assert_eq!(queue.used(&me, "published_posts").await, 1);
+    assert_eq!(queue.used(&me, "scheduled_posts").await, 3);
+    assert_eq!(
+        queue.wait_post(&me, &waiting.id, "cancelled").await.job_id,
+        waiting.job_id
     );
 }

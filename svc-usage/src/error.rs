@@ -4,6 +4,10 @@ use common::{ApiError, Kind};
 pub enum UsageError {
     #[error("this idempotency key was used with other parameters")]
     KeyReused,
+    #[error(
+        "{0} is a standing count, taken and released with what holds it (for platforms: creating a creator profile), not consumed"
+    )]
+    Gauge(String),
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{0}")]
@@ -22,6 +26,10 @@ impl From<UsageError> for ApiError {
         match err {
             UsageError::KeyReused => {
                 ApiError::conflict("idempotency_key_reused", message).with_field("idempotency_key")
+            }
+            UsageError::Gauge(_) => {
+                ApiError::new(Kind::InvalidArgument, "operation_is_a_gauge", message)
+                    .with_field("operation")
             }
             UsageError::NotFound(what) => ApiError::not_found(what),
             UsageError::Forbidden(why) => ApiError::new(Kind::PermissionDenied, "forbidden", why),

@@ -7,7 +7,7 @@ use proto::usage::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use crate::cycle::Cycle;
-use crate::service::{Answer, UsageService};
+use crate::service::{Answer, GaugeAnswer, UsageService};
 
 fn rfc3339(at: chrono::DateTime<chrono::Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -30,6 +30,20 @@ impl From<Answer> for pb::QuotaAnswer {
             cycle_end,
             replayed: answer.replayed,
             refunded: answer.refunded,
+        }
+    }
+}
+
+impl From<GaugeAnswer> for pb::GaugeAnswer {
+    fn from(answer: GaugeAnswer) -> Self {
+        Self {
+            granted: answer.granted,
+            operation: answer.operation,
+            used: answer.used,
+            limit: answer.limit,
+            remaining: answer.remaining,
+            replayed: answer.replayed,
+            released: answer.released,
         }
     }
 }
@@ -84,6 +98,47 @@ impl pb::usage_server::Usage for UsageGrpc {
             )
             .await?;
         Ok(Response::new(answer.into()))
+    }
+
+    async fn acquire_gauge(
+        &self,
+        request: Request<pb::AcquireGaugeRequest>,
+    ) -> Result<Response<pb::GaugeAnswer>, Status> {
+        let caller = identity(&request)?;
+        let body = request.into_inner();
+        let answer = self
+            .service
+            .acquire_gauge(
+                &caller,
+                &body.user_id,
+                &body.tier,
+                &body.operation,
+                &body.idempotency_key,
+            )
+            .await?;
+        Ok(Response::new(answer.into()))
+    }
+
+    async fn release_gauge(
+        &self,
+        request: Request<pb::ReleaseGaugeRequest>,
+    ) -> Result<Response<pb::ReleaseGaugeAnswer>, Status> {
+        let caller = identity(&request)?;
+        let body = request.into_inner();
+        let release = self
+            .service
+            .release_gauge(
+                &caller,
+                &body.user_id,
+                &body.operation,
+                &body.idempotency_key,
+            )
+            .await?;
+        Ok(Response::new(pb::ReleaseGaugeAnswer {
+            released: release.released,
+            operation: release.operation,
+            used: release.used,
+        }))
     }
 
     async fn refund(

@@ -96,6 +96,42 @@ impl StoredAnswer {
     }
 }
 
+/// The answer to an acquire of a gauge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GaugeAnswer {
+    pub granted: bool,
+    pub operation: String,
+    /// The standing count (for a replay of a grant: right after the unit was taken).
+    pub used: i64,
+    pub limit: i64,
+    pub remaining: i64,
+    pub replayed: bool,
+    /// The key's unit was released since (or the key released before it was acquired).
+    pub released: bool,
+}
+
+impl GaugeAnswer {
+    fn new(granted: bool, operation: &str, used: i64, limit: i64) -> Self {
+        Self {
+            granted,
+            operation: operation.to_owned(),
+            used,
+            limit,
+            remaining: remaining(limit, used),
+            replayed: false,
+            released: false,
+        }
+    }
+}
+
+pub struct GaugeRelease {
+    /// Whether this call gave a unit back.
+    pub released: bool,
+    pub operation: String,
+    /// The standing count after it.
+    pub used: i64,
+}
+
 pub struct Report {
     pub tier: String,
     pub cycle: Cycle,
@@ -185,7 +221,15 @@ impl UsageService {
         let (anchor, mut used) =
             store::anchor_and_recent_use(db, user_id, operation, since).await?;
         let cycle = cycle_at(anchor, now);
-        used.retain(|recent| recent.cycle_start == cycle.start);
+        // This cycle's counters, and the gauges' standing counts (which have no cycle); which
+        // of the two an operation reads is the tier file's to say.
+        used.retain(|recent| {
+            let gauge = self.tiers.is_gauge(&recent.operation);
+            match recent.cycle_start {
+                Some(start) => !gauge && start == cycle.start,
+                None => gauge,
+            }
+        });
         Ok((cycle, used))
     }
 
@@ -200,6 +244,7 @@ impl UsageService {
         let user_id = parse_user(user_id)?;
         authorize(identity, user_id)?;
         let amount = check_amount(amount)?;
+        // A gauge is checked against its standing count.
         let limit = self.tiers.limit(tier, operation)?;
         let db = self.pool.get().await?;
         let (cycle, used) = self.cycle_and_use(&db, user_id, Some(operation)).await?;
@@ -209,7 +254,8 @@ impl UsageService {
     }
 
     /// Consumes `amount` if it fits. With a key, the whole decision and its answer are stored in
-    /// the same transaction, so a retry gets the first answer and nothing is counted twice.
+    /// the same transaction, so a retry gets the first answer and nothing is counted twice. A
+    /// gauge is not consumed: `operation_is_a_gauge`, naming `operation`.
     pub async fn consume(
         &self,
         identity: &Identity,
@@ -222,7 +268,7 @@ impl UsageService {
         let user_id = parse_user(user_id)?;
         authorize(identity, user_id)?;
         let amount = check_amount(amount)?;
-        let limit = self.tiers.limit(tier, operation)?;
+        let limit = self.tiers.counter_limit(tier, operation)?;
         let key = check_key(idempotency_key)?;
 
         let mut db = self.pool.get().await?;
@@ -344,6 +390,113 @@ impl UsageService {
         })
     }
 
+    /// Takes one unit of a gauge under `idempotency_key` (what holds it) if the standing count
+    /// stays within the tier's limit. One transaction: the key is claimed first (a concurrent
+    /// acquire of the same key waits for it, then replays its answer), then the unit is taken by
+    /// one conditional upsert that also stores the answer and appends the ledger line. A denial
+    /// is rolled back whole: it binds nothing, and the key is decided afresh next time (a gauge
+    /// frees up as units are released).
+    pub async fn acquire_gauge(
+        &self,
+        identity: &Identity,
+        user_id: &str,
+        tier: &str,
+        operation: &str,
+        idempotency_key: &str,
+    ) -> Result<GaugeAnswer, UsageError> {
+        let user_id = parse_user(user_id)?;
+        authorize(identity, user_id)?;
+        let limit = self.tiers.gauge_limit(tier, operation)?;
+        let key =
+            check_key(idempotency_key)?.ok_or_else(|| UsageError::missing("idempotency_key"))?;
+        let mut db = self.pool.get().await?;
+        let cycle = self.cycle(&db, user_id).await?;
+        let tx = db.transaction().await?;
+        if !store::claim_hold(&tx, user_id, key, operation).await? {
+            let hold = store::hold(&tx, user_id, key).await?;
+            return Self::replay_hold(&tx, user_id, operation, limit, hold).await;
+        }
+        let taken = store::take_unit(&tx, user_id, operation, limit, key, cycle.start).await?;
+        let Some(used) = taken else {
+            let used = store::gauge_used(&tx, user_id, operation).await?;
+            tx.rollback().await?;
+            return Ok(GaugeAnswer::new(false, operation, used, limit));
+        };
+        tx.commit().await?;
+        Ok(GaugeAnswer::new(true, operation, used, limit))
+    }
+
+    /// The answer to an acquire whose key is known: the first grant again, or, once released,
+    /// no grant and the standing count now.
+    async fn replay_hold(
+        db: &impl GenericClient,
+        user_id: Uuid,
+        operation: &str,
+        limit: i64,
+        hold: Option<store::Hold>,
+    ) -> Result<GaugeAnswer, UsageError> {
+        let answer = match hold {
+            Some(hold) if hold.operation != operation => return Err(UsageError::KeyReused),
+            Some(store::Hold {
+                released: false,
+                used: Some(used),
+                limit: Some(held_limit),
+                ..
+            }) => GaugeAnswer::new(true, operation, used, held_limit),
+            // Released (or released and swept since, which only a row released long ago is).
+            _ => GaugeAnswer {
+                released: true,
+                ..GaugeAnswer::new(
+                    false,
+                    operation,
+                    store::gauge_used(db, user_id, operation).await?,
+                    limit,
+                )
+            },
+        };
+        Ok(GaugeAnswer {
+            replayed: true,
+            ..answer
+        })
+    }
+
+    /// Gives back the unit held under `idempotency_key`, once; never below 0. A key never
+    /// acquired is remembered as released, so that an acquire arriving after this release (a
+    /// request whose answer was lost, say) takes nothing.
+    pub async fn release_gauge(
+        &self,
+        identity: &Identity,
+        user_id: &str,
+        operation: &str,
+        idempotency_key: &str,
+    ) -> Result<GaugeRelease, UsageError> {
+        let user_id = parse_user(user_id)?;
+        authorize(identity, user_id)?;
+        self.tiers.check_gauge(operation)?;
+        let key =
+            check_key(idempotency_key)?.ok_or_else(|| UsageError::missing("idempotency_key"))?;
+        let mut db = self.pool.get().await?;
+        let cycle = self.cycle(&db, user_id).await?;
+        let tx = db.transaction().await?;
+        let released = if store::release_unknown(&tx, user_id, key, operation).await? {
+            false
+        } else if store::give_unit_back(&tx, user_id, key, operation, cycle.start).await? {
+            true
+        } else {
+            match store::hold(&tx, user_id, key).await? {
+                Some(hold) if hold.operation != operation => return Err(UsageError::KeyReused),
+                _ => false,
+            }
+        };
+        let used = store::gauge_used(&tx, user_id, operation).await?;
+        tx.commit().await?;
+        Ok(GaugeRelease {
+            released,
+            operation: operation.to_owned(),
+            used,
+        })
+    }
+
     pub async fn report(
         &self,
         identity: &Identity,
@@ -407,8 +560,9 @@ impl UsageService {
         Ok((anchor, cycle_at(anchor, self.clock.now())))
     }
 
+    /// Idempotency keys, and released holds of gauges, older than `ttl`.
     pub async fn delete_old_keys(&self, ttl: std::time::Duration) -> Result<u64, UsageError> {
         let db = self.pool.get().await?;
-        store::delete_old_keys(&db, ttl).await
+        Ok(store::delete_old_keys(&db, ttl).await? + store::delete_old_releases(&db, ttl).await?)
     }
 }

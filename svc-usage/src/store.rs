@@ -47,11 +47,11 @@ pub async fn set_anchor(
     Ok(())
 }
 
-/// The user's cycle anchor and what they used of each operation (of `operation` only, when
-/// given) in the cycles that started after `since`: one round trip where the anchor and then the
-/// counters of the cycle it gives would take two. A cycle is at most 31 days long, so `since` a
-/// little further back than that holds the current cycle's counters, with at most the previous
-/// cycle's beside them.
+/// The user's cycle anchor, what they used of each counted operation (of `operation` only, when
+/// given) in the cycles that started after `since`, and the standing count of each gauge: one
+/// round trip where the anchor and then the counters of the cycle it gives would take two. A
+/// cycle is at most 31 days long, so `since` a little further back than that holds the current
+/// cycle's counters, with at most the previous cycle's beside them. Gauges come with no cycle.
 pub async fn anchor_and_recent_use(
     db: &impl GenericClient,
     user_id: Uuid,
@@ -62,8 +62,13 @@ pub async fn anchor_and_recent_use(
         db,
         "SELECT a.anchor, c.operation, c.used, c.cycle_start \
          FROM (SELECT (SELECT anchor FROM usage.cycle_anchors WHERE user_id = $1) AS anchor) a \
-         LEFT JOIN usage.counters c ON c.user_id = $1 AND c.cycle_start > $3 \
-         AND ($2::text IS NULL OR c.operation = $2)",
+         LEFT JOIN ( \
+             SELECT operation, used, cycle_start FROM usage.counters \
+             WHERE user_id = $1 AND cycle_start > $3 AND ($2::text IS NULL OR operation = $2) \
+             UNION ALL \
+             SELECT operation, used, NULL::timestamptz FROM usage.gauges \
+             WHERE user_id = $1 AND ($2::text IS NULL OR operation = $2) \
+         ) c ON true",
         &[&user_id, &operation, &since],
     )
     .await?;
@@ -84,7 +89,8 @@ pub async fn anchor_and_recent_use(
 pub struct RecentUse {
     pub operation: String,
     pub used: i64,
-    pub cycle_start: DateTime<Utc>,
+    /// The counter's cycle; `None` for a gauge's standing count.
+    pub cycle_start: Option<DateTime<Utc>>,
 }
 
 pub async fn used(
@@ -365,6 +371,168 @@ pub async fn delete_old_keys(
     Ok(sql::execute(
         db,
         "DELETE FROM usage.idempotency_keys WHERE created_at < now() - make_interval(secs => $1)",
+        &[&secs],
+    )
+    .await?)
+}
+
+/// The standing count of a gauge (0 before its first unit).
+pub async fn gauge_used(
+    db: &impl GenericClient,
+    user_id: Uuid,
+    operation: &str,
+) -> Result<i64, UsageError> {
+    let row = sql::query_opt(
+        db,
+        "SELECT used FROM usage.gauges WHERE user_id = $1 AND operation = $2",
+        &[&user_id, &operation],
+    )
+    .await?;
+    Ok(row.map_or(0, |row| row.get(0)))
+}
+
+/// Claims `key` for a unit of `operation`, inside the acquire's transaction. `false` when the key
+/// is known already (held, released, or released before it was acquired): a concurrent acquire
+/// of the same key waits here until the first one commits or rolls back.
+pub async fn claim_hold(
+    db: &impl GenericClient,
+    user_id: Uuid,
+    key: &str,
+    operation: &str,
+) -> Result<bool, UsageError> {
+    let inserted = sql::execute(
+        db,
+        "INSERT INTO usage.gauge_holds (user_id, key, operation, granted) \
+         VALUES ($1, $2, $3, true) ON CONFLICT (user_id, key) DO NOTHING",
+        &[&user_id, &key, &operation],
+    )
+    .await?;
+    Ok(inserted == 1)
+}
+
+/// Takes one unit of the gauge if the standing count stays within `limit` (`-1`: none), and, when
+/// it does, stores the answer on the key's claimed row and appends the ledger line, in one
+/// statement. The row lock of the upsert serialises concurrent acquires of the user's gauge;
+/// each sees the count the previous one committed. The new count, or `None` when it would not fit.
+pub async fn take_unit(
+    db: &impl GenericClient,
+    user_id: Uuid,
+    operation: &str,
+    limit: i64,
+    key: &str,
+    cycle_start: DateTime<Utc>,
+) -> Result<Option<i64>, UsageError> {
+    let row = sql::query_opt(
+        db,
+        "WITH taken AS ( \
+             INSERT INTO usage.gauges AS g (user_id, operation, used) \
+             SELECT $1::uuid, $2::text, 1 WHERE $3::bigint = -1 OR 1 <= $3 \
+             ON CONFLICT (user_id, operation) \
+             DO UPDATE SET used = g.used + 1, updated_at = now() \
+             WHERE $3 = -1 OR g.used + 1 <= $3 \
+             RETURNING used \
+         ), held AS ( \
+             UPDATE usage.gauge_holds h SET used = taken.used, limit_value = $3 FROM taken \
+             WHERE h.user_id = $1 AND h.key = $4::text \
+         ), logged AS ( \
+             INSERT INTO usage.ledger (user_id, operation, cycle_start, kind, amount, idempotency_key) \
+             SELECT $1, $2, $5::timestamptz, 'acquire', 1, $4 FROM taken \
+         ) \
+         SELECT used FROM taken",
+        &[&user_id, &operation, &limit, &key, &cycle_start],
+    )
+    .await?;
+    Ok(row.map(|row| row.get(0)))
+}
+
+/// What a key of a gauge holds.
+pub struct Hold {
+    pub operation: String,
+    /// The standing count right after the unit was taken, and the limit it was taken against
+    /// (`None` for a key released before it was ever acquired).
+    pub used: Option<i64>,
+    pub limit: Option<i64>,
+    pub released: bool,
+}
+
+pub async fn hold(
+    db: &impl GenericClient,
+    user_id: Uuid,
+    key: &str,
+) -> Result<Option<Hold>, UsageError> {
+    let row = sql::query_opt(
+        db,
+        "SELECT operation, used, limit_value, released_at IS NOT NULL \
+         FROM usage.gauge_holds WHERE user_id = $1 AND key = $2",
+        &[&user_id, &key],
+    )
+    .await?;
+    Ok(row.map(|row| Hold {
+        operation: row.get(0),
+        used: row.get(1),
+        limit: row.get(2),
+        released: row.get(3),
+    }))
+}
+
+/// Remembers `key` as released before it was ever acquired, inside the release's transaction.
+/// `false` when the key is known already; a concurrent acquire of the key that has not committed
+/// yet is waited for, so its unit is then found and given back.
+pub async fn release_unknown(
+    db: &impl GenericClient,
+    user_id: Uuid,
+    key: &str,
+    operation: &str,
+) -> Result<bool, UsageError> {
+    let inserted = sql::execute(
+        db,
+        "INSERT INTO usage.gauge_holds (user_id, key, operation, granted, released_at) \
+         VALUES ($1, $2, $3, false, now()) ON CONFLICT (user_id, key) DO NOTHING",
+        &[&user_id, &key, &operation],
+    )
+    .await?;
+    Ok(inserted == 1)
+}
+
+/// Gives back the unit held under `key`, once: marks the hold released, lowers the gauge (never
+/// below 0) and appends the ledger line, in one statement. The row lock of the hold serialises
+/// concurrent releases; only the first finds it held. Whether a unit was given back.
+pub async fn give_unit_back(
+    db: &impl GenericClient,
+    user_id: Uuid,
+    key: &str,
+    operation: &str,
+    cycle_start: DateTime<Utc>,
+) -> Result<bool, UsageError> {
+    let row = sql::query_one(
+        db,
+        "WITH freed AS ( \
+             UPDATE usage.gauge_holds SET released_at = now() \
+             WHERE user_id = $1 AND key = $2 AND operation = $3 AND granted AND released_at IS NULL \
+             RETURNING operation \
+         ), lowered AS ( \
+             UPDATE usage.gauges g SET used = greatest(g.used - 1, 0), updated_at = now() \
+             FROM freed WHERE g.user_id = $1 AND g.operation = freed.operation \
+         ), logged AS ( \
+             INSERT INTO usage.ledger (user_id, operation, cycle_start, kind, amount, idempotency_key) \
+             SELECT $1, operation, $4, 'release', 1, $2 FROM freed \
+         ) \
+         SELECT count(*) FROM freed",
+        &[&user_id, &key, &operation, &cycle_start],
+    )
+    .await?;
+    Ok(row.get::<_, i64>(0) > 0)
+}
+
+/// Released holds past their time (held ones are never swept: they are what is held).
+pub async fn delete_old_releases(
+    db: &impl GenericClient,
+    ttl: std::time::Duration,
+) -> Result<u64, UsageError> {
+    let secs = ttl.as_secs_f64();
+    Ok(sql::execute(
+        db,
+        "DELETE FROM usage.gauge_holds WHERE released_at < now() - make_interval(secs => $1)",
         &[&secs],
     )
     .await?)

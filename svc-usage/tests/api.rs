@@ -99,6 +99,66 @@ impl TestUsage {
             .map(tonic::Response::into_inner)
     }
 
+    async fn acquire(
+        &self,
+        id: Uuid,
+        tier: &str,
+        operation: &str,
+        key: &str,
+    ) -> Result<pb::GaugeAnswer, tonic::Status> {
+        let mut client = self.client.clone();
+        let acquire = pb::AcquireGaugeRequest {
+            user_id: id.to_string(),
+            tier: tier.into(),
+            operation: operation.into(),
+            idempotency_key: key.into(),
+        };
+        client
+            .acquire_gauge(request(acquire, &creator(id)))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    async fn release(
+        &self,
+        id: Uuid,
+        operation: &str,
+        key: &str,
+    ) -> Result<pb::ReleaseGaugeAnswer, tonic::Status> {
+        let mut client = self.client.clone();
+        let release = pb::ReleaseGaugeRequest {
+            user_id: id.to_string(),
+            operation: operation.into(),
+            idempotency_key: key.into(),
+        };
+        client
+            .release_gauge(request(release, &creator(id)))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// `operation`'s entry in the user's report for `tier`: (used, limit, remaining).
+    async fn reported(&self, id: Uuid, tier: &str, operation: &str) -> (i64, i64, i64) {
+        let mut client = self.client.clone();
+        let report = client
+            .report(request(
+                pb::ReportRequest {
+                    user_id: id.to_string(),
+                    tier: tier.into(),
+                },
+                &creator(id),
+            ))
+            .await
+            .unwrap()
+            .into_inner();
+        let entry = report
+            .operations
+            .iter()
+            .find(|op| op.operation == operation)
+            .unwrap();
+        (entry.used, entry.limit, entry.remaining)
+    }
+
     async fn sql(&self, query: &str, id: Uuid) -> i64 {
         let client = common::testing::connect(&self.database_url).await;
         client.query_one(query, &[&id]).await.unwrap().get(0)
@@ -422,11 +482,19 @@ async fn unlimited_tiers_never_deny() {
         assert!(answer.granted);
         assert_eq!((answer.limit, answer.remaining), (-1, -1));
     }
-    let platforms = usage
-        .consume(id, "studio", "platforms", 10, "")
+    for profile in 0..9 {
+        let platform = usage
+            .acquire(id, "studio", "platforms", &format!("profile-{profile}"))
+            .await
+            .unwrap();
+        assert!(platform.granted);
+    }
+    let tenth = usage
+        .acquire(id, "studio", "platforms", "profile-9")
         .await
         .unwrap();
-    assert!(!platforms.granted, "studio has 9 platforms, not unlimited");
+    assert!(!tenth.granted, "studio has 9 platforms, not unlimited");
+    assert_eq!((tenth.used, tenth.limit, tenth.remaining), (9, 9, 0));
 }
 
 #[tokio::test]
@@ -595,6 +663,407 @@ async fn bad_requests_name_their_field_and_users_cannot_touch_each_other() {
         .await
         .unwrap_err();
     assert_eq!(no_token.code(), Code::Unauthenticated);
+}
+
+const PLATFORMS_USED: &str = "SELECT coalesce(sum(used), 0)::bigint FROM usage.gauges WHERE user_id = $1 AND operation = 'platforms'";
+
+#[tokio::test]
+async fn ten_concurrent_acquires_of_a_limit_of_one_grant_exactly_one() {
+    let usage = Arc::new(spawn_usage().await);
+    let id = Uuid::new_v4();
+    let racers: Vec<_> = (0..10)
+        .map(|racer| {
+            let usage = Arc::clone(&usage);
+            tokio::spawn(async move {
+                usage
+                    .acquire(id, "starter", "platforms", &format!("profile-{racer}"))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut granted = 0;
+    for racer in racers {
+        let answer = racer.await.unwrap();
+        assert_eq!(answer.limit, 1);
+        granted += usize::from(answer.granted);
+        if !answer.granted {
+            assert_eq!((answer.used, answer.remaining), (1, 0));
+        }
+    }
+    assert_eq!(granted, 1);
+    assert_eq!(usage.sql(PLATFORMS_USED, id).await, 1);
+    assert_eq!(
+        usage
+            .sql(
+                "SELECT count(*) FROM usage.gauge_holds WHERE user_id = $1 AND released_at IS NULL",
+                id
+            )
+            .await,
+        1,
+        "the denials bound no key"
+    );
+    assert_eq!(
+        usage
+            .sql(
+                "SELECT count(*) FROM usage.ledger WHERE user_id = $1 AND kind = 'acquire'",
+                id
+            )
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_replayed_acquire_gets_the_first_answer_and_takes_nothing_more() {
+    let usage = Arc::new(spawn_usage().await);
+    let id = Uuid::new_v4();
+    let first = usage
+        .acquire(id, "creator", "platforms", "creator_profile:a")
+        .await
+        .unwrap();
+    assert!(first.granted && !first.replayed);
+    assert_eq!((first.used, first.limit, first.remaining), (1, 3, 2));
+    let racers: Vec<_> = (0..10)
+        .map(|_| {
+            let usage = Arc::clone(&usage);
+            tokio::spawn(async move {
+                usage
+                    .acquire(id, "creator", "platforms", "creator_profile:a")
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for racer in racers {
+        let again = racer.await.unwrap();
+        assert!(again.granted && again.replayed && !again.released);
+        assert_eq!((again.used, again.remaining), (1, 2), "the first answer");
+    }
+    // Ten new keys at once, each retried at once too: each key takes one unit at most.
+    let racers: Vec<_> = (0..20)
+        .map(|racer| {
+            let usage = Arc::clone(&usage);
+            tokio::spawn(async move {
+                let key = format!("creator_profile:{}", racer % 10);
+                usage
+                    .acquire(id, "creator", "platforms", &key)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut granted_keys = std::collections::BTreeSet::new();
+    for (racer, handle) in racers.into_iter().enumerate() {
+        if handle.await.unwrap().granted {
+            granted_keys.insert(racer % 10);
+        }
+    }
+    assert_eq!(granted_keys.len(), 2, "3 in all, one held before");
+    assert_eq!(usage.sql(PLATFORMS_USED, id).await, 3);
+
+    let missing = usage
+        .acquire(id, "creator", "platforms", "  ")
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::InvalidArgument);
+    assert_eq!(field(&missing), "idempotency_key");
+}
+
+#[tokio::test]
+async fn a_key_of_one_gauge_is_not_taken_for_another() {
+    let tiers = svc_usage::tiers::Tiers::parse(
+        r#"{"operations": ["platforms", "seats"], "gauges": ["platforms", "seats"],
+            "tiers": {"starter": {"price_usd": 0, "seats": 1, "limits": {"platforms": 1, "seats": 2}}}}"#,
+    )
+    .unwrap();
+    let usage = spawn_usage_with(|config| config.tiers = Some(tiers)).await;
+    let id = Uuid::new_v4();
+    assert!(
+        usage
+            .acquire(id, "starter", "platforms", "k")
+            .await
+            .unwrap()
+            .granted
+    );
+    let reused = usage
+        .acquire(id, "starter", "seats", "k")
+        .await
+        .unwrap_err();
+    assert_eq!(reused.code(), Code::AlreadyExists);
+    assert_eq!(testing::status_reason(&reused), "idempotency_key_reused");
+    let released_elsewhere = usage.release(id, "seats", "k").await.unwrap_err();
+    assert_eq!(
+        testing::status_reason(&released_elsewhere),
+        "idempotency_key_reused"
+    );
+    assert_eq!(usage.sql(PLATFORMS_USED, id).await, 1, "still held");
+}
+
+#[tokio::test]
+async fn a_release_gives_the_unit_back_once_and_never_below_zero() {
+    let usage = Arc::new(spawn_usage().await);
+    let id = Uuid::new_v4();
+    assert!(
+        usage
+            .acquire(id, "starter", "platforms", "profile-a")
+            .await
+            .unwrap()
+            .granted
+    );
+    assert!(
+        !usage
+            .acquire(id, "starter", "platforms", "profile-b")
+            .await
+            .unwrap()
+            .granted,
+        "the starter's one platform is held"
+    );
+    let racers: Vec<_> = (0..10)
+        .map(|_| {
+            let usage = Arc::clone(&usage);
+            tokio::spawn(async move { usage.release(id, "platforms", "profile-a").await.unwrap() })
+        })
+        .collect();
+    let mut released = 0;
+    for racer in racers {
+        let answer = racer.await.unwrap();
+        assert_eq!((answer.operation.as_str(), answer.used), ("platforms", 0));
+        released += usize::from(answer.released);
+    }
+    assert_eq!(released, 1);
+    assert_eq!(usage.reported(id, "starter", "platforms").await, (0, 1, 1));
+
+    // The freed unit can be taken again, under another key (a denied key was bound to nothing).
+    let b = usage
+        .acquire(id, "starter", "platforms", "profile-b")
+        .await
+        .unwrap();
+    assert!(b.granted && !b.replayed);
+    assert_eq!(b.used, 1);
+    // The released key itself takes nothing again.
+    let a_again = usage
+        .acquire(id, "starter", "platforms", "profile-a")
+        .await
+        .unwrap();
+    assert!(!a_again.granted && a_again.replayed && a_again.released);
+    assert_eq!(a_again.used, 1);
+
+    // A key released before it was acquired (an acquire whose answer was lost, released to be
+    // safe, arriving late): nothing is given back, and the late acquire takes nothing.
+    let unknown = usage.release(id, "platforms", "profile-c").await.unwrap();
+    assert!(!unknown.released);
+    assert_eq!(unknown.used, 1);
+    usage.release(id, "platforms", "profile-b").await.unwrap();
+    let late = usage
+        .acquire(id, "starter", "platforms", "profile-c")
+        .await
+        .unwrap();
+    assert!(!late.granted && late.released);
+    assert_eq!(late.used, 0);
+
+    // Never below 0, even with the count lowered behind svc-usage's back.
+    assert!(
+        usage
+            .acquire(id, "starter", "platforms", "profile-d")
+            .await
+            .unwrap()
+            .granted
+    );
+    let client = common::testing::connect(&usage.database_url).await;
+    client
+        .execute(
+            "UPDATE usage.gauges SET used = 0 WHERE user_id = $1",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    let floor = usage.release(id, "platforms", "profile-d").await.unwrap();
+    assert!(floor.released);
+    assert_eq!(floor.used, 0);
+    assert_eq!(
+        usage
+            .sql(
+                "SELECT count(*) FROM usage.ledger WHERE user_id = $1 AND kind = 'release'",
+                id
+            )
+            .await,
+        3,
+        "a, b and d; not c, which held nothing"
+    );
+    let counter = usage
+        .release(id, "captions", "profile-d")
+        .await
+        .unwrap_err();
+    assert_eq!(counter.code(), Code::InvalidArgument);
+    assert_eq!(field(&counter), "operation");
+}
+
+#[tokio::test]
+async fn a_gauge_is_a_standing_count_that_no_cycle_resets() {
+    let usage = spawn_usage().await;
+    let id = Uuid::new_v4();
+    usage
+        .clock
+        .set(Utc.with_ymd_and_hms(2027, 1, 31, 23, 59, 59).unwrap());
+    assert!(
+        usage
+            .acquire(id, "creator", "platforms", "profile-1")
+            .await
+            .unwrap()
+            .granted
+    );
+    assert!(
+        usage
+            .acquire(id, "creator", "platforms", "profile-2")
+            .await
+            .unwrap()
+            .granted
+    );
+    usage
+        .consume(id, "creator", "captions", 50, "")
+        .await
+        .unwrap();
+    assert_eq!(usage.reported(id, "creator", "platforms").await, (2, 3, 1));
+
+    usage
+        .clock
+        .set(Utc.with_ymd_and_hms(2027, 2, 1, 0, 0, 0).unwrap());
+    assert_eq!(
+        usage.reported(id, "creator", "captions").await,
+        (0, 50, 50),
+        "the counter starts afresh"
+    );
+    assert_eq!(
+        usage.reported(id, "creator", "platforms").await,
+        (2, 3, 1),
+        "the gauge stands"
+    );
+    let third = usage
+        .acquire(id, "creator", "platforms", "profile-3")
+        .await
+        .unwrap();
+    assert!(third.granted);
+    assert_eq!((third.used, third.remaining), (3, 0));
+    assert!(
+        !usage
+            .acquire(id, "creator", "platforms", "profile-4")
+            .await
+            .unwrap()
+            .granted,
+        "a new month frees no platform"
+    );
+    let mut client = usage.client.clone();
+    let check = client
+        .check(request(
+            pb::CheckRequest {
+                user_id: id.to_string(),
+                tier: "creator".into(),
+                operation: "platforms".into(),
+                amount: 1,
+            },
+            &creator(id),
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((check.granted, check.used, check.remaining), (false, 3, 0));
+
+    // An anchored cycle does not move it either; a downgrade leaves what is held, and nothing
+    // more fits.
+    client
+        .set_cycle_anchor(request(
+            pb::SetCycleAnchorRequest {
+                user_id: id.to_string(),
+                anchor: "2026-12-15T09:30:00Z".into(),
+            },
+            &administrator(Uuid::new_v4()),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(usage.reported(id, "creator", "platforms").await, (3, 3, 0));
+    assert_eq!(usage.reported(id, "starter", "platforms").await, (3, 1, 0));
+    assert!(
+        usage
+            .release(id, "platforms", "profile-1")
+            .await
+            .unwrap()
+            .released
+    );
+    assert_eq!(usage.reported(id, "creator", "platforms").await, (2, 3, 1));
+}
+
+#[tokio::test]
+async fn consume_refuses_a_gauge_naming_the_operation_and_acquire_a_counter() {
+    let usage = spawn_usage().await;
+    let id = Uuid::new_v4();
+    // Counted monthly before gauges existed: such a row is not the standing count.
+    let client = common::testing::connect(&usage.database_url).await;
+    client
+        .execute(
+            "INSERT INTO usage.counters (user_id, operation, cycle_start, used) \
+             VALUES ($1, 'platforms', '2026-11-01T00:00:00Z', 1)",
+            &[&id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(usage.reported(id, "starter", "platforms").await, (0, 1, 1));
+
+    for key in ["", "k-1"] {
+        let refused = usage
+            .consume(id, "starter", "platforms", 1, key)
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument);
+        assert_eq!(field(&refused), "operation");
+        assert_eq!(testing::status_reason(&refused), "operation_is_a_gauge");
+        assert!(
+            refused.message().contains("platforms"),
+            "{}",
+            refused.message()
+        );
+    }
+    let counter = usage
+        .acquire(id, "starter", "captions", "k-2")
+        .await
+        .unwrap_err();
+    assert_eq!(counter.code(), Code::InvalidArgument);
+    assert_eq!(field(&counter), "operation");
+    let unknown = usage
+        .acquire(id, "starter", "dancing", "k-2")
+        .await
+        .unwrap_err();
+    assert_eq!(field(&unknown), "operation");
+    let tier = usage
+        .acquire(id, "gold", "platforms", "k-2")
+        .await
+        .unwrap_err();
+    assert_eq!(field(&tier), "tier");
+
+    let mut client = usage.client.clone();
+    let someone_else = client
+        .acquire_gauge(request(
+            pb::AcquireGaugeRequest {
+                user_id: Uuid::new_v4().to_string(),
+                tier: "starter".into(),
+                operation: "platforms".into(),
+                idempotency_key: "k-3".into(),
+            },
+            &creator(id),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(someone_else.code(), Code::NotFound);
+    let no_token = client
+        .release_gauge(tonic::Request::new(pb::ReleaseGaugeRequest {
+            user_id: id.to_string(),
+            operation: "platforms".into(),
+            idempotency_key: "k-3".into(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(no_token.code(), Code::Unauthenticated);
+    assert_eq!(usage.sql(PLATFORMS_USED, id).await, 0);
 }
 
 #[tokio::test]
@@ -834,6 +1303,161 @@ mod quota_client {
             !work_ran.load(std::sync::atomic::Ordering::SeqCst),
             "fail-closed: the work never ran"
         );
+    }
+
+    #[tokio::test]
+    async fn consuming_a_gauge_is_the_caller_s_mistake_named_by_its_field() {
+        let usage = spawn_usage().await;
+        let client = quota(&usage);
+        // What POST /api/usage/increment answers with `platforms`.
+        let refused = client
+            .consume(&creator(Uuid::new_v4()), "platforms", 1, None)
+            .await
+            .unwrap_err();
+        assert_eq!(refused.kind, Kind::InvalidArgument);
+        assert_eq!(refused.http_status_code(), 400);
+        assert_eq!(refused.reason, "operation_is_a_gauge");
+        assert_eq!(refused.field.as_deref(), Some("operation"));
+    }
+
+    #[tokio::test]
+    async fn held_takes_a_unit_for_what_the_work_makes_and_gives_it_back_when_it_fails() {
+        let usage = spawn_usage().await;
+        let client = quota(&usage);
+        let id = Uuid::new_v4();
+        let me = creator(id);
+        let failed: Result<(), ApiError> = client
+            .held(&me, "platforms", "creator_profile:1", || async {
+                Err(ApiError::internal())
+            })
+            .await;
+        assert_eq!(failed.unwrap_err().reason, "internal");
+        assert_eq!(usage.sql(PLATFORMS_USED, id).await, 0, "given back");
+
+        let made = client
+            .held(&me, "platforms", "creator_profile:2", || async {
+                Ok("profile 2")
+            })
+            .await
+            .unwrap();
+        assert_eq!(made, "profile 2");
+        assert_eq!(usage.sql(PLATFORMS_USED, id).await, 1);
+
+        let work_ran = AtomicBool::new(false);
+        let over: Result<(), ApiError> = client
+            .held(&me, "platforms", "creator_profile:3", || async {
+                work_ran.store(true, Ordering::SeqCst);
+                Ok(())
+            })
+            .await;
+        let over = over.unwrap_err();
+        assert_eq!(
+            (over.reason.as_ref(), over.http_status_code()),
+            ("limit_reached", 403)
+        );
+        assert_eq!(over.kind, Kind::QuotaExhausted);
+        assert!(!work_ran.load(Ordering::SeqCst));
+
+        let released_key: Result<(), ApiError> = client
+            .held(&me, "platforms", "creator_profile:1", || async {
+                work_ran.store(true, Ordering::SeqCst);
+                Ok(())
+            })
+            .await;
+        assert_eq!(
+            released_key.unwrap_err().reason,
+            "idempotency_key_released",
+            "the failed work's key takes nothing again"
+        );
+        assert!(!work_ran.load(Ordering::SeqCst));
+
+        assert!(
+            client
+                .release(&me, "platforms", "creator_profile:2")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !client
+                .release(&me, "platforms", "creator_profile:2")
+                .await
+                .unwrap()
+        );
+        assert_eq!(usage.sql(PLATFORMS_USED, id).await, 0);
+    }
+
+    #[tokio::test]
+    async fn held_with_svc_usage_unreachable_denies_and_never_runs_the_work() {
+        let (listener, addr) = random_listener().await;
+        drop(listener);
+        let channel = common::grpc::lazy_channel(
+            "USAGE_GRPC_URL",
+            &format!("http://{addr}"),
+            Duration::from_millis(500),
+        )
+        .unwrap();
+        let client = QuotaClient::new(
+            channel,
+            Secret::new("whatever token, long enough to pass"),
+            Duration::from_secs(2),
+        );
+        let work_ran = AtomicBool::new(false);
+        let started = Instant::now();
+        let denied: Result<(), ApiError> = client
+            .held(
+                &creator(Uuid::new_v4()),
+                "platforms",
+                "creator_profile:x",
+                || async {
+                    work_ran.store(true, Ordering::SeqCst);
+                    Ok(())
+                },
+            )
+            .await;
+        let denied = denied.unwrap_err();
+        assert_eq!(denied.reason, "quota_check_failed");
+        assert_eq!(denied.http_status_code(), 403);
+        assert!(!work_ran.load(Ordering::SeqCst), "fail-closed");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "took {:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn an_acquire_whose_answer_is_lost_is_given_back() {
+        // svc-usage answers, but later than the client waits: the unit is taken there and the
+        // client denies; its release (the same call `held` makes) gives the unit back.
+        let usage = spawn_usage().await;
+        let id = Uuid::new_v4();
+        let me = creator(id);
+        let impatient = QuotaClient::new(
+            usage.service.channel.clone(),
+            testing::internal_token(),
+            Duration::from_millis(1),
+        );
+        let work_ran = AtomicBool::new(false);
+        let denied: Result<(), ApiError> = impatient
+            .held(&me, "platforms", "creator_profile:late", || async {
+                work_ran.store(true, Ordering::SeqCst);
+                Ok(())
+            })
+            .await;
+        assert_eq!(denied.unwrap_err().reason, "quota_check_failed");
+        assert!(!work_ran.load(Ordering::SeqCst));
+        // Whichever reached svc-usage, the acquire or the release, the key holds nothing now
+        // (or, if neither did, takes nothing once released).
+        let client = quota(&usage);
+        client
+            .release(&me, "platforms", "creator_profile:late")
+            .await
+            .unwrap();
+        assert_eq!(usage.sql(PLATFORMS_USED, id).await, 0);
+        let late = client
+            .acquire(&me, "platforms", "creator_profile:late")
+            .await;
+        assert_eq!(late.unwrap_err().reason, "idempotency_key_released");
     }
 
     #[tokio::test]

@@ -156,23 +156,26 @@ struct Phases {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let app = spawn_app_with_resolve_cache(Duration::from_secs(30)).await;
-    let (user, token) = app.new_creator("vault-bench@genie.test").await;
-    let identity = Identity::user(
-        UserIdentity {
-            id: user["id"].as_str().unwrap().parse()?,
-            role: "creator".into(),
-            tier: "starter".into(),
-            impersonated_by: None,
-        },
-        "bench",
-    );
     let internal = Secret::new(INTERNAL_TOKEN);
     let keys = vault_keys();
     let raw = RawRing::new(&base64::engine::general_purpose::STANDARD.decode(VAULT_KEY_B64)?);
 
-    // One creator profile per caller, created once through the gateway.
-    let mut profiles = Vec::with_capacity(CALLERS);
+    // One creator per caller, each with one creator profile created through the gateway: a
+    // starter tier holds one platform, and a profile per caller keeps stores off one row lock.
+    let mut callers = Vec::with_capacity(CALLERS);
     for caller in 0..CALLERS {
+        let (user, token) = app
+            .new_creator(&format!("vault-bench-{caller:02}@genie.test"))
+            .await;
+        let identity = Identity::user(
+            UserIdentity {
+                id: user["id"].as_str().unwrap().parse()?,
+                role: "creator".into(),
+                tier: "starter".into(),
+                impersonated_by: None,
+            },
+            "bench",
+        );
         let created = app
             .post(
                 "/api/credentials/create-profile",
@@ -181,9 +184,14 @@ async fn main() -> anyhow::Result<()> {
             )
             .await;
         assert!(created.status.is_success(), "{:?}", created.body);
-        profiles.push(created.body["profile"]["id"].as_str().unwrap().to_owned());
+        let profile = created.body["profile"]["id"].as_str().unwrap().to_owned();
+        callers.push(Caller {
+            token,
+            identity,
+            profile,
+        });
     }
-    let profiles: Arc<[String]> = profiles.into();
+    let callers: Arc<[Caller]> = callers.into();
 
     let channel = tonic::transport::Channel::from_shared(app.credentials_url.clone())?
         .connect()
@@ -225,11 +233,9 @@ async fn main() -> anyhow::Result<()> {
     let mut figures: Vec<Figures> = phases.iter().map(|_| Figures::default()).collect();
     let run = Run {
         app: &app,
-        token: &token,
-        identity: &identity,
         internal: &internal,
         grpc: &grpc,
-        profiles: &profiles,
+        callers: &callers,
         keys: &keys,
         raw: &raw,
     };
@@ -269,14 +275,19 @@ impl Figures {
 /// One call of a gRPC or gateway phase: true when it succeeded.
 type Call = Pin<Box<dyn Future<Output = bool> + Send>>;
 
+/// One concurrent caller: a creator of its own and its creator profile.
+struct Caller {
+    token: String,
+    identity: Identity,
+    profile: String,
+}
+
 /// What every phase needs.
 struct Run<'a> {
     app: &'a TestApp,
-    token: &'a str,
-    identity: &'a Identity,
     internal: &'a Secret,
     grpc: &'a pb::credentials_client::CredentialsClient<tonic::transport::Channel>,
-    profiles: &'a Arc<[String]>,
+    callers: &'a Arc<[Caller]>,
     keys: &'a KeyRing,
     raw: &'a RawRing,
 }
@@ -325,22 +336,18 @@ impl Run<'_> {
     }
 
     fn grpc_store(&self, payload: &Payload) -> impl Fn(usize) -> Call + Clone + Send + 'static {
-        let (client, identity, internal) = (
-            self.grpc.clone(),
-            self.identity.clone(),
-            self.internal.clone(),
-        );
-        let (profiles, json) = (self.profiles.clone(), payload.json.clone());
+        let (client, internal) = (self.grpc.clone(), self.internal.clone());
+        let (callers, json) = (self.callers.clone(), payload.json.clone());
         move |caller| {
             let mut client = client.clone();
             let request = common::grpc::outgoing(
                 pb::StoreCredentialsRequest {
-                    creator_profile_id: profiles[caller].clone(),
+                    creator_profile_id: callers[caller].profile.clone(),
                     credentials: Some(pb::Secret {
                         json: json.to_string(),
                     }),
                 },
-                &identity,
+                &callers[caller].identity,
                 &internal,
                 TIMEOUT,
             );
@@ -349,20 +356,16 @@ impl Run<'_> {
     }
 
     fn grpc_reveal(&self, payload: &Payload) -> impl Fn(usize) -> Call + Clone + Send + 'static {
-        let (client, identity, internal) = (
-            self.grpc.clone(),
-            self.identity.clone(),
-            self.internal.clone(),
-        );
-        let (profiles, json) = (self.profiles.clone(), payload.json.clone());
+        let (client, internal) = (self.grpc.clone(), self.internal.clone());
+        let (callers, json) = (self.callers.clone(), payload.json.clone());
         move |caller| {
             let mut client = client.clone();
             let json = json.clone();
             let request = common::grpc::outgoing(
                 pb::ProfileRef {
-                    creator_profile_id: profiles[caller].clone(),
+                    creator_profile_id: callers[caller].profile.clone(),
                 },
-                &identity,
+                &callers[caller].identity,
                 &internal,
                 TIMEOUT,
             );
@@ -380,24 +383,27 @@ impl Run<'_> {
 
     fn http_store(&self, payload: &Payload) -> impl Fn(usize) -> Call + Clone + Send + 'static {
         let bodies: Arc<[String]> = self
-            .profiles
+            .callers
             .iter()
-            .map(|id| json!({"creatorProfileId": id, "credentials": payload.value}).to_string())
+            .map(|caller| {
+                json!({"creatorProfileId": caller.profile, "credentials": payload.value})
+                    .to_string()
+            })
             .collect();
         self.http("/api/credentials/store", bodies, 0)
     }
 
     fn http_reveal(&self, payload: &Payload) -> impl Fn(usize) -> Call + Clone + Send + 'static {
         let bodies: Arc<[String]> = self
-            .profiles
+            .callers
             .iter()
-            .map(|id| json!({"creatorProfileId": id}).to_string())
+            .map(|caller| json!({"creatorProfileId": caller.profile}).to_string())
             .collect();
         // The answer carries the secret; checked in full by `check_reveals`, by size here.
         self.http("/api/credentials/reveal", bodies, payload.json.len())
     }
 
-    /// `POST path` with the caller's body and the user's token; succeeds on a 2xx answer of at
+    /// `POST path` with the caller's body and token; succeeds on a 2xx answer of at
     /// least `min_answer` bytes.
     fn http(
         &self,
@@ -407,11 +413,11 @@ impl Run<'_> {
     ) -> impl Fn(usize) -> Call + Clone + Send + 'static {
         let client = self.app.client.clone();
         let url = self.app.url(path);
-        let token = self.token.to_owned();
+        let callers = self.callers.clone();
         move |caller| {
             let request = client
                 .post(&url)
-                .bearer_auth(&token)
+                .bearer_auth(&callers[caller].token)
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(bodies[caller].clone());
             Box::pin(async move {
@@ -431,13 +437,13 @@ impl Run<'_> {
 
     /// Outside the timed phases: every profile reveals exactly the payload, through the gateway.
     async fn check_reveals(&self, phase: &Phases) {
-        for id in self.profiles.iter() {
+        for caller in self.callers.iter() {
             let revealed = self
                 .app
                 .post(
                     "/api/credentials/reveal",
-                    json!({"creatorProfileId": id}),
-                    Some(self.token),
+                    json!({"creatorProfileId": caller.profile}),
+                    Some(&caller.token),
                 )
                 .await;
             assert!(revealed.status.is_success(), "{:?}", revealed.body);

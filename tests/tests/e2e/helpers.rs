@@ -135,11 +135,12 @@ async fn spawn(
         })
     })
     .await;
-    let credentials_config = svc_credentials::Config::local(
+    let mut credentials_config = svc_credentials::Config::local(
         database.url.clone(),
         Secret::new(INTERNAL_TOKEN),
         vault_keys(),
     );
+    credentials_config.usage_grpc_url = usage.url.clone();
     let credentials = RunningService::start(|listener, stopped| {
         svc_credentials::run(credentials_config, listener, async {
             let _ = stopped.await;
@@ -162,6 +163,11 @@ async fn spawn(
     queue_config.name_prefix = tests::BROKER_PREFIX.to_owned();
     queue_config.storage_dir =
         std::env::temp_dir().join(format!("genie-files-{}", uuid::Uuid::new_v4()));
+    // Posts can be scheduled; none of these tests lets one fall due, so nothing is delivered.
+    queue_config.publish_webhook = Some((
+        "http://127.0.0.1:9/publish".parse().unwrap(),
+        Secret::new("a-publishing-secret-of-the-e2e-tests"),
+    ));
     let worker = with_worker.then(|| {
         queue_config.name_prefix = common::testing::broker_prefix();
         let config = queue_config.clone();

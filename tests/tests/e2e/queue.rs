@@ -378,3 +378,141 @@ async fn uploads_that_are_not_media_are_refused_by_what_they_hold() {
         .await;
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn posts_fans_stats_and_the_taxonomy_as_a_client_sees_them() {
+    let app = spawn_app().await;
+    let (_, creator) = app.new_creator("scheduler@genie.test").await;
+    let admin = app.admin_token().await;
+
+    let stats = app.get("/api/queue/stats", Some(&creator)).await;
+    assert_eq!(stats.status, StatusCode::OK, "{:?}", stats.body);
+    for queue in ["media-jobs", "scrape-jobs", "onboarding-jobs"] {
+        assert!(stats.body["stats"][queue]["waiting"].is_i64(), "{queue}");
+    }
+    assert!(stats.body["taxonomy_cache"]["hits"].is_u64());
+
+    let classified = app
+        .post(
+            "/api/queue/taxonomy/classify",
+            json!({"tags": ["Lingerie", "#BTS", "nothing-known"]}),
+            Some(&creator),
+        )
+        .await;
+    assert_eq!(classified.status, StatusCode::OK, "{:?}", classified.body);
+    let concepts: Vec<&str> = classified.body["concepts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|concept| concept["concept"].as_str().unwrap())
+        .collect();
+    assert!(concepts.contains(&"Intimacy Level") && concepts.contains(&"Content Type"));
+    assert_eq!(classified.body["unmatched"], json!(["nothing known"]));
+    for body in [json!({}), json!({"tags": "lingerie"}), json!({"tags": []})] {
+        let refused = app
+            .post("/api/queue/taxonomy/classify", body.clone(), Some(&creator))
+            .await;
+        assert_error(&refused, StatusCode::BAD_REQUEST);
+        assert_eq!(refused.body["field"], "tags", "{body}");
+    }
+    // The role is checked before the body is read.
+    let not_admin = app
+        .client
+        .post(app.url("/api/queue/taxonomy/invalidate"))
+        .bearer_auth(&creator)
+        .header("content-type", "application/json")
+        .body("{not json");
+    assert_error(&app.send(not_admin).await, StatusCode::FORBIDDEN);
+    let busted = app
+        .post("/api/queue/taxonomy/invalidate", json!({}), Some(&admin))
+        .await;
+    assert_eq!(busted.status, StatusCode::OK, "{:?}", busted.body);
+    assert_eq!(busted.body["taxonomy_cache"]["size"], 0);
+
+    let fans = app.get("/api/fans", Some(&creator)).await;
+    assert_eq!(fans.status, StatusCode::OK, "{:?}", fans.body);
+    assert_eq!(
+        (
+            fans.body["data"].clone(),
+            fans.body["meta"]["filter_count"].clone()
+        ),
+        (json!([]), json!(0))
+    );
+    let bad_limit = app.get("/api/fans?limit=abc", Some(&creator)).await;
+    assert_error(&bad_limit, StatusCode::BAD_REQUEST);
+    assert_eq!(bad_limit.body["field"], "limit");
+
+    let tomorrow = (chrono::Utc::now() + chrono::TimeDelta::days(1)).to_rfc3339();
+    let post = json!({
+        "creatorProfileId": "0b7c6f5e-3f1a-4f7e-9a55-2d3c4b5a6e7f",
+        "scheduledFor": tomorrow,
+        "caption": "New set at 8 🌙",
+        "platformSpecificConfig": {"price": 9.99},
+    });
+    let schedule = |body: Value| {
+        app.send(
+            app.client
+                .post(app.url("/api/posts/schedule"))
+                .bearer_auth(&creator)
+                .header("Idempotency-Key", "post-1")
+                .json(&body),
+        )
+    };
+    let scheduled = schedule(post.clone()).await;
+    assert_eq!(scheduled.status, StatusCode::OK, "{:?}", scheduled.body);
+    assert_eq!(scheduled.body["replayed"], false);
+    let stored = &scheduled.body["post"];
+    assert_eq!(
+        (
+            stored["status"].clone(),
+            stored["platform"].clone(),
+            stored["caption"].clone()
+        ),
+        (
+            json!("pending"),
+            json!("onlyfans"),
+            json!("New set at 8 🌙")
+        )
+    );
+    assert_eq!(stored["platform_specific_config"], json!({"price": 9.99}));
+    assert!(stored["job_id"].is_null());
+    let again = schedule(post.clone()).await;
+    assert_eq!(
+        (
+            again.body["replayed"].clone(),
+            again.body["post"]["id"].clone()
+        ),
+        (json!(true), stored["id"].clone())
+    );
+    for (change, field) in [
+        (json!({"scheduledFor": null}), "scheduled_for"),
+        (json!({"scheduledFor": "next friday"}), "scheduled_for"),
+        (
+            json!({"platformSpecificConfig": [1]}),
+            "platform_specific_config",
+        ),
+        (json!({"creatorProfileId": "nope"}), "creator_profile_id"),
+    ] {
+        // A null removes the field: a missing field goes by its documented name.
+        let mut body = post.clone();
+        let fields = body.as_object_mut().unwrap();
+        for (name, value) in change.as_object().unwrap() {
+            match value {
+                Value::Null => fields.remove(name),
+                value => fields.insert(name.clone(), value.clone()),
+            };
+        }
+        let refused = schedule(body).await;
+        assert_error(&refused, StatusCode::BAD_REQUEST);
+        assert_eq!(refused.body["field"], field, "{change}");
+    }
+    let posts = app.get("/api/posts?status=pending", Some(&creator)).await;
+    assert_eq!(posts.status, StatusCode::OK, "{:?}", posts.body);
+    assert_eq!(posts.body["meta"]["filter_count"], 1);
+    assert_eq!(posts.body["data"][0]["id"], stored["id"]);
+    let bad_status = app.get("/api/posts?status=sent", Some(&creator)).await;
+    assert_error(&bad_status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad_status.body["field"], "status");
+    let usage = app.get("/api/usage", Some(&creator)).await;
+    assert_eq!(usage.body["usage"]["scheduled_posts"]["used"], 1);
+}

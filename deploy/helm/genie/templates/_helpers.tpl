@@ -66,6 +66,7 @@ credentials:
   grpcService: genie.credentials.v1.Credentials
   addrVariable: CREDENTIALS_GRPC_ADDR
   urlVariable: CREDENTIALS_GRPC_URL
+  upstreams: [usage]
   secrets:
     INTERNAL_TOKEN: true
     CREDENTIALS_DATABASE_URL: true
@@ -92,19 +93,22 @@ queue:
     INTERNAL_TOKEN: true
     QUEUE_DATABASE_URL: true
     QUEUE_AMQP_URL: true
+    QUEUE_PUBLISH_WEBHOOK_SECRET: false
 queueWorker:
   serve: queue-worker
   protocol: grpc
   addrVariable: QUEUE_WORKER_HEALTH_ADDR
   service: false
+  upstreams: [usage]
   fileStorage: true
   sharedEnv:
     from: queue
-    keys: [QUEUE_NAME_PREFIX, QUEUE_DELIVERY_LIMIT, QUEUE_MAX_FILE_BYTES, QUEUE_ALLOW_PRIVATE_URLS]
+    keys: [QUEUE_NAME_PREFIX, QUEUE_DELIVERY_LIMIT, QUEUE_MAX_FILE_BYTES, QUEUE_ALLOW_PRIVATE_URLS, QUEUE_PUBLISH_WEBHOOK_URL]
   secrets:
     INTERNAL_TOKEN: true
     QUEUE_DATABASE_URL: true
     QUEUE_AMQP_URL: true
+    QUEUE_PUBLISH_WEBHOOK_SECRET: false
 {{- end }}
 
 {{- define "genie.componentNames" -}}
