@@ -258,7 +258,7 @@ error_set! {
         400 "unsupported_operation": "a video operation where ffmpeg is not installed",
         403 "limit_reached": "the tier's `ai_media_ops` for this billing cycle are used up (`message` tells to upgrade)",
         403 "quota_check_failed": "svc-usage could not be asked; nothing was consumed or stored",
-        409 "idempotency_key_reused": "the idempotency key was used for another job request",
+        409 "idempotency_key_reused": "the idempotency key was used for another request",
         409 "idempotency_key_refunded": "the request with this key failed and its quota was given back; send it with a new key",
     }
 }
@@ -1109,6 +1109,55 @@ pub async fn list_posts(
         .await
 }
 
+/// `{post}`
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OnePost {
+    pub post: PostView,
+}
+
+impl TryFrom<pb::Post> for OnePost {
+    type Error = ApiError;
+
+    fn try_from(post: pb::Post) -> Result<Self, ApiError> {
+        Ok(Self {
+            post: post.try_into()?,
+        })
+    }
+}
+
+error_set! {
+    PostCancelRules {
+        404 "not_found": "no post with this id, or another user's",
+        409 "post_finished": "the post is published or failed already",
+        503 "service_unavailable": "the post is cancelled but svc-usage could not give back its quota yet: send the cancel again",
+    }
+}
+
+/// Cancels a post of the caller's that is not published yet: a pending one never becomes a job;
+/// one being published has its `publish_post` job cancelled wherever it runs. Its
+/// `scheduled_posts` is given back (and its `published_posts`, if its attempt had taken them).
+/// Cancelling a cancelled post answers it again.
+#[utoipa::path(tag = "posts",
+    security(("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
+    params(("id" = String, Path, description = "The post's id")),
+    responses((status = 200, description = "The post, cancelled", body = Envelope<OnePost>),
+              Errors<(Authenticated, PostCancelRules)>))]
+#[post("/api/posts/{id}/cancel")]
+pub async fn cancel_post(
+    AuthenticatedUser(caller): AuthenticatedUser,
+    PathId(post_id): PathId,
+    state: web::Data<AppState>,
+) -> Reply<OnePost> {
+    state
+        .queue
+        .forward(
+            &caller,
+            pb::CancelPostRequest { post_id },
+            rpc!(cancel_post),
+        )
+        .await
+}
+
 pub fn routes(routes: &mut Routes) {
     routes
         .add(queue_stats)
@@ -1117,6 +1166,7 @@ pub fn routes(routes: &mut Routes) {
         .add(list_fans)
         .add(schedule_post)
         .add(list_posts)
+        .add(cancel_post)
         .add(enqueue_media)
         .add(list_jobs)
         .add(get_job)

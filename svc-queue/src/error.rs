@@ -16,13 +16,15 @@ pub enum QueueError {
     MediaNotFound,
     #[error("file not found")]
     FileNotFound { field: Option<&'static str> },
-    #[error("this idempotency key was used for another job request")]
+    #[error("this idempotency key was used for another request")]
     KeyReused,
     #[error("only a failed job can be retried; this one is {0}")]
     NotRetryable(String),
     #[error("only a queued or active job can be cancelled; this one is {0}")]
     NotCancellable(String),
-    #[error("the job is cancelled, but giving back its quota failed: send the cancel again")]
+    #[error("only a post not published yet can be cancelled; this one is {0}")]
+    PostFinished(String),
+    #[error("cancelled, but giving back its quota failed: send the cancel again")]
     RefundFailed,
     #[error("{0}")]
     UnsupportedOperation(String),
@@ -62,6 +64,7 @@ impl From<QueueError> for ApiError {
             }
             QueueError::NotRetryable(_) => ApiError::conflict("job_not_failed", message),
             QueueError::NotCancellable(_) => ApiError::conflict("job_finished", message),
+            QueueError::PostFinished(_) => ApiError::conflict("post_finished", message),
             QueueError::RefundFailed => ApiError::unavailable(message),
             QueueError::UnsupportedOperation(_) => ApiError::new(
                 common::Kind::InvalidArgument,

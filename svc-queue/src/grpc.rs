@@ -350,4 +350,16 @@ impl pb::queue_server::Queue for QueueGrpc {
             total,
         }))
     }
+
+    async fn cancel_post(
+        &self,
+        request: Request<pb::CancelPostRequest>,
+    ) -> Result<Response<pb::Post>, Status> {
+        let caller = identity(&request)?;
+        let post = self
+            .service
+            .cancel_post(&caller, &request.get_ref().post_id)
+            .await?;
+        Ok(Response::new(post.into()))
+    }
 }

@@ -269,6 +269,55 @@ impl QueueService {
     }
 }
 
+impl QueueService {
+    /// Cancels a post of the caller's that is not published yet and gives back its
+    /// `scheduled_posts`. A pending post is cancelled in place; one the scheduler has taken has
+    /// its `publish_post` job cancelled, which cancels the post (and gives back its
+    /// `published_posts` if its attempt had taken them). A cancelled post is answered again, and
+    /// a refund that failed before is tried again.
+    pub async fn cancel_post(&self, identity: &Identity, id: &str) -> Result<PostRow, QueueError> {
+        let user = identity.require_user()?;
+        let id = Uuid::parse_str(id.trim()).map_err(|_| QueueError::PostNotFound)?;
+        let db = self.pool.get().await?;
+        let mut post = store::post(&db, user.id, id)
+            .await?
+            .ok_or(QueueError::PostNotFound)?;
+        if post.status == "pending" {
+            match store::cancel_pending_post(&db, user.id, id).await? {
+                Some(cancelled) => post = cancelled,
+                // The scheduler took it meanwhile: it is publishing now.
+                None => {
+                    post = store::post(&db, user.id, id)
+                        .await?
+                        .ok_or(QueueError::PostNotFound)?;
+                }
+            }
+        }
+        drop(db);
+        match (post.status.as_str(), post.job_id) {
+            ("cancelled", _) => {}
+            ("publishing", Some(job_id)) => {
+                self.cancel(identity, &job_id.to_string())
+                    .await
+                    .map_err(|err| match err {
+                        QueueError::NotCancellable(_) => {
+                            QueueError::PostFinished("published or failed".to_owned())
+                        }
+                        err => err,
+                    })?;
+            }
+            (status, _) => return Err(QueueError::PostFinished(status.to_owned())),
+        }
+        if let Err(err) = self.quota.refund(identity, &post.idempotency_key).await {
+            tracing::warn!(reason = %err.reason, post = %post.id, "refund of a cancelled post failed");
+            return Err(QueueError::RefundFailed);
+        }
+        store::post(&self.pool.get().await?, user.id, id)
+            .await?
+            .ok_or(QueueError::PostNotFound)
+    }
+}
+
 fn same_request(post: PostRow, digest: &[u8]) -> Result<PostRow, QueueError> {
     if post.request_digest == digest {
         Ok(post)

@@ -83,6 +83,14 @@ pub fn idempotency_key(given: &str) -> Result<String, QueueError> {
             "idempotency_key",
             format!("must be at most {MAX_KEY_LEN} bytes"),
         )),
+        // The scheduler keys each post's job `publish-<post id>` among the owner's jobs.
+        key if key.starts_with(store::PUBLISH_KEY_PREFIX) => Err(QueueError::invalid(
+            "idempotency_key",
+            format!(
+                "keys starting with {} are reserved",
+                store::PUBLISH_KEY_PREFIX
+            ),
+        )),
         key => Ok(key.to_owned()),
     }
 }
@@ -328,8 +336,8 @@ impl QueueService {
 
     /// Cancels a queued or active job of the caller's: a queued one never starts, a running one
     /// is stopped by the worker holding it (which sees its lease gone), and its quota is given
-    /// back (`ai_media_ops`, or a publication's `published_posts` if it got that far; a
-    /// cancelled publication cancels its post). Cancelling a cancelled job again answers it again and retries a refund
+    /// back (`ai_media_ops`; for a publication, its `published_posts` if it got that far, and
+    /// the `scheduled_posts` of its post, which is cancelled with it). Cancelling a cancelled job again answers it again and retries a refund
     /// that failed (svc-usage gives back a key's consumption once).
     pub async fn cancel(&self, identity: &Identity, id: &str) -> Result<JobRow, QueueError> {
         let user = identity.require_user()?;
@@ -347,10 +355,19 @@ impl QueueService {
                 job
             }
         };
+        // A cancelled publication cancelled its post, whose `scheduled_posts` goes back too.
+        let post_key = match job.post_id() {
+            Some(post_id) => store::post(&db, user.id, post_id)
+                .await?
+                .map(|post| post.idempotency_key),
+            None => None,
+        };
         drop(db);
-        if let Err(err) = self.quota.refund(identity, &job.quota_key()).await {
-            tracing::warn!(reason = %err.reason, job = %job.id, "refund of a cancelled job failed");
-            return Err(QueueError::RefundFailed);
+        for key in std::iter::once(job.quota_key()).chain(post_key) {
+            if let Err(err) = self.quota.refund(identity, &key).await {
+                tracing::warn!(reason = %err.reason, job = %job.id, "refund of a cancelled job failed");
+                return Err(QueueError::RefundFailed);
+            }
         }
         Ok(job)
     }

@@ -9,6 +9,15 @@ use uuid::Uuid;
 
 use crate::error::QueueError;
 
+/// The row a statement returns, if any, as `T`.
+async fn optional<T: for<'row> From<&'row Row>>(
+    db: &impl GenericClient,
+    sql: &str,
+    params: sql::Params<'_>,
+) -> Result<Option<T>, QueueError> {
+    Ok(sql::query_opt(db, sql, params).await?.as_ref().map(T::from))
+}
+
 /// Notified whenever a job starts or ends an attempt: a message left its queue or a worker's slot
 /// came free, so the relays (of every replica) may publish more.
 pub const WAKE_CHANNEL: &str = "genie_queue_wake";
@@ -81,6 +90,13 @@ impl JobRow {
             _ => self.idempotency_key.clone(),
         }
     }
+
+    /// The post a `publish_post` job publishes.
+    pub fn post_id(&self) -> Option<Uuid> {
+        (self.job_type == PUBLISH_POST)
+            .then(|| self.payload.get("post_id")?.as_str()?.parse().ok())
+            .flatten()
+    }
 }
 
 /// A job to store, with the message its outbox row will carry.
@@ -142,10 +158,7 @@ pub async fn job_by_key(
     let sql = format!(
         "SELECT {JOB_COLUMNS} FROM queue.media_jobs WHERE owner_id = $1 AND idempotency_key = $2"
     );
-    Ok(sql::query_opt(db, &sql, &[&owner_id, &idempotency_key])
-        .await?
-        .as_ref()
-        .map(JobRow::from))
+    optional(db, &sql, &[&owner_id, &idempotency_key]).await
 }
 
 /// The owner's job; another owner's is `None`, as if it did not exist.
@@ -155,10 +168,7 @@ pub async fn job(
     id: Uuid,
 ) -> Result<Option<JobRow>, QueueError> {
     let sql = format!("SELECT {JOB_COLUMNS} FROM queue.media_jobs WHERE id = $1 AND owner_id = $2");
-    Ok(sql::query_opt(db, &sql, &[&id, &owner_id])
-        .await?
-        .as_ref()
-        .map(JobRow::from))
+    optional(db, &sql, &[&id, &owner_id]).await
 }
 
 /// A page of the owner's jobs, newest first, and how many there are in all.
@@ -282,19 +292,13 @@ pub async fn start_attempt(
            AND (next_attempt_at IS NULL OR next_attempt_at <= now()) \
          RETURNING {JOB_COLUMNS}, pg_notify('{WAKE_CHANNEL}', '')"
     );
-    Ok(sql::query_opt(db, &sql, &[&id, &lease, &take_over])
-        .await?
-        .as_ref()
-        .map(JobRow::from))
+    optional(db, &sql, &[&id, &lease, &take_over]).await
 }
 
 /// The job whatever its owner: for the worker, which acts for the owner.
 pub async fn job_by_id(db: &impl GenericClient, id: Uuid) -> Result<Option<JobRow>, QueueError> {
     let sql = format!("SELECT {JOB_COLUMNS} FROM queue.media_jobs WHERE id = $1");
-    Ok(sql::query_opt(db, &sql, &[&id])
-        .await?
-        .as_ref()
-        .map(JobRow::from))
+    optional(db, &sql, &[&id]).await
 }
 
 /// Whether the attempt still holds the job (it was neither cancelled nor taken by another).
@@ -332,10 +336,7 @@ pub async fn cancel(
            WHERE job_id IN (SELECT id FROM cancelled)) \
          SELECT {JOB_COLUMNS}, pg_notify('{WAKE_CHANNEL}', '') FROM cancelled"
     );
-    Ok(sql::query_opt(db, &sql, &[&id, &owner_id])
-        .await?
-        .as_ref()
-        .map(JobRow::from))
+    optional(db, &sql, &[&id, &owner_id]).await
 }
 
 /// Whether the attempt still holds the job.
@@ -445,10 +446,7 @@ pub async fn retry_failed(
            WHERE job_id IN (SELECT id FROM job)) \
          SELECT {JOB_COLUMNS} FROM job"
     );
-    Ok(sql::query_opt(db, &sql, &[&id, &owner_id, message])
-        .await?
-        .as_ref()
-        .map(JobRow::from))
+    optional(db, &sql, &[&id, &owner_id, message]).await
 }
 
 const FILE_COLUMNS: &str = "id, owner_id, content_type, bytes, sha256, storage_key, filename, width, height, job_id, \
@@ -521,10 +519,7 @@ pub async fn file(
     id: Uuid,
 ) -> Result<Option<FileRow>, QueueError> {
     let sql = format!("SELECT {FILE_COLUMNS} FROM queue.files WHERE id = $1 AND owner_id = $2");
-    Ok(sql::query_opt(db, &sql, &[&id, &owner_id])
-        .await?
-        .as_ref()
-        .map(FileRow::from))
+    optional(db, &sql, &[&id, &owner_id]).await
 }
 
 /// Notified when an administrator busts the taxonomy cache, so that every replica drops its own.
@@ -751,19 +746,39 @@ pub async fn post_by_key(
         "SELECT {POST_COLUMNS} FROM queue.scheduled_posts \
          WHERE owner_id = $1 AND idempotency_key = $2"
     );
-    Ok(sql::query_opt(db, &sql, &[&owner_id, &idempotency_key])
-        .await?
-        .as_ref()
-        .map(PostRow::from))
+    optional(db, &sql, &[&owner_id, &idempotency_key]).await
+}
+
+/// The owner's post.
+pub async fn post(
+    db: &impl GenericClient,
+    owner_id: Uuid,
+    id: Uuid,
+) -> Result<Option<PostRow>, QueueError> {
+    let sql =
+        format!("SELECT {POST_COLUMNS} FROM queue.scheduled_posts WHERE id = $1 AND owner_id = $2");
+    optional(db, &sql, &[&id, &owner_id]).await
+}
+
+/// Cancels the owner's post if it is still `pending` (the scheduler has not taken it); the post
+/// then, or none.
+pub async fn cancel_pending_post(
+    db: &impl GenericClient,
+    owner_id: Uuid,
+    id: Uuid,
+) -> Result<Option<PostRow>, QueueError> {
+    let sql = format!(
+        "UPDATE queue.scheduled_posts SET status = 'cancelled', \
+           error_message = 'cancelled by its owner', updated_at = now() \
+         WHERE id = $1 AND owner_id = $2 AND status = 'pending' RETURNING {POST_COLUMNS}"
+    );
+    optional(db, &sql, &[&id, &owner_id]).await
 }
 
 /// The post whatever its owner: for the worker publishing it.
 pub async fn post_by_id(db: &impl GenericClient, id: Uuid) -> Result<Option<PostRow>, QueueError> {
     let sql = format!("SELECT {POST_COLUMNS} FROM queue.scheduled_posts WHERE id = $1");
-    Ok(sql::query_opt(db, &sql, &[&id])
-        .await?
-        .as_ref()
-        .map(PostRow::from))
+    optional(db, &sql, &[&id]).await
 }
 
 /// A page of the owner's posts, latest scheduled first, and how many pass the filter.
@@ -799,6 +814,10 @@ pub const PUBLISH_PRIORITY: i16 = 1;
 /// `FOR UPDATE SKIP LOCKED` (another scheduler running at the same time takes others), each
 /// gets its job (keyed `publish-<post id>`, unique per owner) with its outbox row, and moves to
 /// `publishing`. How many posts were taken.
+/// The start of the key of a post's `publish_post` job (`publish-<post id>`), which clients'
+/// keys may not take.
+pub const PUBLISH_KEY_PREFIX: &str = "publish-";
+
 pub async fn enqueue_due_posts(
     db: &impl GenericClient,
     limit: i64,
@@ -807,7 +826,7 @@ pub async fn enqueue_due_posts(
     // The message is the one `service::job_message` writes for every job.
     let sql = format!(
         "WITH due AS (\
-           SELECT id, owner_id, creator_profile_id, 'publish-' || id AS key \
+           SELECT id, owner_id, creator_profile_id, '{PUBLISH_KEY_PREFIX}' || id AS key \
            FROM queue.scheduled_posts WHERE status = 'pending' AND scheduled_for <= now() \
            ORDER BY scheduled_for, id LIMIT $1 FOR UPDATE SKIP LOCKED), \
          job AS (\

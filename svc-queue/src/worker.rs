@@ -629,11 +629,7 @@ impl Worker {
 
 /// The post a `publish_post` job publishes.
 fn post_of(job: &JobRow) -> Result<Uuid, QueueError> {
-    job.payload
-        .get("post_id")
-        .and_then(Value::as_str)
-        .and_then(|id| id.parse().ok())
-        .ok_or(QueueError::PostNotFound)
+    job.post_id().ok_or(QueueError::PostNotFound)
 }
 
 /// Whom a publication's quota is counted for: the post's owner, under the tier they scheduled

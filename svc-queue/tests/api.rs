@@ -1799,6 +1799,23 @@ impl TestQueue {
             .map(tonic::Response::into_inner)
     }
 
+    async fn cancel_post(
+        &self,
+        caller: &common::Identity,
+        post_id: &str,
+    ) -> Result<pb::Post, tonic::Status> {
+        let mut client = self.client.clone();
+        client
+            .cancel_post(request(
+                pb::CancelPostRequest {
+                    post_id: post_id.into(),
+                },
+                caller,
+            ))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
     /// Waits until the post is `status`; the post then.
     async fn wait_post(&self, caller: &common::Identity, post_id: &str, status: &str) -> pb::Post {
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -2184,6 +2201,12 @@ async fn a_post_is_scheduled_once_per_key_within_the_plan_and_checked_before_the
             "caption",
             Code::InvalidArgument,
         ),
+        (
+            // The scheduler's own keys for the posts' jobs.
+            later_post("publish-b"),
+            "idempotency_key",
+            Code::InvalidArgument,
+        ),
     ] {
         let err = queue.schedule(&me, change).await.unwrap_err();
         assert_eq!((err.code(), field(&err)), (code, named), "{err:?}");
@@ -2199,7 +2222,27 @@ async fn a_post_is_scheduled_once_per_key_within_the_plan_and_checked_before_the
     );
     assert_eq!(queue.posts(&me, "").await.unwrap().total, 3);
     assert_eq!(queue.posts(&me, "pending").await.unwrap().total, 3);
+
+    // Cancelling a pending post gives its slot back, once, and only its owner may.
+    let stranger = creator(Uuid::new_v4());
+    let missing = queue.cancel_post(&stranger, &post.id).await.unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    let cancelled = queue.cancel_post(&me, &post.id).await.unwrap();
+    assert_eq!(cancelled.status, "cancelled");
+    assert_eq!(
+        queue.cancel_post(&me, &post.id).await.unwrap().status,
+        "cancelled"
+    );
+    assert_eq!(queue.used(&me, "scheduled_posts").await, 2);
+    // (Under a new key: the key refused before is refused again.)
+    queue.schedule(&me, later_post("d2")).await.unwrap();
+    assert_eq!(queue.used(&me, "scheduled_posts").await, 3);
+    assert_eq!(queue.posts(&me, "cancelled").await.unwrap().total, 1);
+    assert_eq!(queue.posts(&me, "pending").await.unwrap().total, 3);
+    let not_an_id = queue.cancel_post(&me, "nope").await.unwrap_err();
+    assert_eq!(not_an_id.code(), Code::NotFound);
     assert_eq!(queue.posts(&me, "published").await.unwrap().total, 0);
+    assert_eq!(queue.posts(&me, "").await.unwrap().total, 4);
     let bogus = queue.posts(&me, "sent").await.unwrap_err();
     assert_eq!(field(&bogus), "status");
     assert_eq!(
@@ -2335,6 +2378,9 @@ async fn due_posts_are_published_once_each_by_two_schedulers_and_two_workers_thr
     );
     assert_eq!(queue.used(&me, "scheduled_posts").await, 6);
     assert_eq!(queue.used(&me, "published_posts").await, 6);
+    let finished = queue.cancel_post(&me, &scheduled[1]).await.unwrap_err();
+    assert_eq!(reason(&finished), "post_finished");
+    assert_eq!(queue.used(&me, "scheduled_posts").await, 6);
 }
 
 #[tokio::test]
@@ -2358,6 +2404,20 @@ async fn a_refused_post_fails_at_once_a_flaky_receiver_is_retried_and_a_cancelle
         "cancelled"
     );
     queue.wait_post(&me, &waiting.id, "cancelled").await;
+    // The same through the post: its job is cancelled with it.
+    let taken = queue
+        .schedule(&me, due_post("taken"))
+        .await
+        .unwrap()
+        .post
+        .unwrap();
+    let taken = queue.wait_post(&me, &taken.id, "publishing").await;
+    assert_eq!(
+        queue.cancel_post(&me, &taken.id).await.unwrap().status,
+        "cancelled"
+    );
+    assert_eq!(queue.job(owner, &taken.job_id).await.status, "cancelled");
+    assert_eq!(queue.used(&me, "scheduled_posts").await, 0);
 
     let _worker = spawn_worker(&queue.config);
     let refused = queue
@@ -2402,7 +2462,7 @@ async fn a_refused_post_fails_at_once_a_flaky_receiver_is_retried_and_a_cancelle
     queue.wait_post(&me, &flaky.id, "published").await;
     assert_eq!(receiver.delivered(), 1 + 3 + 1);
     assert_eq!(queue.used(&me, "published_posts").await, 1);
-    assert_eq!(queue.used(&me, "scheduled_posts").await, 3);
+    assert_eq!(queue.used(&me, "scheduled_posts").await, 2);
     assert_eq!(
         queue.wait_post(&me, &waiting.id, "cancelled").await.job_id,
         waiting.job_id

@@ -28,6 +28,8 @@ pub struct TestApp {
     pub credentials_url: String,
     /// The database every service of this app uses, for what a test checks in SQL.
     pub database_url: String,
+    /// svc-queue's configuration, for workers of the same deployment.
+    pub queue_config: svc_queue::Config,
     pub client: reqwest::Client,
     auth: RunningService,
     usage: RunningService,
@@ -96,23 +98,48 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with_resolve_cache(resolve_cache_ttl: Duration) -> TestApp {
-    spawn(resolve_cache_ttl, |_| {}, false).await
+    spawn(resolve_cache_ttl, |_| {}, |_| {}).await
 }
 
 /// The stack with svc-auth's configuration adjusted by `configure`.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut svc_auth::Config)) -> TestApp {
-    spawn(Duration::ZERO, configure, false).await
+    spawn(Duration::ZERO, configure, |_| {}).await
+}
+
+/// The stack with svc-queue's configuration adjusted by `configure`, on broker queues of its
+/// own.
+pub async fn spawn_app_with_queue(configure: impl FnOnce(&mut svc_queue::Config)) -> TestApp {
+    spawn(
+        Duration::ZERO,
+        |_| {},
+        |config| {
+            config.name_prefix = common::testing::broker_prefix();
+            configure(config);
+        },
+    )
+    .await
 }
 
 /// The stack with a media worker, on queues of its own.
 pub async fn spawn_app_with_worker() -> TestApp {
-    spawn(Duration::ZERO, |_| {}, true).await
+    let mut app = spawn_app_with_queue(|_| {}).await;
+    let config = app.queue_config.clone();
+    app.worker = Some(
+        tokio::spawn(async move {
+            let (health, _) = common::testing::random_listener().await;
+            svc_queue::run_worker(config, health, std::future::pending())
+                .await
+                .unwrap();
+        })
+        .abort_handle(),
+    );
+    app
 }
 
 async fn spawn(
     resolve_cache_ttl: Duration,
     configure: impl FnOnce(&mut svc_auth::Config),
-    with_worker: bool,
+    configure_queue: impl FnOnce(&mut svc_queue::Config),
 ) -> TestApp {
     let database = fresh_database().await;
     let mut auth = svc_auth::Config::local(
@@ -168,19 +195,10 @@ async fn spawn(
         "http://127.0.0.1:9/publish".parse().unwrap(),
         Secret::new("a-publishing-secret-of-the-e2e-tests"),
     ));
-    let worker = with_worker.then(|| {
-        queue_config.name_prefix = common::testing::broker_prefix();
-        let config = queue_config.clone();
-        tokio::spawn(async move {
-            let (health, _) = common::testing::random_listener().await;
-            svc_queue::run_worker(config, health, std::future::pending())
-                .await
-                .unwrap();
-        })
-        .abort_handle()
-    });
+    configure_queue(&mut queue_config);
+    let served_queue_config = queue_config.clone();
     let queue = RunningService::start(|listener, stopped| {
-        svc_queue::run(queue_config, listener, async {
+        svc_queue::run(served_queue_config, listener, async {
             let _ = stopped.await;
         })
     })
@@ -208,13 +226,14 @@ async fn spawn(
         auth_url: auth.url.clone(),
         credentials_url: credentials.url.clone(),
         database_url: database.url,
+        queue_config,
         client: http_client(),
         auth,
         usage,
         credentials,
         skills,
         queue,
-        worker,
+        worker: None,
         gateway: handle,
     }
 }

@@ -515,4 +515,16 @@ async fn posts_fans_stats_and_the_taxonomy_as_a_client_sees_them() {
     assert_eq!(bad_status.body["field"], "status");
     let usage = app.get("/api/usage", Some(&creator)).await;
     assert_eq!(usage.body["usage"]["scheduled_posts"]["used"], 1);
+
+    let path = format!("/api/posts/{}/cancel", stored["id"].as_str().unwrap());
+    let (_, stranger) = app.new_creator("not-the-scheduler@genie.test").await;
+    assert_error(
+        &app.post(&path, json!({}), Some(&stranger)).await,
+        StatusCode::NOT_FOUND,
+    );
+    let cancelled = app.post(&path, json!({}), Some(&creator)).await;
+    assert_eq!(cancelled.status, StatusCode::OK, "{:?}", cancelled.body);
+    assert_eq!(cancelled.body["post"]["status"], "cancelled");
+    let usage = app.get("/api/usage", Some(&creator)).await;
+    assert_eq!(usage.body["usage"]["scheduled_posts"]["used"], 0);
 }
