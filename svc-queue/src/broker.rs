@@ -178,6 +178,15 @@ impl Depths {
         }
     }
 
+    /// Whether the relay read the queue's depth within `age`.
+    pub fn seen_within(&self, queue: &str, age: Duration) -> bool {
+        self.0.lock().ok().is_some_and(|depths| {
+            depths
+                .get(queue)
+                .is_some_and(|depth| depth.seen.elapsed() < age)
+        })
+    }
+
     /// The queue's depth, if the relay saw it lately.
     pub fn get(&self, queue: &str) -> Option<Depth> {
         let depths = self.0.lock().ok()?;

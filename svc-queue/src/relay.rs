@@ -22,6 +22,9 @@ use crate::store;
 /// A sent outbox row is kept this long (to see what went out when), then deleted.
 pub const SENT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 const PRUNE_BATCH: i64 = 10_000;
+/// How often the depth of a queue with nothing to publish is read again, for the stats (which
+/// show a depth up to [`broker::DEPTH_FRESHNESS`] old).
+const DEPTH_REFRESH: Duration = Duration::from_secs(5);
 
 pub struct Relay {
     pub pool: Pool,
@@ -100,10 +103,18 @@ impl Relay {
         }
     }
 
-    /// Fills each job queue up to the backlog from the outbox; how many were published.
+    /// Fills each job queue that has due rows up to the backlog from the outbox; how many were
+    /// published. A queue with none is not looked into (the ranking of `lock_unsent` weighs every
+    /// job in flight, and every attempt's start and end wakes the relay), except that its depth
+    /// is read again when the last reading is [`DEPTH_REFRESH`] old, for the stats.
     async fn publish_due(&self, channel: &Channel) -> Result<i64, RelayError> {
+        let due = store::queues_with_due_rows(&self.pool.get().await?, &QUEUES).await?;
         let mut published = 0;
         for queue in QUEUES {
+            let has_due = due.iter().any(|name| name == queue);
+            if !has_due && self.depths.seen_within(queue, DEPTH_REFRESH) {
+                continue;
+            }
             let declared = channel
                 .queue_declare(
                     self.topology.queue(queue).as_str().into(),
@@ -117,7 +128,7 @@ impl Relay {
             self.depths
                 .record(queue, declared.message_count(), declared.consumer_count());
             let room = i64::from(self.backlog.saturating_sub(declared.message_count()));
-            if room > 0 {
+            if has_due && room > 0 {
                 published += self
                     .publish_batch(channel, queue, room.min(self.batch))
                     .await?;

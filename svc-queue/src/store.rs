@@ -214,6 +214,21 @@ pub struct Unsent {
 /// priority first, and within a priority the owners in turn. An owner's turn for a row is its
 /// place among the owner's unsent rows plus the owner's jobs in flight (published and not
 /// finished), so a creator with nothing running goes ahead of one whose burst fills the workers.
+/// Which of `queues` have an unsent row due now: the relay looks no further into the others.
+pub async fn queues_with_due_rows(
+    db: &impl GenericClient,
+    queues: &[&str],
+) -> Result<Vec<String>, QueueError> {
+    let rows = sql::query(
+        db,
+        "SELECT q FROM unnest($1::text[]) q WHERE EXISTS (SELECT 1 FROM queue.outbox \
+           WHERE queue_name = q AND sent_at IS NULL AND publish_after <= now())",
+        &[&queues],
+    )
+    .await?;
+    Ok(rows.iter().map(|row| row.get(0)).collect())
+}
+
 pub async fn lock_unsent(
     db: &impl GenericClient,
     queue: &str,

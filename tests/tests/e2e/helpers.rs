@@ -107,10 +107,13 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut svc_auth::Config)) -> Te
 }
 
 /// The stack with svc-queue's configuration adjusted by `configure`, on broker queues of its
-/// own.
-pub async fn spawn_app_with_queue(configure: impl FnOnce(&mut svc_queue::Config)) -> TestApp {
+/// own, and the gateway caching resolved users for `resolve_cache_ttl`.
+pub async fn spawn_app_with_queue(
+    resolve_cache_ttl: Duration,
+    configure: impl FnOnce(&mut svc_queue::Config),
+) -> TestApp {
     spawn(
-        Duration::ZERO,
+        resolve_cache_ttl,
         |_| {},
         |config| {
             config.name_prefix = common::testing::broker_prefix();
@@ -122,7 +125,7 @@ pub async fn spawn_app_with_queue(configure: impl FnOnce(&mut svc_queue::Config)
 
 /// The stack with a media worker, on queues of its own.
 pub async fn spawn_app_with_worker() -> TestApp {
-    let mut app = spawn_app_with_queue(|_| {}).await;
+    let mut app = spawn_app_with_queue(Duration::ZERO, |_| {}).await;
     let config = app.queue_config.clone();
     app.worker = Some(
         tokio::spawn(async move {
