@@ -418,13 +418,19 @@ impl From<pb::VaultEntry> for VaultEntryResponse {
 /// `{id}`
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeletedResponse {
-    /// The deleted entry.
+    /// What was deleted.
     #[schema(format = Uuid)]
     pub id: String,
 }
 
 impl From<pb::DeletedVaultEntry> for DeletedResponse {
     fn from(deleted: pb::DeletedVaultEntry) -> Self {
+        Self { id: deleted.id }
+    }
+}
+
+impl From<pb::DeletedProfile> for DeletedResponse {
+    fn from(deleted: pb::DeletedProfile) -> Self {
         Self { id: deleted.id }
     }
 }
@@ -834,6 +840,40 @@ pub async fn create_profile(
         .await
 }
 
+error_set! {
+    ProfileDeleteRules {
+        400 "invalid_body": "`id` is not a UUID",
+        404 "not_found": "no creator profile with this id, or another user's",
+        503 "service_unavailable": "the profile is deleted but svc-usage could not give back its platform yet: send the delete again",
+    }
+}
+
+/// Deletes a creator profile of the signed-in user, with its platform sessions, HITL requests and
+/// vault entries, and gives back its unit of the tier's `platforms`.
+#[utoipa::path(
+    tag = "credentials",
+    security(("bearer" = []), ("access_token" = []), ("session_cookie" = [])),
+    params(("id" = Uuid, Path, description = "The creator profile")),
+    responses(
+        (status = 200, description = "The deleted profile's id", body = Envelope<DeletedResponse>),
+        Errors<(Authenticated, ProfileDeleteRules)>,
+    )
+)]
+#[delete("/api/credentials/profiles/{id}")]
+pub async fn delete_profile(
+    AuthenticatedUser(caller): AuthenticatedUser,
+    id: EntryId,
+    state: web::Data<AppState>,
+) -> Reply<DeletedResponse> {
+    let request = pb::ProfileRef {
+        creator_profile_id: id.0.to_string(),
+    };
+    state
+        .credentials
+        .forward(&caller, request, rpc!(delete_profile))
+        .await
+}
+
 /// Reveals a vault entry with its secret (audited): the download credential of the original.
 #[utoipa::path(
     tag = "credentials",
@@ -1093,6 +1133,7 @@ pub fn routes(routes: &mut Routes) {
         .add(store_credentials)
         .add(reveal_credentials)
         .add(create_profile)
+        .add(delete_profile)
         .add(reveal_download_credential)
         .add(get_platform_session)
         .add(store_platform_session)

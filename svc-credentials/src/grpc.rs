@@ -281,6 +281,19 @@ impl pb::credentials_server::Credentials for CredentialsGrpc {
         Ok(Response::new(entry.into()))
     }
 
+    async fn delete_profile(
+        &self,
+        request: Request<pb::ProfileRef>,
+    ) -> Result<Response<pb::DeletedProfile>, Status> {
+        let caller = identity(&request)?;
+        let body = request.into_inner();
+        let id = self
+            .service
+            .delete_profile(&caller, &body.creator_profile_id)
+            .await?;
+        Ok(Response::new(pb::DeletedProfile { id: id.to_string() }))
+    }
+
     async fn delete_vault_entry(
         &self,
         request: Request<pb::VaultEntryRef>,

@@ -266,6 +266,30 @@ impl VaultService {
             .await?)
     }
 
+    /// Deletes a creator profile of the caller's and gives back its unit of `platforms`. When
+    /// the give-back fails after the delete, the answer is 503 and a repeated delete gives it
+    /// back (the profile is gone, but its key still holds the unit); a profile that is not the
+    /// caller's, and holds nothing of theirs, is 404.
+    pub async fn delete_profile(&self, identity: &Identity, id: &str) -> Result<Uuid, VaultError> {
+        let user_id = Caller::of(identity)?.user()?;
+        let id = domain::id("creator_profile_id", id)?;
+        let deleted = store::delete_profile(&self.pool.get().await?, id, user_id).await?;
+        match self
+            .quota
+            .release(identity, PLATFORMS, &platforms_key(id))
+            .await
+        {
+            Ok(released) if deleted || released => Ok(id),
+            Ok(_) => Err(VaultError::NotFound("creator profile")),
+            Err(err) => {
+                tracing::warn!(reason = %err.reason, profile = %id, "a deleted profile's platform was not given back");
+                Err(VaultError::Api(ApiError::unavailable(
+                    "the creator profile is deleted, but its platform could not be given back yet: send the delete again",
+                )))
+            }
+        }
+    }
+
     /// Inserts the profile. An error after the insert committed (its answer lost) must not give
     /// back the unit of a profile that exists, so the profile is looked up once more before the
     /// error is given.

@@ -485,6 +485,21 @@ pub async fn update_entry(
     Ok(row.into())
 }
 
+/// Deletes the owner's creator profile; what refers to it goes with it (`ON DELETE CASCADE`).
+pub async fn delete_profile(
+    db: &impl GenericClient,
+    id: Uuid,
+    owner: Uuid,
+) -> Result<bool, VaultError> {
+    Ok(sql::execute(
+        db,
+        "DELETE FROM credentials.creator_profiles WHERE id = $1 AND user_id = $2",
+        &[&id, &owner],
+    )
+    .await?
+        == 1)
+}
+
 pub async fn delete_entry(
     db: &impl GenericClient,
     id: Uuid,

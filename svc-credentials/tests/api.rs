@@ -147,6 +147,25 @@ impl Vault {
             .into_inner())
     }
 
+    async fn delete_profile_as(
+        &self,
+        identity: &Identity,
+        id: &str,
+    ) -> Result<pb::DeletedProfile, tonic::Status> {
+        let request = testing::request(
+            pb::ProfileRef {
+                creator_profile_id: id.into(),
+            },
+            identity,
+        );
+        Ok(self
+            .client
+            .clone()
+            .delete_profile(request)
+            .await?
+            .into_inner())
+    }
+
     /// The `platforms` of `identity`'s usage report (what `GET /api/usage` shows): (used, limit,
     /// remaining).
     async fn platforms(&self, identity: &Identity) -> (i64, i64, i64) {
@@ -1214,6 +1233,84 @@ async fn a_starter_creates_one_profile_and_the_second_is_limit_reached() {
         .await
         .unwrap();
     assert_eq!(vault.platforms(&other).await, (1, 1, 0));
+}
+
+#[tokio::test]
+async fn deleting_a_profile_gives_its_platform_back_once_and_only_to_its_owner() {
+    let vault = spawn_vault().await;
+    let owner = Uuid::new_v4();
+    let starter = user(owner);
+    let first = vault
+        .create_profile_as(&starter, "first", Some(json!({"pw": "one"})))
+        .await
+        .unwrap();
+    let stranger = user(Uuid::new_v4());
+    let theirs = vault
+        .delete_profile_as(&stranger, &first.id)
+        .await
+        .unwrap_err();
+    assert_eq!(theirs.code(), tonic::Code::NotFound);
+    assert_eq!(vault.platforms(&starter).await, (1, 1, 0));
+
+    let deleted = vault.delete_profile_as(&starter, &first.id).await.unwrap();
+    assert_eq!(deleted.id, first.id);
+    assert_eq!(vault.profiles_of(owner).await, 0);
+    assert_eq!(vault.platforms(&starter).await, (0, 1, 1));
+    let again = vault
+        .delete_profile_as(&starter, &first.id)
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), tonic::Code::NotFound);
+    assert_eq!(
+        vault.platforms(&starter).await,
+        (0, 1, 1),
+        "given back once"
+    );
+    // The slot is free for another profile.
+    vault
+        .create_profile_as(&starter, "second", None)
+        .await
+        .unwrap();
+    assert_eq!(vault.platforms(&starter).await, (1, 1, 0));
+    let bad = vault
+        .delete_profile_as(&starter, "not-an-id")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (bad.code(), field(&bad)),
+        (tonic::Code::InvalidArgument, "creator_profile_id")
+    );
+}
+
+#[tokio::test]
+async fn a_delete_whose_give_back_failed_is_answered_503_and_gives_it_back_when_sent_again() {
+    let database = fresh_database().await;
+    let usage = start_usage(&database.url).await;
+    let proxy = common::testing::proxy::TcpProxy::start(usage.addr).await;
+    let vault = start_with(&database.url, keys(KEY_1, &[], &[]), |config| {
+        config.usage_grpc_url = format!("http://{}", proxy.addr());
+        config.quota_timeout = Duration::from_millis(500);
+    })
+    .await
+    .unwrap();
+    let starter = user(Uuid::new_v4());
+    let profile = vault
+        .create_profile_as(&starter, "first", None)
+        .await
+        .unwrap();
+    proxy.cut();
+    let failed = vault
+        .delete_profile_as(&starter, &profile.id)
+        .await
+        .unwrap_err();
+    assert_eq!(failed.code(), Code::Unavailable, "{failed:?}");
+    assert_eq!(vault.platforms(&starter).await, (1, 1, 0), "still held");
+    proxy.restore();
+    vault
+        .delete_profile_as(&starter, &profile.id)
+        .await
+        .unwrap();
+    assert_eq!(vault.platforms(&starter).await, (0, 1, 1));
 }
 
 #[tokio::test]

@@ -520,3 +520,43 @@ async fn text_with_nul_is_refused_naming_the_field_on_every_storing_route() {
     assert_eq!(renamed.body["field"], "first_name");
     assert_error(&renamed, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn a_deleted_profile_frees_its_platform_for_another() {
+    let app = spawn_app().await;
+    let (token, profile) = creator_with_profile(&app, "moving@genie.test", json!("pw-7")).await;
+    let usage = app.get("/api/usage", Some(&token)).await;
+    assert_eq!(usage.body["usage"]["platforms"]["used"], 1);
+    let delete = |path: String, token: String| {
+        app.send(app.client.delete(app.url(&path)).bearer_auth(token))
+    };
+    let bad = delete("/api/credentials/profiles/nope".into(), token.clone()).await;
+    assert_error(&bad, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.body["field"], "id");
+    let (_, stranger) = app.new_creator("not-moving@genie.test").await;
+    let path = format!("/api/credentials/profiles/{profile}");
+    assert_error(&delete(path.clone(), stranger).await, StatusCode::NOT_FOUND);
+
+    let deleted = delete(path.clone(), token.clone()).await;
+    assert_eq!(deleted.status, StatusCode::OK, "{:?}", deleted.body);
+    assert_eq!(deleted.body["id"], profile.as_str());
+    assert_error(&delete(path, token.clone()).await, StatusCode::NOT_FOUND);
+    let revealed = app
+        .post(
+            "/api/credentials/reveal",
+            json!({"creatorProfileId": profile}),
+            Some(&token),
+        )
+        .await;
+    assert_error(&revealed, StatusCode::NOT_FOUND);
+    let usage = app.get("/api/usage", Some(&token)).await;
+    assert_eq!(usage.body["usage"]["platforms"]["used"], 0);
+    let another = app
+        .post(
+            "/api/credentials/create-profile",
+            json!({"platform": "fansly", "username": "moved"}),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(another.status, StatusCode::OK, "{:?}", another.body);
+}
