@@ -137,13 +137,12 @@ impl Connector for Webhook {
                 ))
             })?;
         let status = sent.status();
-        let answer = sent.bytes().await.unwrap_or_default();
         if status.is_success() {
             // A receiver may answer what the platform said (`{platform_post_id, url}`); any
             // other answer is kept out of the result.
-            let said = (answer.len() <= MAX_ANSWER_BYTES)
-                .then(|| serde_json::from_slice::<Value>(&answer).ok())
-                .flatten()
+            let said = bounded_answer(sent)
+                .await
+                .and_then(|answer| serde_json::from_slice::<Value>(&answer).ok())
                 .filter(Value::is_object)
                 .unwrap_or(Value::Null);
             return Ok(said);
@@ -158,6 +157,19 @@ impl Connector for Webhook {
             Err(ConnectorError::Refused(problem))
         }
     }
+}
+
+/// The answer's body if it is at most [`MAX_ANSWER_BYTES`]; a longer one is not read further
+/// (a receiver cannot make the worker hold a body of any size).
+async fn bounded_answer(mut answer: reqwest::Response) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    while let Some(chunk) = answer.chunk().await.ok()? {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return None;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Some(body)
 }
 
 #[cfg(test)]

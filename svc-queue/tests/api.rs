@@ -1633,6 +1633,8 @@ struct Delivery {
 struct Receiver {
     url: url::Url,
     status: std::sync::Arc<std::sync::atomic::AtomicU16>,
+    /// Bytes of padding in each answer, to make it as long as a test needs.
+    padding: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     deliveries: std::sync::Arc<std::sync::Mutex<Vec<Delivery>>>,
     _server: tokio::task::JoinHandle<()>,
 }
@@ -1645,13 +1647,16 @@ impl Receiver {
             .parse()
             .unwrap();
         let status = std::sync::Arc::new(std::sync::atomic::AtomicU16::new(status));
+        let padding = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let deliveries = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let server = tokio::spawn({
-            let (status, deliveries) = (status.clone(), deliveries.clone());
+            let (status, padding, deliveries) =
+                (status.clone(), padding.clone(), deliveries.clone());
             async move {
                 loop {
                     let (mut socket, _) = listener.accept().await.unwrap();
-                    let (status, deliveries) = (status.clone(), deliveries.clone());
+                    let (status, padding, deliveries) =
+                        (status.clone(), padding.clone(), deliveries.clone());
                     tokio::spawn(async move {
                         let mut received = Vec::new();
                         let mut buffer = [0u8; 16 * 1024];
@@ -1683,8 +1688,10 @@ impl Receiver {
                             }
                         }
                         let body = received[head_end..head_end + length].to_vec();
+                        let padding = padding.load(std::sync::atomic::Ordering::SeqCst);
                         let answer = serde_json::json!({
                             "platform_post_id": format!("p-{}", headers["x-genie-delivery"]),
+                            "padding": "x".repeat(padding),
                         })
                         .to_string();
                         deliveries.lock().unwrap().push(Delivery { headers, body });
@@ -1703,6 +1710,7 @@ impl Receiver {
         Self {
             url,
             status,
+            padding,
             deliveries,
             _server: server,
         }
@@ -2463,6 +2471,21 @@ async fn a_refused_post_fails_at_once_a_flaky_receiver_is_retried_and_a_cancelle
     assert_eq!(receiver.delivered(), 1 + 3 + 1);
     assert_eq!(queue.used(&me, "published_posts").await, 1);
     assert_eq!(queue.used(&me, "scheduled_posts").await, 2);
+
+    // An answer of any length is not held: past 16 KiB it is not read, the post still published.
+    receiver
+        .padding
+        .store(8 << 20, std::sync::atomic::Ordering::SeqCst);
+    let long = queue
+        .schedule(&me, due_post("long"))
+        .await
+        .unwrap()
+        .post
+        .unwrap();
+    let long = queue.wait_post(&me, &long.id, "published").await;
+    let result: serde_json::Value =
+        serde_json::from_str(&queue.job(owner, &long.job_id).await.result_json).unwrap();
+    assert!(result["published"].is_null(), "{result}");
     assert_eq!(
         queue.wait_post(&me, &waiting.id, "cancelled").await.job_id,
         waiting.job_id
