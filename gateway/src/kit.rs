@@ -43,6 +43,20 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{IntoResponses, ToSchema};
 use utoipa_actix_web::OpenApiFactory;
 
+/// proto3 has no absent strings; an empty one in a service's answer means "none".
+pub fn non_empty(value: String) -> Option<String> {
+    (!value.is_empty()).then_some(value)
+}
+
+/// A part of an answer a service must send; its absence is that service's bug, answered as a
+/// 500.
+pub fn present<T>(value: Option<T>, what: &'static str) -> Result<T, ApiError> {
+    value.ok_or_else(|| {
+        tracing::error!(what, "a service left out a part of its answer");
+        ApiError::internal()
+    })
+}
+
 /// Calls one RPC of a generated client: `rpc!(reveal_credentials)` is the closure that
 /// [`Service::call`](crate::upstream::Service::call) and `forward` take.
 #[macro_export]

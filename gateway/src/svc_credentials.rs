@@ -23,7 +23,7 @@ use uuid::Uuid;
 use crate::body::NonBlank;
 use crate::kit::{
     Authenticated, Envelope, Errors, Input, JsonBody, OwnerOrSecret, Query, QueryParams, Reply,
-    Routes,
+    Routes, non_empty, present,
 };
 use crate::session::{AuthenticatedUser, OwnerOrSystem};
 use crate::state::AppState;
@@ -44,19 +44,6 @@ fn open(secret: Option<pb::Secret>, what: &'static str) -> Result<Value, ApiErro
         tracing::error!(what, "svc-credentials revealed a secret that is not JSON");
         ApiError::internal()
     })
-}
-
-/// A part of an answer svc-credentials must send; its absence is its bug, answered as a 500.
-fn present<T>(value: Option<T>, what: &'static str) -> Result<T, ApiError> {
-    value.ok_or_else(|| {
-        tracing::error!(what, "svc-credentials left out a part of its answer");
-        ApiError::internal()
-    })
-}
-
-/// proto3 has no absent strings; an empty one means "none".
-fn non_empty(value: String) -> Option<String> {
-    (!value.is_empty()).then_some(value)
 }
 
 /// Key versions start at 1; 0 means "nothing sealed".

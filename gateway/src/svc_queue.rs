@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::body::{Integer, NonBlank, read_form};
 use crate::kit::{
     AdminOnly, Authenticated, Envelope, Errors, Input, JsonBody, PathId, Query, QueryParams,
-    QuotaGated, Reply, Routes,
+    QuotaGated, Reply, Routes, non_empty, present,
 };
 use crate::session::{Admin, AuthenticatedUser};
 use crate::state::AppState;
@@ -61,10 +61,6 @@ pub struct JobView {
     pub completed_at: Option<String>,
 }
 
-fn non_empty(text: String) -> Option<String> {
-    (!text.is_empty()).then_some(text)
-}
-
 impl TryFrom<pb::Job> for JobView {
     type Error = ApiError;
 
@@ -109,12 +105,8 @@ impl TryFrom<pb::Job> for JobView {
     }
 }
 
-fn present(job: Option<pb::Job>) -> Result<JobView, ApiError> {
-    job.ok_or_else(|| {
-        tracing::error!("svc-queue left out the job of its answer");
-        ApiError::internal()
-    })?
-    .try_into()
+fn job(job: Option<pb::Job>) -> Result<JobView, ApiError> {
+    present(job, "job")?.try_into()
 }
 
 /// `{jobId, job, replayed}`
@@ -134,7 +126,7 @@ impl TryFrom<pb::Enqueued> for EnqueuedJob {
     type Error = ApiError;
 
     fn try_from(enqueued: pb::Enqueued) -> Result<Self, ApiError> {
-        let job = present(enqueued.job)?;
+        let job = job(enqueued.job)?;
         Ok(Self {
             job_id: job.id.clone(),
             job,
@@ -160,8 +152,8 @@ impl TryFrom<pb::Job> for OneJob {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct JobsMeta {
-    /// Jobs of the caller passing the filter.
+pub struct ListMeta {
+    /// The caller's items (jobs, fans, posts) passing the filter.
     pub filter_count: i64,
 }
 
@@ -169,7 +161,7 @@ pub struct JobsMeta {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JobList {
     pub data: Vec<JobView>,
-    pub meta: JobsMeta,
+    pub meta: ListMeta,
 }
 
 impl TryFrom<pb::JobPage> for JobList {
@@ -182,7 +174,7 @@ impl TryFrom<pb::JobPage> for JobList {
                 .into_iter()
                 .map(JobView::try_from)
                 .collect::<Result<_, _>>()?,
-            meta: JobsMeta {
+            meta: ListMeta {
                 filter_count: page.total,
             },
         })
@@ -754,7 +746,7 @@ impl From<pb::Classification> for Classified {
 
 error_set! {
     ClassifyRules {
-        400 "invalid_body": "no tags, over 100, an empty tag or one over 100 bytes (`field` is `tags`)",
+        400 "invalid_body": "no tags, over 100, or a tag empty, over 100 bytes or holding a control character (`field` is `tags`)",
     }
 }
 
@@ -803,7 +795,7 @@ pub struct FanView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FanList {
     pub data: Vec<FanView>,
-    pub meta: JobsMeta,
+    pub meta: ListMeta,
 }
 
 impl From<pb::FanPage> for FanList {
@@ -826,7 +818,7 @@ impl From<pb::FanPage> for FanList {
             .collect();
         Self {
             data,
-            meta: JobsMeta {
+            meta: ListMeta {
                 filter_count: page.total,
             },
         }
@@ -961,12 +953,8 @@ impl TryFrom<pb::Scheduled> for ScheduledPost {
     type Error = ApiError;
 
     fn try_from(scheduled: pb::Scheduled) -> Result<Self, ApiError> {
-        let post = scheduled.post.ok_or_else(|| {
-            tracing::error!("svc-queue left out the post of its answer");
-            ApiError::internal()
-        })?;
         Ok(Self {
-            post: post.try_into()?,
+            post: present(scheduled.post, "post")?.try_into()?,
             replayed: scheduled.replayed,
         })
     }
@@ -1030,15 +1018,10 @@ pub async fn schedule_post(
     req: HttpRequest,
 ) -> Reply<ScheduledPost> {
     let idempotency_key = idempotency_key(req.headers(), body.idempotency_key)?;
+    // svc-queue checks that it is an object.
     let platform_specific_config_json = match body.platform_specific_config {
         None | Some(Value::Null) => String::new(),
-        Some(config @ Value::Object(_)) => config.to_string(),
-        Some(_) => {
-            return Err(ApiError::invalid_field(
-                "platform_specific_config",
-                "must be a JSON object",
-            ));
-        }
+        Some(config) => config.to_string(),
     };
     let request = pb::SchedulePostRequest {
         creator_profile_id: body.creator_profile_id.into(),
@@ -1060,7 +1043,7 @@ pub async fn schedule_post(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PostList {
     pub data: Vec<PostView>,
-    pub meta: JobsMeta,
+    pub meta: ListMeta,
 }
 
 impl TryFrom<pb::PostPage> for PostList {
@@ -1073,7 +1056,7 @@ impl TryFrom<pb::PostPage> for PostList {
                 .into_iter()
                 .map(PostView::try_from)
                 .collect::<Result<_, _>>()?,
-            meta: JobsMeta {
+            meta: ListMeta {
                 filter_count: page.total,
             },
         })

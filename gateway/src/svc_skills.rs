@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::body::{Integer, NonBlank};
 use crate::kit::{
     AdminOnly, Authenticated, Envelope, Errors, Input, JsonBody, PathId, Query, QueryParams, Reply,
-    Routes,
+    Routes, present,
 };
 use crate::session::{Admin, AuthenticatedUser};
 use crate::state::AppState;
@@ -52,12 +52,8 @@ impl From<pb::Skill> for SkillView {
     }
 }
 
-/// A part of an answer svc-skills must send; its absence is its bug, answered as a 500.
-fn present(skill: Option<pb::Skill>) -> Result<SkillView, ApiError> {
-    skill.map(SkillView::from).ok_or_else(|| {
-        tracing::error!("svc-skills left out a skill of its answer");
-        ApiError::internal()
-    })
+fn skill(skill: Option<pb::Skill>) -> Result<SkillView, ApiError> {
+    present(skill, "skill").map(SkillView::from)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -163,7 +159,7 @@ impl TryFrom<pb::SearchResults> for SearchResults {
                 .into_iter()
                 .map(|hit| {
                     Ok(SearchHit {
-                        skill: present(hit.skill)?,
+                        skill: skill(hit.skill)?,
                         score: hit.score,
                         snippet: hit.snippet,
                     })
@@ -200,7 +196,7 @@ impl TryFrom<pb::RelatedList> for RelatedList {
                 .into_iter()
                 .map(|related| {
                     Ok(RelatedSkill {
-                        skill: present(related.skill)?,
+                        skill: skill(related.skill)?,
                         weight: related.weight,
                         kinds: related.kinds,
                     })
@@ -250,7 +246,7 @@ impl TryFrom<pb::ActivationList> for Activation {
                 .map(|activated| {
                     let why = activated.why.unwrap_or_default();
                     Ok(ActivatedSkill {
-                        skill: present(activated.skill)?,
+                        skill: skill(activated.skill)?,
                         activation_score: activated.activation_score,
                         why: Why {
                             matched_tags: why.matched_tags,

@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{UserReply, UserView, non_empty};
+use super::{UserReply, UserView};
 use crate::body::NonBlank;
+use crate::kit::non_empty;
 use crate::kit::{
     AdminOnly, Authenticated, Envelope, Errors, Input, JsonBody, Reply, Routes, SecretOnly,
 };

@@ -9,9 +9,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use super::non_empty;
 use crate::body::{DirectusJson, NonBlank, body_limit, parse_object, read_json};
 use crate::directus::DirectusError;
+use crate::kit::non_empty;
 use crate::kit::{Errors, Routes};
 use crate::middleware::request_id;
 use crate::rate_limit::{LoginAttempt, email_key};

@@ -10,12 +10,7 @@ use proto::auth::v1 as pb;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::kit::Routes;
-
-/// proto3 has no absent strings; an empty one means "none".
-fn non_empty(value: String) -> Option<String> {
-    (!value.is_empty()).then_some(value)
-}
+use crate::kit::{Routes, non_empty};
 
 /// A user as our `/api` routes show it.
 #[derive(Debug, Serialize, ToSchema)]
