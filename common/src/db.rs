@@ -273,6 +273,24 @@ pub async fn migrate(url: &str, schema: &str, mut runner: refinery::Runner) -> R
     Ok(())
 }
 
+/// The outcome of a write whose answer may be lost (the connection broke after the commit, or
+/// the read after it failed): on an error, `look_up` says whether the write happened after all;
+/// what it finds stands, else the write's error. For writes whose failure undoes something else
+/// (a refund), which must not happen for a row that exists.
+pub async fn written_or_found<T, E>(
+    write: impl Future<Output = Result<T, E>>,
+    look_up: impl Future<Output = Result<Option<T>, E>>,
+) -> Result<T, E> {
+    let err = match write.await {
+        Ok(written) => return Ok(written),
+        Err(err) => err,
+    };
+    match look_up.await {
+        Ok(Some(found)) => Ok(found),
+        _ => Err(err),
+    }
+}
+
 /// Wakes `wake` on every `NOTIFY` on `channel`, and once after each (re)connection, since what
 /// was notified while disconnected is lost; reconnects with a backoff. Runs until dropped. For
 /// work other processes signal through the database (a job finished, so there is room to

@@ -295,17 +295,11 @@ impl VaultService {
     /// error is given.
     async fn insert_profile_once(&self, profile: NewProfile<'_>) -> Result<ProfileRow, VaultError> {
         let (id, user_id) = (profile.id, profile.user_id);
-        let inserted =
-            async { store::insert_profile(&self.pool.get().await?, profile).await }.await;
-        let Err(err) = inserted else {
-            return inserted;
-        };
-        let again =
-            async { store::profile(&self.pool.get().await?, id, Some(user_id), false).await }.await;
-        match again {
-            Ok(Some(profile)) => Ok(profile),
-            _ => Err(err),
-        }
+        common::db::written_or_found(
+            async { store::insert_profile(&self.pool.get().await?, profile).await },
+            async { store::profile(&self.pool.get().await?, id, Some(user_id), false).await },
+        )
+        .await
     }
 
     pub async fn store_credentials(

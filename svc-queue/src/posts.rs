@@ -235,23 +235,14 @@ impl QueueService {
     /// Stores the post under its key once; an error whose insert may have committed looks the
     /// key up again, so that a stored post is not refunded.
     async fn store_post_once(&self, post: &PostRow) -> Result<PostRow, QueueError> {
-        let stored = async { store::insert_post_once(&self.pool.get().await?, post).await }.await;
-        let Err(err) = stored else {
-            return stored;
-        };
-        let again = async {
-            store::post_by_key(
-                &self.pool.get().await?,
-                post.owner_id,
-                &post.idempotency_key,
-            )
-            .await
-        }
-        .await;
-        match again {
-            Ok(Some(post)) => Ok(post),
-            _ => Err(err),
-        }
+        common::db::written_or_found(
+            async { store::insert_post_once(&self.pool.get().await?, post).await },
+            async {
+                let db = self.pool.get().await?;
+                store::post_by_key(&db, post.owner_id, &post.idempotency_key).await
+            },
+        )
+        .await
     }
 
     /// A page of the caller's posts, latest scheduled first, optionally of one status.

@@ -274,18 +274,13 @@ impl QueueService {
     /// lost, the read after it failed) must not refund a job that exists, so the key is looked
     /// up once more before the error is given.
     async fn store_once(&self, job: &NewJob<'_>) -> Result<JobRow, QueueError> {
-        let stored = async { store::insert_job_once(&self.pool.get().await?, job).await }.await;
-        let Err(err) = stored else {
-            return stored;
-        };
-        let again = async {
-            store::job_by_key(&self.pool.get().await?, job.owner_id, job.idempotency_key).await
-        }
-        .await;
-        match again {
-            Ok(Some(job)) => Ok(job),
-            _ => Err(err),
-        }
+        common::db::written_or_found(
+            async { store::insert_job_once(&self.pool.get().await?, job).await },
+            async {
+                store::job_by_key(&self.pool.get().await?, job.owner_id, job.idempotency_key).await
+            },
+        )
+        .await
     }
 
     /// An input file must be the caller's, and of the operation's medium.
